@@ -1,0 +1,68 @@
+"""What every command shares: running the async client, printing, failing cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from client_sdk._errors import ParleyError, TransportError, VerificationError
+from client_sdk.client import ParleyClient
+
+T = TypeVar("T")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error on stderr and return the exit to raise."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` and turn SDK errors into a message and a non-zero exit."""
+    try:
+        return asyncio.run(_run(work))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except VerificationError as exc:
+        raise fail(f"verification failed: {exc}", 1) from exc
+    except TransportError as exc:
+        raise fail(str(exc), 2) from exc
+    except ParleyError as exc:
+        raise fail(str(exc), 1) from exc
+
+
+async def _run(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+def open_client() -> ParleyClient:
+    """The client of the current profile (`$PARLEY_HOME`)."""
+    try:
+        return ParleyClient.open()
+    except ParleyError as exc:
+        raise fail(str(exc)) from exc
+
+
+def with_client(work: Callable[[ParleyClient], Awaitable[T]]) -> T:
+    """Open the profile's client, run `work` with it, close it."""
+
+    async def wrapped() -> T:
+        async with open_client() as client:
+            return await work(client)
+
+    return run(wrapped)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (no colour, no wrapping)."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

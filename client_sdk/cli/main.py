@@ -1,0 +1,33 @@
+"""The `parley` command: the SDK's commands, plus any installed plugins
+(``parley.cli`` entry points; the server adds ``serve`` and ``admin``)."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import typer
+
+from client_sdk.cli import identity, messages, rooms
+
+PLUGIN_GROUP = "parley.cli"
+
+
+def build_app() -> typer.Typer:
+    """The whole `parley` command tree."""
+    app = typer.Typer(
+        name="parley",
+        help="Parley: end-to-end-encrypted, verifiable mediated negotiations.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    identity.register(app)
+    app.add_typer(rooms.room_app, name="room")
+    messages.register(app)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        entry.load()(app)
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    build_app()()

@@ -1,0 +1,78 @@
+"""``parley send`` and ``parley read``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from client_sdk.cli.common import out, print_json, with_client
+from client_sdk.client import Message, ParleyClient
+
+
+def send(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    text: Annotated[str, typer.Argument(help="The message, or - to read it from stdin.")],
+    channel: Annotated[str, typer.Option(help="The channel.")] = "plenary",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Encrypt and send a message to the room."""
+    body = sys.stdin.read() if text == "-" else text
+    receipt = with_client(lambda c: c.send(room_id, body, channel=channel))
+    if json_output:
+        print_json(
+            {"seq": receipt.seq, "leaf_index": receipt.leaf_index, "message_id": receipt.message_id}
+        )
+    else:
+        out.print(f"sent as #{receipt.seq}")
+
+
+def message_json(message: Message) -> dict[str, object]:
+    """A message as the JSON line `parley read --json` prints."""
+    return {
+        "seq": message.seq,
+        "room_id": message.room_id,
+        "channel": message.channel,
+        "message_id": message.message_id,
+        "sender_account_id": message.sender_account_id,
+        "sender_name": message.sender_name,
+        "sender_device": message.sender_device,
+        "sent_at": datetime.fromtimestamp(message.sent_at / 1000, UTC).isoformat(),
+        "server_time": datetime.fromtimestamp(message.server_time / 1000, UTC).isoformat(),
+        "leaf_index": message.leaf_index,
+        "text": message.text,
+    }
+
+
+def read(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    after: Annotated[int, typer.Option(help="Only events after this sequence number.")] = 0,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep streaming new messages.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Print the room's messages, each verified and decrypted."""
+
+    async def work(client: ParleyClient) -> None:
+        async for message in client.messages(room_id, after=after, follow=follow):
+            if json_output:
+                print_json(message_json(message))
+            else:
+                when = datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
+                out.print(
+                    f"[dim]#{message.seq} {when}[/] [bold]{message.sender_name}[/]: ",
+                    end="",
+                    highlight=False,
+                )
+                out.print(message.text, markup=False, highlight=False)
+
+    with_client(work)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the messaging commands."""
+    app.command("send")(send)
+    app.command("read")(read)

@@ -1,0 +1,676 @@
+"""The async Parley client: enrollment, rooms, sending and verified reading.
+
+    async with ParleyClient.open(home, passphrase) as client:
+        room = await client.create_room("Talks")
+        await client.send(room.room_id, "hello")
+        async for message in client.messages(room.room_id, follow=True):
+            print(message.sender_name, message.text)
+
+Everything the server serves is checked before it is used or shown: accounts
+by their own signatures, rosters by the mediators' signature chain, messages
+by their sender's signature and exact recipient set. Nothing is returned
+half-verified; a failed check raises `VerificationError`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+from pydantic import ValidationError
+
+from client_sdk._errors import ProtocolError, VerificationError
+from client_sdk._http import HttpSession
+from client_sdk._stream import EventStream
+from client_sdk._verify import (
+    VerifiedAccount,
+    verify_account,
+    verify_roster_step,
+)
+from client_sdk.keystore import (
+    DEFAULT_SCRYPT_N,
+    Keystore,
+    KeystoreState,
+    PinResult,
+    default_home,
+    passphrase_from_env_or_prompt,
+)
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.envelope import (
+    Envelope,
+    Recipient,
+    open_envelope,
+    seal_envelope,
+)
+from client_sdk.protocol.fingerprint import check_safety_number, safety_number
+from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
+from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.statements import (
+    DeviceCert,
+    EncryptionKeyCert,
+    Registration,
+    Roster,
+    RosterDevice,
+    RosterMember,
+    SignedStatement,
+    sign_statement,
+)
+
+PLENARY = "plenary"
+DEFAULT_KEY_LIFETIME_MS = 7 * 24 * 3600 * 1000
+Clock = Callable[[], int]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A room member as the verified roster lists it."""
+
+    account_id: str
+    name: str
+    side: Side
+    device_ids: list[str]
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """A room with its verified current roster."""
+
+    room_id: str
+    title: str
+    status: str
+    mode: str
+    require_verified: bool
+    roster_version: int
+    last_seq: int
+    side: str
+    members: list[Member]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The server's acknowledgement of a sent message (after commit)."""
+
+    room_id: str
+    seq: int
+    leaf_index: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decrypted message whose signature and recipients were verified."""
+
+    room_id: str
+    seq: int
+    leaf_index: int
+    channel: str
+    message_id: str
+    sender_account_id: str
+    sender_name: str
+    sender_device: str
+    sent_at: int
+    server_time: int
+    text: str
+    content: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _RoomChain:
+    """The verified roster versions of one room, in order."""
+
+    rosters: dict[int, tuple[Roster, SignedStatement]] = field(default_factory=dict)
+
+    @property
+    def newest(self) -> int:
+        return max(self.rosters, default=0)
+
+
+class ParleyClient:
+    """One device's connection to a Parley server."""
+
+    def __init__(
+        self,
+        keystore: Keystore,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = _now_ms,
+    ) -> None:
+        """Use an opened keystore; see `open` and `enroll`."""
+        self.keystore = keystore
+        state = keystore.state
+        self.clock = clock
+        self.http = HttpSession(
+            state.server,
+            device_id=state.device_id,
+            device_key=state.device_key,
+            transport=transport,
+        )
+        self._chains: dict[str, _RoomChain] = {}
+        self._accounts: dict[str, VerifiedAccount] = {}
+
+    @classmethod
+    def open(
+        cls,
+        home: Path | None = None,
+        passphrase: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> ParleyClient:
+        """Open the keystore in `home` (default `$PARLEY_HOME`) and connect as its device."""
+        home = home or default_home()
+        passphrase = passphrase if passphrase is not None else passphrase_from_env_or_prompt()
+        return cls(Keystore.open(home, passphrase), transport=transport)
+
+    @classmethod
+    async def enroll(
+        cls,
+        *,
+        server: str,
+        token: str,
+        home: Path,
+        passphrase: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = _now_ms,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> ParleyClient:
+        """Generate keys here, register their public halves, and save them in a new keystore."""
+        if Keystore.exists(home):
+            raise ProtocolError(f"{home} already holds a keystore; use another PARLEY_HOME")
+        http = HttpSession(server, transport=transport)
+        try:
+            preview = await http.request(
+                "POST", "/v1/enroll/preview", json={"token": token}, auth=False
+            )
+            account_id, name, role = preview["account_id"], preview["name"], Role(preview["role"])
+            now = clock()
+            account_key, device_key = SigningKey.generate(), SigningKey.generate()
+            enc_key = EncryptionKey.generate()
+            device_id = key_id(device_key.public_bytes())
+            not_after = now + DEFAULT_KEY_LIFETIME_MS
+            body = {
+                "token": token,
+                "registration": _dump(
+                    sign_statement(
+                        account_key,
+                        Registration(
+                            account_id=account_id,
+                            name=name,
+                            role=role,
+                            account_key=b64e(account_key.public_bytes()),
+                            issued_at=now,
+                        ),
+                    )
+                ),
+                "device_cert": _dump(
+                    sign_statement(
+                        account_key,
+                        DeviceCert(
+                            account_id=account_id,
+                            device_id=device_id,
+                            signing_key=b64e(device_key.public_bytes()),
+                            issued_at=now,
+                        ),
+                    )
+                ),
+                "encryption_key_cert": _dump(
+                    _encryption_cert(account_key, account_id, device_id, enc_key, now, not_after)
+                ),
+            }
+            await http.request("POST", "/v1/enroll", json=body, auth=False)
+        finally:
+            await http.aclose()
+        state = KeystoreState(
+            server=server,
+            account_id=account_id,
+            device_id=device_id,
+            role=role,
+            name=name,
+            account_key=account_key,
+            device_key=device_key,
+        )
+        keystore = Keystore.create(home, passphrase, state, scrypt_n=scrypt_n)
+        keystore.add_encryption_key(enc_key, not_after, now)
+        keystore.pin(account_id, account_key.public_bytes(), now)
+        keystore.mark_verified(account_id, account_key.public_bytes())
+        keystore.save()
+        return cls(keystore, transport=transport, clock=clock)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close network connections."""
+        await self.http.aclose()
+
+    # --- identity -------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, str]:
+        """This profile's account, device, role, name and server."""
+        state = self.keystore.state
+        return {
+            "account_id": state.account_id,
+            "device_id": state.device_id,
+            "role": state.role.value,
+            "name": state.name,
+            "server": state.server,
+        }
+
+    async def token(self) -> str:
+        """A currently valid bearer token (for scripting with curl)."""
+        return await self.http.token()
+
+    async def account(self, account_id: str) -> VerifiedAccount:
+        """A directory account, checked by its own signatures and pinned on first sight."""
+        data = await self.http.request("GET", f"/v1/accounts/{account_id}")
+        account = verify_account(account_id, data, now=self.clock())
+        result = self.keystore.pin(account_id, account.account_key, self.clock())
+        if result is not PinResult.SAME:
+            self.keystore.save()
+        self._accounts[account_id] = account
+        return account
+
+    async def accounts(self, role: Role | None = None) -> list[dict[str, str]]:
+        """Enrolled accounts (unverified summaries: id, name, role)."""
+        params = {"role": role.value} if role else None
+        result: list[dict[str, str]] = await self.http.request("GET", "/v1/accounts", params=params)
+        return result
+
+    async def safety_number(self, account_id: str) -> str:
+        """The safety number this account shares with `account_id`, to compare out of band."""
+        other = await self.account(account_id)
+        state = self.keystore.state
+        return safety_number(
+            state.account_id, state.account_key.public_bytes(), account_id, other.account_key
+        )
+
+    async def verify_contact(self, account_id: str, number: str) -> None:
+        """Mark `account_id` verified if `number` is your shared safety number."""
+        other = await self.account(account_id)
+        state = self.keystore.state
+        check_safety_number(
+            number,
+            state.account_id,
+            state.account_key.public_bytes(),
+            account_id,
+            other.account_key,
+        )
+        self.keystore.mark_verified(account_id, other.account_key)
+        self.keystore.save()
+
+    def is_verified(self, account_id: str) -> bool:
+        """Whether the user verified this contact's current key."""
+        pin = self.keystore.state.pins.get(account_id)
+        return bool(pin and pin.verified and pin.pending_key is None)
+
+    async def invite(self, name: str) -> dict[str, Any]:
+        """(Mediators) a party's one-time enrollment token."""
+        result: dict[str, Any] = await self.http.request(
+            "POST", "/v1/enrollment-tokens", json={"name": name}
+        )
+        return result
+
+    async def rotate_encryption_key(self, *, lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS) -> str:
+        """Publish a new encryption key; the old one is kept for a grace period."""
+        state = self.keystore.state
+        now = self.clock()
+        enc_key = EncryptionKey.generate()
+        cert = _encryption_cert(
+            state.account_key, state.account_id, state.device_id, enc_key, now, now + lifetime_ms
+        )
+        await self.http.request(
+            "POST", "/v1/devices/me/encryption-keys", json={"cert": _dump(cert)}
+        )
+        record = self.keystore.add_encryption_key(enc_key, now + lifetime_ms, now)
+        self.keystore.save()
+        return record.key_id
+
+    # --- rooms ----------------------------------------------------------------------
+
+    async def create_room(self, title: str, *, require_verified: bool = False) -> Room:
+        """(Mediators) open a room with yourself as its only member."""
+        state = self.keystore.state
+        me = await self.account(state.account_id)
+        roster = Roster(
+            room_id=uuid.uuid4().hex,
+            version=1,
+            prev_hash=None,
+            title=title,
+            members=[_roster_member(me, Side.MEDIATOR)],
+            signer_device=state.device_id,
+            issued_at=self.clock(),
+        )
+        signed = sign_statement(state.device_key, roster)
+        data = await self.http.request(
+            "POST",
+            "/v1/rooms",
+            json={"roster": _dump(signed), "require_verified": require_verified},
+        )
+        return await self._room_from(data)
+
+    async def add_member(self, room_id: str, account_id: str, side: Side) -> Room:
+        """(Mediators) add an account on `side`: a new roster version, signed here."""
+        room_roster, room_signed = await self._current_roster(room_id)
+        if room_roster.member(account_id) is not None:
+            raise ProtocolError(f"account {account_id} is already in the room")
+        account = await self.account(account_id)
+        members = [*room_roster.members, _roster_member(account, side)]
+        return await self._publish_roster(room_roster, room_signed, members)
+
+    async def remove_member(self, room_id: str, account_id: str) -> Room:
+        """(Mediators) remove an account: a new roster version without it."""
+        room_roster, room_signed = await self._current_roster(room_id)
+        members = [m for m in room_roster.members if m.account_id != account_id]
+        if len(members) == len(room_roster.members):
+            raise ProtocolError(f"account {account_id} is not in the room")
+        return await self._publish_roster(room_roster, room_signed, members)
+
+    async def _publish_roster(
+        self, current: Roster, current_signed: SignedStatement, members: list[RosterMember]
+    ) -> Room:
+        state = self.keystore.state
+        roster = Roster(
+            room_id=current.room_id,
+            version=current.version + 1,
+            prev_hash=b64e(current_signed.body_hash()),
+            title=current.title,
+            members=members,
+            signer_device=state.device_id,
+            issued_at=self.clock(),
+        )
+        signed = sign_statement(state.device_key, roster)
+        data = await self.http.request(
+            "POST", f"/v1/rooms/{current.room_id}/rosters", json={"roster": _dump(signed)}
+        )
+        return await self._room_from(data)
+
+    async def room(self, room_id: str) -> Room:
+        """A room with its roster verified back to version 1."""
+        return await self._room_from(await self.http.request("GET", f"/v1/rooms/{room_id}"))
+
+    async def rooms(self) -> list[dict[str, Any]]:
+        """Summaries of the rooms this account is in."""
+        result: list[dict[str, Any]] = await self.http.request("GET", "/v1/rooms")
+        return result
+
+    async def _room_from(self, data: dict[str, Any]) -> Room:
+        room_id = str(data["room_id"])
+        roster, signed = await self._roster(room_id, int(data["roster_version"]))
+        if _signed(data["roster"]).body != signed.body:
+            raise VerificationError(f"room {room_id}: the server's roster differs from the chain")
+        return Room(
+            room_id=room_id,
+            title=roster.title,
+            status=str(data["status"]),
+            mode=str(data["mode"]),
+            require_verified=bool(data["require_verified"]),
+            roster_version=roster.version,
+            last_seq=int(data["last_seq"]),
+            side=str(data["side"]),
+            members=[
+                Member(
+                    account_id=m.account_id,
+                    name=m.name,
+                    side=m.side,
+                    device_ids=[d.device_id for d in m.devices],
+                    verified=self.is_verified(m.account_id),
+                )
+                for m in roster.members
+            ],
+        )
+
+    async def _current_roster(self, room_id: str) -> tuple[Roster, SignedStatement]:
+        data = await self.http.request("GET", f"/v1/rooms/{room_id}")
+        return await self._roster(room_id, int(data["roster_version"]))
+
+    async def _roster(self, room_id: str, version: int) -> tuple[Roster, SignedStatement]:
+        """Roster `version` of a room, verifying every version up to it once."""
+        chain = self._chains.setdefault(room_id, _RoomChain())
+        for v in range(chain.newest + 1, version + 1):
+            data = await self.http.request("GET", f"/v1/rooms/{room_id}/rosters/{v}")
+            await self._accept_roster(room_id, _signed(data["roster"]))
+        if version not in chain.rosters:
+            raise VerificationError(f"room {room_id}: no verified roster version {version}")
+        return chain.rosters[version]
+
+    async def _accept_roster(self, room_id: str, signed: SignedStatement) -> Roster:
+        chain = self._chains.setdefault(room_id, _RoomChain())
+        version = signed.body.get("version")
+        if not isinstance(version, int) or version < 1:
+            raise VerificationError(f"room {room_id}: roster without a valid version")
+        if version in chain.rosters:
+            if chain.rosters[version][1].body != signed.body:
+                raise VerificationError(
+                    f"room {room_id}: two different rosters for version {version}"
+                )
+            return chain.rosters[version][0]
+        if version > chain.newest + 1:
+            await self._roster(room_id, version - 1)
+        previous = chain.rosters.get(version - 1)
+        roster = verify_roster_step(signed, room_id=room_id, previous=previous)
+        signer = (previous[0] if previous else roster).device_owner(roster.signer_device)
+        assert signer is not None
+        directory = await self.account(signer.account_id)
+        if directory.role is not Role.MEDIATOR or b64e(directory.account_key) != signer.account_key:
+            raise VerificationError(
+                f"room {room_id}: roster version {roster.version} signer is not a mediator "
+                "in the directory"
+            )
+        if roster.signer_device not in directory.devices:
+            raise VerificationError(
+                f"room {room_id}: roster signer device is not certified by its account"
+            )
+        chain.rosters[roster.version] = (roster, signed)
+        return roster
+
+    # --- messages -------------------------------------------------------------------
+
+    async def send(
+        self, room_id: str, text: str, *, channel: str = PLENARY, message_id: str | None = None
+    ) -> Receipt:
+        """Encrypt `text` to every device of the room's current roster, sign it and send it."""
+        data = await self.http.request("GET", f"/v1/rooms/{room_id}")
+        roster, _ = await self._roster(room_id, int(data["roster_version"]))
+        recipients = await self._recipients(roster, require_verified=bool(data["require_verified"]))
+        state = self.keystore.state
+        envelope = seal_envelope(
+            content={"type": "text", "text": text},
+            room_id=room_id,
+            channel=channel,
+            roster_version=roster.version,
+            sender_device=state.device_id,
+            sender_key=state.device_key,
+            recipients=recipients,
+            sent_at=self.clock(),
+            message_id=message_id,
+        )
+        result = await self.http.request(
+            "POST", f"/v1/rooms/{room_id}/messages", json=envelope.model_dump(mode="json")
+        )
+        return Receipt(
+            room_id=room_id,
+            seq=int(result["seq"]),
+            leaf_index=int(result["leaf_index"]),
+            message_id=str(result["message_id"]),
+        )
+
+    async def _recipients(self, roster: Roster, *, require_verified: bool) -> list[Recipient]:
+        recipients = []
+        for member in roster.members:
+            account = await self.account(member.account_id)
+            if b64e(account.account_key) != member.account_key:
+                raise VerificationError(
+                    f"account {member.account_id}: roster and directory keys differ"
+                )
+            self.keystore.require_trusted(
+                member.account_id, account.account_key, require_verified=require_verified
+            )
+            for device in member.devices:
+                verified = account.devices.get(device.device_id)
+                if verified is None or b64e(verified.signing_key) != device.signing_key:
+                    raise VerificationError(
+                        f"device {device.device_id} of {member.account_id} is not certified"
+                    )
+                if verified.encryption_key is None:
+                    raise VerificationError(
+                        f"device {device.device_id} of {member.account_id} has no valid "
+                        "encryption key"
+                    )
+                recipients.append(Recipient(device.device_id, verified.encryption_key))
+        return recipients
+
+    async def messages(
+        self, room_id: str, *, after: int = 0, follow: bool = False
+    ) -> AsyncIterator[Message]:
+        """Verified, decrypted messages after sequence number `after`.
+
+        With `follow`, keep streaming over the WebSocket, reconnecting and
+        resuming from the last event seen: no gap and no duplicate.
+        """
+        cursor = after
+        while True:
+            page = await self.http.request(
+                "GET", f"/v1/rooms/{room_id}/events", params={"after": cursor, "limit": 200}
+            )
+            for event in page["events"]:
+                message = await self._process(room_id, event, cursor)
+                cursor = int(event["seq"])
+                if message is not None:
+                    yield message
+            if len(page["events"]) < 200:
+                break
+        if not follow:
+            return
+        stream = EventStream(self.http, room_id)
+        async for event in stream.events(after=cursor):
+            message = await self._process(room_id, event, cursor)
+            cursor = int(event["seq"])
+            if message is not None:
+                yield message
+
+    async def _process(self, room_id: str, event: dict[str, Any], cursor: int) -> Message | None:
+        seq = int(event["seq"])
+        if seq != cursor + 1:
+            raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
+        if event["kind"] == "roster":
+            await self._accept_roster(room_id, _signed(event["payload"]))
+            return None
+        if event["kind"] != "message" or event.get("payload") is None:
+            return None
+        try:
+            envelope = Envelope.model_validate(event["payload"])
+        except ValidationError as exc:
+            raise VerificationError(f"room {room_id}: event {seq} is not an envelope") from exc
+        return await self._open(room_id, event, envelope)
+
+    async def _open(
+        self, room_id: str, event: dict[str, Any], envelope: Envelope
+    ) -> Message | None:
+        header = envelope.header
+        seq = int(event["seq"])
+        if header.room_id != room_id or header.sender_device != event["sender_device"]:
+            raise VerificationError(f"room {room_id}: event {seq} envelope is misaddressed")
+        roster, _ = await self._roster(room_id, header.roster_version)
+        if header.channel != PLENARY or header.recipients != roster.device_ids():
+            raise VerificationError(
+                f"room {room_id}: event {seq} recipients are not the channel's devices"
+            )
+        sender = roster.device_owner(header.sender_device)
+        if sender is None:
+            raise VerificationError(f"room {room_id}: event {seq} sender is not in the roster")
+        state = self.keystore.state
+        if state.device_id not in header.recipients:
+            return None  # sent before this device joined the room
+        sender_key = next(
+            d.signing_key for d in sender.devices if d.device_id == header.sender_device
+        )
+        content = self._decrypt(envelope, b64d(sender_key))
+        text = content.get("text")
+        return Message(
+            room_id=room_id,
+            seq=seq,
+            leaf_index=int(event["leaf_index"]),
+            channel=header.channel,
+            message_id=header.message_id,
+            sender_account_id=sender.account_id,
+            sender_name=sender.name,
+            sender_device=header.sender_device,
+            sent_at=header.sent_at,
+            server_time=int(event["created_at"]),
+            text=text if isinstance(text, str) else "",
+            content=content,
+        )
+
+    def _decrypt(self, envelope: Envelope, sender_key: bytes) -> dict[str, Any]:
+        state = self.keystore.state
+        records = sorted(state.encryption_keys, key=lambda r: r.created_at, reverse=True)
+        failure: VerificationError | None = None
+        for record in records:
+            try:
+                return open_envelope(
+                    envelope,
+                    sender_signing_key=sender_key,
+                    recipient_device=state.device_id,
+                    recipient_key=record.private,
+                )
+            except VerificationError as exc:
+                failure = exc
+        raise failure or VerificationError("no encryption key left to open the message")
+
+
+def _signed(value: Any) -> SignedStatement:
+    try:
+        return SignedStatement.model_validate(value)
+    except ValidationError as exc:
+        raise VerificationError("malformed signed statement") from exc
+
+
+def _dump(signed: SignedStatement) -> dict[str, Any]:
+    return signed.model_dump(mode="json")
+
+
+def _encryption_cert(
+    account_key: SigningKey,
+    account_id: str,
+    device_id: str,
+    enc_key: EncryptionKey,
+    now: int,
+    not_after: int,
+) -> SignedStatement:
+    public = enc_key.public_bytes()
+    return sign_statement(
+        account_key,
+        EncryptionKeyCert(
+            account_id=account_id,
+            device_id=device_id,
+            key_id=key_id(public),
+            public_key=b64e(public),
+            issued_at=now,
+            not_after=not_after,
+        ),
+    )
+
+
+def _roster_member(account: VerifiedAccount, side: Side) -> RosterMember:
+    return RosterMember(
+        account_id=account.account_id,
+        name=account.name,
+        side=side,
+        account_key=b64e(account.account_key),
+        devices=[
+            RosterDevice(device_id=d.device_id, signing_key=b64e(d.signing_key))
+            for d in account.devices.values()
+        ],
+    )

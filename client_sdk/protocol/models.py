@@ -1,0 +1,59 @@
+"""Base model for everything Parley parses, signs or hashes.
+
+Frozen, strict about unknown fields: an unknown field in something that is
+signed or hashed must be an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstraints
+
+
+class WireModel(BaseModel):
+    """A frozen pydantic model that forbids unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Role(enum.StrEnum):
+    """What an account may do on a server."""
+
+    ADMIN = "admin"
+    MEDIATOR = "mediator"
+    PARTY = "party"
+    AUDITOR = "auditor"
+
+
+class Side(enum.StrEnum):
+    """Where a member sits in a room."""
+
+    MEDIATOR = "mediator"
+    A = "a"
+    B = "b"
+    OBSERVER = "observer"
+
+
+B64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$", max_length=1_500_000)]
+"""Unpadded base64url text (decode with `encoding.b64d`)."""
+
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""An identifier: account, device, room, message or key id."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+"""A human-readable name or title."""
+
+JSON_SAFE_INT = 2**53 - 1
+
+
+def _json_safe(value: int) -> int:
+    if not -JSON_SAFE_INT <= value <= JSON_SAFE_INT:
+        raise ValueError("integer outside the range canonical JSON allows")
+    return value
+
+
+Int = Annotated[int, Strict(), AfterValidator(_json_safe)]
+"""An integer that must arrive as a JSON integer (never a string, bool or float)
+and stay within the range RFC 8785 can canonicalise."""

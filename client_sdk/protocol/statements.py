@@ -1,0 +1,173 @@
+"""Signed statements about identity and membership (DESIGN §3, §4).
+
+A statement is a JSON object with a ``type``; it travels as
+``{"body": {...}, "signature": b64}``, the signature being over the RFC 8785
+canonical bytes of ``body`` with the label of its type. Who signs what:
+
+- ``registration``: the account key, over itself (binds id, name, role, key);
+- ``device-cert``: the account key, over a device's signing key;
+- ``encryption-key-cert``: the account key, over a device's HPKE key, with expiry;
+- ``roster``: a mediator's device key, over a room's membership at one version.
+
+`verify_statement` parses the body strictly into its model and checks the
+signature; it returns the model or raises `VerificationError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError
+
+from client_sdk.protocol.encoding import b64d, b64e, canonical_json, sha256
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.keys import SigLabel, SigningKey, key_id, verify_signature
+from client_sdk.protocol.models import B64, Ident, Int, Name, Role, Side, WireModel
+
+MAX_ROSTER_MEMBERS = 256
+MAX_DEVICES_PER_MEMBER = 16
+
+
+class Registration(WireModel):
+    """An account's self-signed binding of its id, name and role to its account key."""
+
+    type: Literal["registration"] = "registration"
+    account_id: Ident
+    name: Name
+    role: Role
+    account_key: B64
+    issued_at: Int
+
+
+class DeviceCert(WireModel):
+    """The account key certifying one device's signing key; ``device_id`` is its key id."""
+
+    type: Literal["device-cert"] = "device-cert"
+    account_id: Ident
+    device_id: Ident
+    signing_key: B64
+    issued_at: Int
+
+
+class EncryptionKeyCert(WireModel):
+    """The account key certifying a device's current HPKE key until ``not_after``."""
+
+    type: Literal["encryption-key-cert"] = "encryption-key-cert"
+    account_id: Ident
+    device_id: Ident
+    key_id: Ident
+    public_key: B64
+    issued_at: Int
+    not_after: Int
+
+
+class RosterDevice(WireModel):
+    """A device of a roster member, named by id and signing key."""
+
+    device_id: Ident
+    signing_key: B64
+
+
+class RosterMember(WireModel):
+    """One account in a room, its side and the devices that may read for it."""
+
+    account_id: Ident
+    name: Name
+    side: Side
+    account_key: B64
+    devices: list[RosterDevice] = Field(min_length=1, max_length=MAX_DEVICES_PER_MEMBER)
+
+
+class Roster(WireModel):
+    """A room's membership at one version, signed by a mediator's device."""
+
+    type: Literal["roster"] = "roster"
+    room_id: Ident
+    version: Int = Field(ge=1)
+    prev_hash: B64 | None
+    title: Name
+    members: list[RosterMember] = Field(min_length=1, max_length=MAX_ROSTER_MEMBERS)
+    signer_device: Ident
+    issued_at: Int
+
+    def member(self, account_id: str) -> RosterMember | None:
+        """The member with this account id, if any."""
+        return next((m for m in self.members if m.account_id == account_id), None)
+
+    def device_owner(self, device_id: str) -> RosterMember | None:
+        """The member one of whose devices has this id, if any."""
+        for member in self.members:
+            if any(d.device_id == device_id for d in member.devices):
+                return member
+        return None
+
+    def device_ids(self, sides: set[Side] | None = None) -> list[str]:
+        """Sorted ids of every device of members on `sides` (all sides when None)."""
+        return sorted(
+            d.device_id for m in self.members if sides is None or m.side in sides for d in m.devices
+        )
+
+
+class SignedStatement(WireModel):
+    """A statement body as received, with the signature over its canonical bytes."""
+
+    body: dict[str, Any]
+    signature: B64
+
+    def body_hash(self) -> bytes:
+        """SHA-256 of the canonical body: how rosters chain and leaves commit."""
+        return sha256(canonical_json(self.body))
+
+
+_LABELS: dict[type[WireModel], SigLabel] = {
+    Registration: SigLabel.REGISTRATION,
+    DeviceCert: SigLabel.DEVICE_CERT,
+    EncryptionKeyCert: SigLabel.ENCRYPTION_KEY_CERT,
+    Roster: SigLabel.ROSTER,
+}
+
+StatementT = TypeVar("StatementT", Registration, DeviceCert, EncryptionKeyCert, Roster)
+
+
+def sign_statement(key: SigningKey, statement: WireModel) -> SignedStatement:
+    """Sign `statement` with `key` under the label of its type."""
+    body = statement.model_dump(mode="json")
+    signature = key.sign(_LABELS[type(statement)], canonical_json(body))
+    return SignedStatement(body=body, signature=b64e(signature))
+
+
+def parse_statement(signed: SignedStatement, model: type[StatementT]) -> StatementT:
+    """Parse the body strictly into `model` without checking the signature."""
+    if "type" not in signed.body:
+        raise ProtocolError(f"malformed {model.__name__}: the body has no type")
+    try:
+        return model.model_validate(signed.body)
+    except ValidationError as exc:
+        raise ProtocolError(f"malformed {model.__name__}: {exc.errors()[0]['msg']}") from exc
+
+
+def verify_statement(
+    signed: SignedStatement, public_key: bytes, model: type[StatementT]
+) -> StatementT:
+    """Parse the body into `model` and check its signature by `public_key`.
+
+    Raises `VerificationError` (a malformed body counts as a failed check).
+    """
+    try:
+        statement = parse_statement(signed, model)
+        signature = b64d(signed.signature)
+        data = canonical_json(signed.body)
+    except ProtocolError as exc:
+        raise VerificationError(str(exc)) from exc
+    verify_signature(public_key, _LABELS[model], data, signature)
+    return statement
+
+
+def login_payload(device_id: str, nonce: str) -> bytes:
+    """What a device signs (label ``login``) to answer a login challenge."""
+    return canonical_json({"type": "login", "device_id": device_id, "nonce": nonce})
+
+
+def device_id_for(signing_key: bytes) -> str:
+    """A device's id: the key id of its Ed25519 signing key."""
+    return key_id(signing_key)

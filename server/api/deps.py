@@ -1,0 +1,72 @@
+"""Dependencies routes declare: the services and the authenticated caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.api.limits import RateLimiter
+from server.errors import NotAuthenticated
+from server.services.common import Principal
+from server.services.identity import IdentityService
+from server.services.messages import MessageService
+from server.services.rooms import RoomService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the lifespan builds and routes use."""
+
+    identity: IdentityService
+    rooms: RoomService
+    messages: MessageService
+    rate_limiter: RateLimiter
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _identity(request: Request) -> IdentityService:
+    return _services(request).identity
+
+
+def _rooms(request: Request) -> RoomService:
+    return _services(request).rooms
+
+
+def _messages(request: Request) -> MessageService:
+    return _services(request).messages
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header value."""
+    if not authorization:
+        raise NotAuthenticated("missing Authorization: Bearer token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def _current_principal(request: Request) -> Principal:
+    services = _services(request)
+    principal = await services.identity.authenticate(
+        bearer_token(request.headers.get("authorization"))
+    )
+    services.rate_limiter.check(principal.device_id)
+    return principal
+
+
+def _bearer(request: Request) -> str:
+    return bearer_token(request.headers.get("authorization"))
+
+
+IdentityDep = Annotated[IdentityService, Depends(_identity)]
+RoomsDep = Annotated[RoomService, Depends(_rooms)]
+MessagesDep = Annotated[MessageService, Depends(_messages)]
+CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+BearerToken = Annotated[str, Depends(_bearer)]

@@ -1,0 +1,111 @@
+"""The one place domain errors become HTTP statuses, JSON bodies (DESIGN §9) and
+WebSocket close codes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    MalformedInput,
+    NotAllowed,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    TooLarge,
+)
+
+STATUS: dict[type[DomainError], int] = {
+    MalformedInput: 400,
+    NotAuthenticated: 401,
+    NotAllowed: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    InvalidInput: 422,
+    RateLimited: 429,
+}
+
+WS_CLOSE: dict[type[DomainError], int] = {
+    MalformedInput: 4400,
+    NotAuthenticated: 4401,
+    NotAllowed: 4403,
+    NotFound: 4404,
+    Conflict: 4409,
+    InvalidInput: 4422,
+    RateLimited: 4429,
+}
+WS_CLOSE_OVERFLOW = 4008
+"""The subscriber fell behind; reconnect and resume from the cursor."""
+
+_HTTP_CODES = {
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The JSON error body every failure uses."""
+    return {"error": {"code": code, "message": message}}
+
+
+def status_for(error: DomainError) -> int:
+    """The HTTP status of a domain error."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def ws_close_code(error: DomainError) -> int:
+    """The WebSocket close code of a domain error."""
+    for cls in type(error).__mro__:
+        if cls in WS_CLOSE:
+            return WS_CLOSE[cls]
+    return 4400
+
+
+async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+    return JSONResponse(
+        error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers
+    )
+
+
+async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(error_body("malformed", "request body is not valid JSON"), 400)
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    return JSONResponse(error_body("invalid", message), 422)
+
+
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through the JSON error body."""
+    app.add_exception_handler(DomainError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)

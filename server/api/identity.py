@@ -1,0 +1,152 @@
+"""Enrollment, login and the key directory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+
+from client_sdk.protocol.encoding import b64e
+from client_sdk.protocol.models import Role
+from client_sdk.protocol.statements import SignedStatement
+from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep
+from server.schemas.identity import (
+    AccountOut,
+    AccountSummary,
+    ChallengeRequest,
+    ChallengeResponse,
+    DeviceOut,
+    EncryptionKeyOut,
+    EnrollmentTokenRequest,
+    EnrollmentTokenResponse,
+    EnrollPreview,
+    EnrollPreviewRequest,
+    EnrollRequest,
+    EnrollResponse,
+    RotateKeyRequest,
+    TokenRequest,
+    TokenResponse,
+)
+from server.services.identity import AccountView
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/enroll/preview")
+async def enroll_preview(body: EnrollPreviewRequest, identity: IdentityDep) -> EnrollPreview:
+    """The account a token enrolls (id, name, role), so the client can sign its registration."""
+    account = await identity.preview_enrollment(body.token)
+    return EnrollPreview(account_id=account.id, name=account.name, role=Role(account.role))
+
+
+@router.post("/enroll", status_code=201)
+async def enroll(body: EnrollRequest, identity: IdentityDep) -> EnrollResponse:
+    """Redeem a one-time enrollment token with locally generated keys."""
+    device = await identity.enroll(
+        token=body.token,
+        registration=body.registration,
+        device_cert=body.device_cert,
+        encryption_key_cert=body.encryption_key_cert,
+    )
+    return EnrollResponse(account_id=device.account_id, device_id=device.id)
+
+
+@router.post("/auth/challenge")
+async def challenge(body: ChallengeRequest, identity: IdentityDep) -> ChallengeResponse:
+    """A single-use login nonce for a device."""
+    nonce, expires_at = await identity.challenge(body.device_id)
+    return ChallengeResponse(nonce=nonce, expires_at=expires_at)
+
+
+@router.post("/auth/token")
+async def token(body: TokenRequest, identity: IdentityDep) -> TokenResponse:
+    """Exchange a signed challenge for a bearer token."""
+    issued = await identity.login(
+        device_id=body.device_id, nonce=body.nonce, signature=body.signature
+    )
+    return TokenResponse(token=issued.token, expires_at=issued.expires_at)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(
+    _principal: CurrentPrincipal, bearer: BearerToken, identity: IdentityDep
+) -> Response:
+    """Revoke the bearer token used for this request."""
+    await identity.logout(bearer)
+    return Response(status_code=204)
+
+
+@router.get("/accounts/me")
+async def me(principal: CurrentPrincipal, identity: IdentityDep) -> AccountOut:
+    """The caller's own account."""
+    return account_out(await identity.account(principal.account_id))
+
+
+@router.get("/accounts/{account_id}")
+async def account(
+    account_id: str, _principal: CurrentPrincipal, identity: IdentityDep
+) -> AccountOut:
+    """Any enrolled account, with its certified keys."""
+    return account_out(await identity.account(account_id))
+
+
+@router.get("/accounts")
+async def accounts(
+    _principal: CurrentPrincipal, identity: IdentityDep, role: Role | None = Query(default=None)
+) -> list[AccountSummary]:
+    """Enrolled accounts, optionally of one role."""
+    return [
+        AccountSummary(account_id=a.id, name=a.name, role=Role(a.role))
+        for a in await identity.accounts(role)
+    ]
+
+
+@router.post("/enrollment-tokens", status_code=201)
+async def invite(
+    body: EnrollmentTokenRequest, principal: CurrentPrincipal, identity: IdentityDep
+) -> EnrollmentTokenResponse:
+    """A mediator issues a party's one-time enrollment token."""
+    ticket = await identity.issue_party_enrollment(principal, body.name)
+    return EnrollmentTokenResponse(
+        account_id=ticket.account_id, token=ticket.token, expires_at=ticket.expires_at
+    )
+
+
+@router.post("/devices/me/encryption-keys", status_code=201)
+async def rotate(
+    body: RotateKeyRequest, principal: CurrentPrincipal, identity: IdentityDep
+) -> Response:
+    """Publish the calling device's new encryption key."""
+    await identity.rotate_encryption_key(principal, body.cert)
+    return Response(status_code=201)
+
+
+def account_out(view: AccountView) -> AccountOut:
+    """The wire form of an account view."""
+    account = view.account
+    assert account.account_key is not None
+    assert account.registration is not None
+    devices = []
+    for device in view.devices:
+        key = view.encryption_keys.get(device.id)
+        devices.append(
+            DeviceOut(
+                device_id=device.id,
+                signing_key=b64e(device.signing_key),
+                cert=SignedStatement.model_validate_json(device.cert),
+                encryption_key=None
+                if key is None
+                else EncryptionKeyOut(
+                    key_id=key.id,
+                    public_key=b64e(key.public_key),
+                    not_after=key.not_after,
+                    cert=SignedStatement.model_validate_json(key.cert),
+                ),
+            )
+        )
+    return AccountOut(
+        account_id=account.id,
+        name=account.name,
+        role=Role(account.role),
+        account_key=b64e(account.account_key),
+        registration=SignedStatement.model_validate_json(account.registration),
+        devices=devices,
+    )

@@ -1,0 +1,13 @@
+"""All routers, and nothing else."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from server.api import health, identity, rooms, ws
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(identity.router)
+api_router.include_router(rooms.router)
+api_router.include_router(ws.router)

@@ -1,0 +1,135 @@
+"""Rooms, rosters, messages and events."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from client_sdk.protocol.envelope import Envelope
+from client_sdk.protocol.statements import SignedStatement
+from server.api.deps import CurrentPrincipal, MessagesDep, RoomsDep
+from server.schemas.rooms import (
+    CreateRoomRequest,
+    EventOut,
+    EventsPage,
+    RoomOut,
+    RoomSummary,
+    RosterOut,
+    SendResponse,
+    UpdateRosterRequest,
+)
+from server.services.messages import event_payload
+from server.services.rooms import RoomView
+from server.storage.events import EventRow
+
+router = APIRouter(prefix="/v1/rooms")
+
+
+@router.post("", status_code=201)
+async def create_room(
+    body: CreateRoomRequest, principal: CurrentPrincipal, rooms: RoomsDep
+) -> RoomOut:
+    """Create a room from its first signed roster (mediators only)."""
+    return room_out(
+        await rooms.create(principal, body.roster, require_verified=body.require_verified)
+    )
+
+
+@router.get("")
+async def list_rooms(principal: CurrentPrincipal, rooms: RoomsDep) -> list[RoomSummary]:
+    """Rooms the caller is a member of."""
+    return [
+        RoomSummary(
+            room_id=r.id,
+            title=r.title,
+            status=r.status,
+            mode=r.mode,
+            roster_version=r.roster_version,
+            last_seq=r.last_seq,
+        )
+        for r in await rooms.list(principal)
+    ]
+
+
+@router.get("/{room_id}")
+async def get_room(room_id: str, principal: CurrentPrincipal, rooms: RoomsDep) -> RoomOut:
+    """A room, with its current signed roster."""
+    return room_out(await rooms.get(principal, room_id))
+
+
+@router.post("/{room_id}/rosters", status_code=201)
+async def update_roster(
+    room_id: str, body: UpdateRosterRequest, principal: CurrentPrincipal, rooms: RoomsDep
+) -> RoomOut:
+    """Publish the next roster version."""
+    return room_out(await rooms.update_roster(principal, room_id, body.roster))
+
+
+@router.get("/{room_id}/rosters/{version}")
+async def get_roster(
+    room_id: str, version: int, principal: CurrentPrincipal, rooms: RoomsDep
+) -> RosterOut:
+    """One roster version."""
+    row = await rooms.roster(principal, room_id, version)
+    return RosterOut(
+        version=row.version, seq=row.seq, roster=SignedStatement.model_validate_json(row.statement)
+    )
+
+
+@router.post("/{room_id}/messages", status_code=201)
+async def send(
+    room_id: str, body: Envelope, principal: CurrentPrincipal, messages: MessagesDep
+) -> SendResponse:
+    """Store and log an envelope; retrying with the same message id is safe."""
+    result = await messages.send(principal, room_id, body)
+    return SendResponse(
+        seq=result.seq,
+        leaf_index=result.leaf_index,
+        message_id=result.message_id,
+        created_at=result.created_at,
+    )
+
+
+@router.get("/{room_id}/events")
+async def events(
+    room_id: str,
+    principal: CurrentPrincipal,
+    messages: MessagesDep,
+    after: int = Query(default=0, ge=0),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> EventsPage:
+    """Events with a sequence number above `after`, in order."""
+    rows = await messages.events(principal, room_id, after=after, limit=limit)
+    return EventsPage(
+        events=[event_out(r) for r in rows], next_after=rows[-1].seq if rows else after
+    )
+
+
+def event_out(row: EventRow) -> EventOut:
+    """The wire form of a stored event."""
+    return EventOut(
+        seq=row.seq,
+        kind=row.kind,
+        channel=row.channel,
+        message_id=row.message_id,
+        sender_device=row.sender_device,
+        leaf_index=row.leaf_index,
+        created_at=row.created_at,
+        payload=event_payload(row),
+    )
+
+
+def room_out(view: RoomView) -> RoomOut:
+    """The wire form of a room view."""
+    room = view.room
+    return RoomOut(
+        room_id=room.id,
+        title=room.title,
+        status=room.status,
+        mode=room.mode,
+        require_verified=room.require_verified,
+        roster_version=room.roster_version,
+        last_seq=room.last_seq,
+        side=view.side,
+        created_at=room.created_at,
+        roster=SignedStatement.model_validate_json(view.roster.statement),
+    )

@@ -1,0 +1,159 @@
+"""The room event stream over WebSocket.
+
+Connect to ``/v1/rooms/{room_id}/stream?after=SEQ``. Authenticate with an
+``Authorization: Bearer`` header or, where headers cannot be set, a first
+frame ``{"type": "auth", "token": "..."}`` — never a token in the URL. The
+server answers ``{"type": "ready"}`` once subscribed, replays every event
+after ``SEQ`` and then streams new ones as ``{"type": "event", "event": {...}}``:
+no gap, no duplicate. A subscriber that falls behind is closed with 4008 and
+resumes from its cursor; other failures close with the codes of
+`server.api.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from server.api.deps import Services, bearer_token
+from server.api.errors import WS_CLOSE_OVERFLOW, ws_close_code
+from server.api.rooms import event_out
+from server.errors import DomainError, MalformedInput, NotAuthenticated, RateLimited
+from server.services.common import Principal
+
+router = APIRouter()
+
+AUTH_TIMEOUT_SECONDS = 10.0
+PAGE = 200
+
+
+class ConnectionCounter:
+    """Open WebSocket connections per device, in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def hold(self, device_id: str) -> Iterator[None]:
+        """Count one connection for `device_id` while the block runs."""
+        if self._open[device_id] >= self.limit:
+            raise RateLimited(f"at most {self.limit} open streams per device")
+        self._open[device_id] += 1
+        try:
+            yield
+        finally:
+            self._open[device_id] -= 1
+
+
+async def _authenticate(websocket: WebSocket, services: Services) -> Principal:
+    header = websocket.headers.get("authorization")
+    if header is not None:
+        return await services.identity.authenticate(bearer_token(header))
+    try:
+        first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
+    except TimeoutError as exc:
+        raise NotAuthenticated("no authentication frame") from exc
+    try:
+        frame = json.loads(first)
+    except json.JSONDecodeError as exc:
+        raise MalformedInput("first frame is not JSON") from exc
+    if not isinstance(frame, dict) or frame.get("type") != "auth":
+        raise NotAuthenticated('first frame must be {"type": "auth", "token": ...}')
+    token = frame.get("token")
+    if not isinstance(token, str) or not token:
+        raise NotAuthenticated("authentication frame lacks a token")
+    return await services.identity.authenticate(token)
+
+
+@router.websocket("/v1/rooms/{room_id}/stream")
+async def stream(websocket: WebSocket, room_id: str) -> None:
+    """Replay events after ``after`` and stream new ones."""
+    services: Services = websocket.app.state.services
+    counter: ConnectionCounter = websocket.app.state.ws_connections
+    await websocket.accept()
+    try:
+        after = _after(websocket.query_params.get("after", "0"))
+        principal = await _authenticate(websocket, services)
+        await services.messages.check_member(principal, room_id)
+        with counter.hold(principal.device_id):
+            await _serve(websocket, services, principal, room_id, after)
+    except DomainError as exc:
+        await _close(websocket, ws_close_code(exc), exc.message)
+    except WebSocketDisconnect:
+        pass
+
+
+def _after(raw: str) -> int:
+    if not raw.isdigit():
+        raise MalformedInput("after must be a non-negative integer")
+    return int(raw)
+
+
+async def _serve(
+    websocket: WebSocket, services: Services, principal: Principal, room_id: str, after: int
+) -> None:
+    hub = services.messages.hub
+    with hub.subscribe(room_id) as sub:
+        await websocket.send_json({"type": "ready"})
+        cursor = after
+
+        async def pump() -> None:
+            nonlocal cursor
+            while True:
+                rows = await services.messages.events(principal, room_id, after=cursor, limit=PAGE)
+                for row in rows:
+                    await websocket.send_json(
+                        {"type": "event", "event": event_out(row).model_dump(mode="json")}
+                    )
+                    cursor = row.seq
+                if len(rows) < PAGE:
+                    return
+
+        async def send_loop() -> None:
+            await pump()
+            while True:
+                seq = await sub.queue.get()
+                while not sub.queue.empty():
+                    seq = max(seq, sub.queue.get_nowait())
+                if sub.overflowed.is_set():
+                    await _close(websocket, WS_CLOSE_OVERFLOW, "subscriber fell behind; resume")
+                    return
+                if seq > cursor:
+                    await pump()
+
+        async def receive_loop() -> None:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") and '"ping"' in message["text"]:
+                    await websocket.send_json({"type": "pong"})
+
+        sender = asyncio.ensure_future(send_loop())
+        receiver = asyncio.ensure_future(receive_loop())
+        try:
+            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, receiver):
+                task.cancel()
+            for task in (sender, receiver):
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+                    await task
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                if isinstance(exc, (DomainError, WebSocketDisconnect)):
+                    raise exc
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=code, reason=reason[:120])

@@ -1,0 +1,56 @@
+"""The application factory. Nothing is built at import time: `create_app` wires
+settings into a lifespan that builds the database, hub and services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from server.api.deps import Services
+from server.api.errors import install_error_handlers
+from server.api.limits import BodySizeLimit, RateLimiter
+from server.api.main import api_router
+from server.api.ws import ConnectionCounter
+from server.config import Settings
+from server.realtime.hub import RoomHub
+from server.services.common import Clock, system_clock
+from server.services.identity import IdentityService
+from server.services.messages import MessageService
+from server.services.rooms import RoomService
+from server.storage.database import create_database
+from server.storage.migrate import upgrade_to_head
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    """Build the Parley server application."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = create_database(settings.resolved_database_url())
+        try:
+            if settings.auto_migrate:
+                await upgrade_to_head(database)
+            hub = RoomHub(settings.ws_queue_size)
+            identity = IdentityService(database, settings, clock)
+            await identity.ensure_directory_log()
+            app.state.services = Services(
+                identity=identity,
+                rooms=RoomService(database, settings, clock, hub),
+                messages=MessageService(database, settings, clock, hub),
+                rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            )
+            app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)
+            yield
+        finally:
+            await database.dispose()
+
+    app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_message_bytes)
+    return app

@@ -1,0 +1,105 @@
+"""The server's commands, plugged into the `parley` command line.
+
+``parley serve`` runs the server; ``parley admin enroll`` creates an account
+and prints its one-time enrollment token, working on the database directly
+(there is no admin HTTP surface). Both read the same ``PARLEY_*`` settings.
+The SDK's command line finds this module through the ``parley.cli`` entry
+point, so the SDK never imports the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from client_sdk.protocol.models import Role
+from server.config import Settings
+from server.services.common import system_clock
+from server.services.identity import EnrollmentTicket, IdentityService
+from server.storage.database import create_database
+from server.storage.migrate import upgrade_to_head
+
+admin_app = typer.Typer(help="Operator commands that work on the server's database.")
+
+
+def _settings_help() -> str:
+    lines = ["Settings (environment variables):"]
+    for name, info in Settings.model_fields.items():
+        default = "" if info.default is None else f" [default: {info.default}]"
+        lines.append(f"  PARLEY_{name.upper()}: {info.description}{default}")
+    return "\n\n".join(lines)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (PARLEY_DATA_DIR).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (PARLEY_DATABASE_URL).")
+    ] = None,
+    migrate: Annotated[
+        bool, typer.Option(help="Upgrade the schema on start (PARLEY_AUTO_MIGRATE).")
+    ] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the Parley server (SQLite in the data directory unless a database URL is set)."""
+    import uvicorn
+
+    from server.app import create_app
+
+    overrides: dict[str, object] = {"auto_migrate": migrate}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, ws="websockets")
+
+
+serve.__doc__ = f"{serve.__doc__}\n\n{_settings_help()}"
+
+
+@admin_app.command("enroll")
+def enroll(
+    role: Annotated[Role, typer.Option(help="The account's role.")],
+    name: Annotated[str, typer.Option(help="The person's display name.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an account and print its one-time enrollment token alone on stdout."""
+    ticket = asyncio.run(_enroll(Settings(), role, name))
+    if json_output:
+        import json
+
+        typer.echo(
+            json.dumps(
+                {
+                    "account_id": ticket.account_id,
+                    "token": ticket.token,
+                    "expires_at": ticket.expires_at,
+                }
+            )
+        )
+    else:
+        typer.echo(ticket.token)
+
+
+async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = create_database(settings.resolved_database_url())
+    try:
+        await upgrade_to_head(database)
+        return await IdentityService(database, settings, system_clock).create_enrollment(
+            role=role, name=name
+        )
+    finally:
+        await database.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``admin`` to the `parley` command."""
+    app.command("serve")(serve)
+    app.add_typer(admin_app, name="admin")

@@ -1,0 +1,55 @@
+"""Server settings, read from ``PARLEY_*`` environment variables (no globals)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where the server keeps its SQLite database and log key by default."""
+    return Path.home() / ".local" / "share" / "parley"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; `parley serve --help` documents each."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Data directory.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default SQLite at DATA_DIR/parley.db. "
+        "PostgreSQL: postgresql+asyncpg://user@host/db",
+    )
+    auto_migrate: bool = Field(default=True, description="Upgrade the schema on start.")
+    log_origin_host: str = Field(
+        default="parley.local", description="Host part of log origins and checkpoint key names."
+    )
+    token_ttl_seconds: int = Field(default=3600, ge=60, description="Bearer token lifetime.")
+    challenge_ttl_seconds: int = Field(default=60, ge=5, description="Login challenge lifetime.")
+    enrollment_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="Enrollment token lifetime."
+    )
+    max_message_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body (bytes)."
+    )
+    max_recipients: int = Field(default=256, ge=1, description="Recipients per message.")
+    rate_limit_per_second: float = Field(
+        default=200.0, gt=0, description="Requests per device per second (token bucket)."
+    )
+    rate_limit_burst: int = Field(default=400, ge=1, description="Token bucket size.")
+    ws_connections_per_device: int = Field(
+        default=8, ge=1, description="Open WebSocket connections per device."
+    )
+    ws_queue_size: int = Field(
+        default=1024, ge=1, description="Events buffered per subscriber before it is dropped."
+    )
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'parley.db'}"

@@ -1,0 +1,62 @@
+"""Per-room fan-out of "something new happened" to WebSocket subscribers.
+
+A notification carries only the room id and the newest sequence number;
+subscribers read the events themselves, from their own cursor, so a missed
+or coalesced notification can never lose an event. Each subscriber has a
+bounded queue; one that cannot keep up is marked overflowed and dropped by
+its connection (the client resumes from its cursor), never buffered forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Subscription:
+    """One subscriber's view of one room's notifications."""
+
+    def __init__(self, room_id: str, queue_size: int) -> None:
+        self.room_id = room_id
+        self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=queue_size)
+        self.overflowed = asyncio.Event()
+
+    def notify(self, seq: int) -> None:
+        """Queue `seq`, or mark the subscriber overflowed if its queue is full."""
+        try:
+            self.queue.put_nowait(seq)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class RoomHub:
+    """In-process registry of subscriptions per room."""
+
+    def __init__(self, queue_size: int = 1024) -> None:
+        self.queue_size = queue_size
+        self._subs: dict[str, set[Subscription]] = defaultdict(set)
+
+    @contextmanager
+    def subscribe(self, room_id: str) -> Iterator[Subscription]:
+        """Receive notifications for `room_id` while the block runs."""
+        sub = Subscription(room_id, self.queue_size)
+        self._subs[room_id].add(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._subs.get(room_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[room_id]
+
+    def publish(self, room_id: str, seq: int) -> None:
+        """Tell every local subscriber of `room_id` that `seq` exists."""
+        for sub in list(self._subs.get(room_id, ())):
+            sub.notify(seq)
+
+    def subscriber_count(self, room_id: str) -> int:
+        """How many subscribers a room has here."""
+        return len(self._subs.get(room_id, ()))

@@ -1,0 +1,123 @@
+"""Wire models for enrollment, login and the key directory."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from client_sdk.protocol.models import B64, Ident, Int, Name, Role, WireModel
+from client_sdk.protocol.statements import SignedStatement
+
+
+class EnrollRequest(WireModel):
+    """Redeem an enrollment token with locally generated, self-certified keys."""
+
+    token: str = Field(min_length=1, max_length=200)
+    registration: SignedStatement
+    device_cert: SignedStatement
+    encryption_key_cert: SignedStatement
+
+
+class EnrollPreviewRequest(WireModel):
+    """Look up what a token enrolls, without using it."""
+
+    token: str = Field(min_length=1, max_length=200)
+
+
+class EnrollPreview(WireModel):
+    """The pending account a token enrolls: what the registration must state."""
+
+    account_id: Ident
+    name: Name
+    role: Role
+
+
+class EnrollResponse(WireModel):
+    """The enrolled account and device."""
+
+    account_id: Ident
+    device_id: Ident
+
+
+class ChallengeRequest(WireModel):
+    """Ask for a login nonce for a device."""
+
+    device_id: Ident
+
+
+class ChallengeResponse(WireModel):
+    """A single-use nonce and its expiry (ms since the epoch)."""
+
+    nonce: B64
+    expires_at: Int
+
+
+class TokenRequest(WireModel):
+    """A device's signature over a login challenge."""
+
+    device_id: Ident
+    nonce: B64
+    signature: B64
+
+
+class TokenResponse(WireModel):
+    """An opaque bearer token and its expiry (ms since the epoch)."""
+
+    token: str
+    expires_at: Int
+
+
+class EncryptionKeyOut(WireModel):
+    """A device's current encryption key with its certificate."""
+
+    key_id: Ident
+    public_key: B64
+    not_after: Int
+    cert: SignedStatement
+
+
+class DeviceOut(WireModel):
+    """A device with its certificate and current encryption key."""
+
+    device_id: Ident
+    signing_key: B64
+    cert: SignedStatement
+    encryption_key: EncryptionKeyOut | None
+
+
+class AccountOut(WireModel):
+    """An enrolled account as the directory shows it."""
+
+    account_id: Ident
+    name: Name
+    role: Role
+    account_key: B64
+    registration: SignedStatement
+    devices: list[DeviceOut]
+
+
+class AccountSummary(WireModel):
+    """One line of the account list."""
+
+    account_id: Ident
+    name: Name
+    role: Role
+
+
+class EnrollmentTokenRequest(WireModel):
+    """A mediator invites a party by name."""
+
+    name: Name
+
+
+class EnrollmentTokenResponse(WireModel):
+    """A pending party account and its one-time token."""
+
+    account_id: Ident
+    token: str
+    expires_at: Int
+
+
+class RotateKeyRequest(WireModel):
+    """A device's new encryption key, certified by its account key."""
+
+    cert: SignedStatement

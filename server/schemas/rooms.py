@@ -1,0 +1,84 @@
+"""Wire models for rooms, rosters and events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from client_sdk.protocol.models import Ident, Int, Name, WireModel
+from client_sdk.protocol.statements import SignedStatement
+
+
+class CreateRoomRequest(WireModel):
+    """A new room, described by its first roster (signed by the creating mediator)."""
+
+    roster: SignedStatement
+    require_verified: bool = False
+
+
+class UpdateRosterRequest(WireModel):
+    """The next roster version, signed by a mediator of the current one."""
+
+    roster: SignedStatement
+
+
+class RoomOut(WireModel):
+    """A room as its members see it."""
+
+    room_id: Ident
+    title: Name
+    status: str
+    mode: str
+    require_verified: bool
+    roster_version: Int
+    last_seq: Int
+    side: str
+    created_at: Int
+    roster: SignedStatement
+
+
+class RoomSummary(WireModel):
+    """One line of the room list."""
+
+    room_id: Ident
+    title: Name
+    status: str
+    mode: str
+    roster_version: Int
+    last_seq: Int
+
+
+class RosterOut(WireModel):
+    """One signed roster version and the event that carried it."""
+
+    version: Int
+    seq: Int
+    roster: SignedStatement
+
+
+class SendResponse(WireModel):
+    """Where an accepted message landed."""
+
+    seq: Int
+    leaf_index: Int
+    message_id: Ident
+    created_at: Int
+
+
+class EventOut(WireModel):
+    """One room event: a signed roster or an envelope, as stored."""
+
+    seq: Int
+    kind: str
+    channel: str | None
+    message_id: str | None
+    sender_device: Ident
+    leaf_index: Int
+    created_at: Int
+    payload: dict[str, Any] | None
+
+
+class EventsPage(WireModel):
+    """A page of events; ask again with ``after=next_after`` for more."""
+
+    events: list[EventOut]
+    next_after: Int

@@ -1,0 +1,355 @@
+"""Enrollment, login and the key directory (DESIGN §3).
+
+Every registration, new device and key rotation is a leaf of the directory
+log, appended in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.keys import (
+    ENCRYPTION_PUBLIC_LEN,
+    SigLabel,
+    hpke_public_key,
+    key_id,
+    verify_signature,
+)
+from client_sdk.protocol.leaf import DIRECTORY_LOG_ID, directory_origin
+from client_sdk.protocol.models import Role
+from client_sdk.protocol.statements import (
+    DeviceCert,
+    EncryptionKeyCert,
+    Registration,
+    SignedStatement,
+    StatementT,
+    login_payload,
+    verify_statement,
+)
+from server.config import Settings
+from server.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound
+from server.log.appender import append_leaf
+from server.services.common import Clock, Principal, decode_b64, decode_key, secret_hash
+from server.storage.accounts import AccountRepository, AccountRow, DeviceRow, EncryptionKeyRow
+from server.storage.database import Database
+from server.storage.logs import LogRepository
+from server.storage.sessions import SessionRepository
+
+MAX_ENCRYPTION_KEY_LIFETIME_MS = 90 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentTicket:
+    """A pending account and the one-time token that enrolls it."""
+
+    account_id: str
+    token: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A bearer token and when it stops working (ms)."""
+
+    token: str
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account with its certified devices and their current encryption keys."""
+
+    account: AccountRow
+    devices: list[DeviceRow]
+    encryption_keys: dict[str, EncryptionKeyRow]
+
+
+class IdentityService:
+    """Accounts, devices, keys, enrollment tokens and login sessions."""
+
+    def __init__(self, database: Database, settings: Settings, clock: Clock) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = clock
+
+    async def ensure_directory_log(self) -> None:
+        """Create the directory log on first start."""
+        async with self.database.write() as conn:
+            repo = LogRepository(conn)
+            if await repo.head(DIRECTORY_LOG_ID) is None:
+                origin = directory_origin(self.settings.log_origin_host)
+                await repo.create(log_id=DIRECTORY_LOG_ID, origin=origin, now=self.clock())
+
+    async def create_enrollment(
+        self, *, role: Role, name: str, created_by: str | None = None
+    ) -> EnrollmentTicket:
+        """Create a pending account and its one-time enrollment token (operator path)."""
+        async with self.database.write() as conn:
+            return await self._create_enrollment(conn, role=role, name=name, created_by=created_by)
+
+    async def issue_party_enrollment(self, principal: Principal, name: str) -> EnrollmentTicket:
+        """A mediator invites a party."""
+        if principal.role is not Role.MEDIATOR:
+            raise NotAllowed("only mediators may issue enrollment tokens")
+        async with self.database.write() as conn:
+            return await self._create_enrollment(
+                conn, role=Role.PARTY, name=name, created_by=principal.account_id
+            )
+
+    async def _create_enrollment(
+        self, conn: AsyncConnection, *, role: Role, name: str, created_by: str | None
+    ) -> EnrollmentTicket:
+        now = self.clock()
+        account_id = uuid.uuid4().hex
+        token = b64e(secrets.token_bytes(32))
+        expires_at = now + self.settings.enrollment_ttl_seconds * 1000
+        repo = AccountRepository(conn)
+        await repo.create_pending(
+            account_id=account_id, role=role.value, name=name, created_by=created_by, now=now
+        )
+        await repo.add_token(
+            token_hash=secret_hash(token), account_id=account_id, expires_at=expires_at, now=now
+        )
+        return EnrollmentTicket(account_id=account_id, token=token, expires_at=expires_at)
+
+    async def preview_enrollment(self, token: str) -> AccountRow:
+        """The pending account a live token would enroll (the token stays unused)."""
+        async with self.database.read() as conn:
+            repo = AccountRepository(conn)
+            account_id = await repo.token_account(secret_hash(token), self.clock())
+            account = None if account_id is None else await repo.get(account_id)
+        if account is None or account.status != "pending":
+            raise NotAuthenticated("enrollment token is invalid, expired or already used")
+        return account
+
+    async def enroll(
+        self,
+        *,
+        token: str,
+        registration: SignedStatement,
+        device_cert: SignedStatement,
+        encryption_key_cert: SignedStatement,
+    ) -> DeviceRow:
+        """Redeem a token: register the account key, first device and encryption key."""
+        now = self.clock()
+        async with self.database.write() as conn:
+            repo = AccountRepository(conn)
+            account_id = await repo.consume_token(secret_hash(token), now)
+            if account_id is None:
+                raise NotAuthenticated("enrollment token is invalid, expired or already used")
+            account = await repo.get(account_id)
+            if account is None or account.status != "pending":
+                raise Conflict("this account has already enrolled")
+            account_key = _account_key(registration)
+            reg = _verified(registration, account_key, Registration)
+            if reg.account_id != account_id or reg.role.value != account.role:
+                raise InvalidInput("registration does not match the enrollment token's account")
+            if reg.name != account.name:
+                raise InvalidInput(f"registration name must be {account.name!r}")
+            await repo.activate(
+                account_id,
+                account_key=account_key,
+                registration=_json(registration),
+            )
+            await self._append_directory(conn, "registration", registration, account_key, now)
+            device = await self._add_device(conn, account_id, account_key, device_cert, now)
+            await self._add_encryption_key(
+                conn, account_id, account_key, device.id, encryption_key_cert, now
+            )
+            return device
+
+    async def rotate_encryption_key(self, principal: Principal, cert: SignedStatement) -> None:
+        """Record a device's new encryption key, certified by its account key."""
+        now = self.clock()
+        async with self.database.write() as conn:
+            account = await AccountRepository(conn).get(principal.account_id)
+            if account is None or account.account_key is None:
+                raise NotAuthenticated("unknown account")
+            await self._add_encryption_key(
+                conn, account.id, account.account_key, principal.device_id, cert, now
+            )
+
+    async def _add_device(
+        self,
+        conn: AsyncConnection,
+        account_id: str,
+        account_key: bytes,
+        signed: SignedStatement,
+        now: int,
+    ) -> DeviceRow:
+        cert = _verified(signed, account_key, DeviceCert)
+        signing_key = decode_key(cert.signing_key, "device signing key", 32)
+        if cert.account_id != account_id:
+            raise InvalidInput("device certificate names another account")
+        if cert.device_id != key_id(signing_key):
+            raise InvalidInput("device id must be the key id of its signing key")
+        repo = AccountRepository(conn)
+        if await repo.device(cert.device_id) is not None:
+            raise Conflict("this device is already registered")
+        await repo.add_device(
+            device_id=cert.device_id,
+            account_id=account_id,
+            signing_key=signing_key,
+            cert=_json(signed),
+            now=now,
+        )
+        await self._append_directory(conn, "device", signed, account_key, now)
+        device = await repo.device(cert.device_id)
+        assert device is not None
+        return device
+
+    async def _add_encryption_key(
+        self,
+        conn: AsyncConnection,
+        account_id: str,
+        account_key: bytes,
+        device_id: str,
+        signed: SignedStatement,
+        now: int,
+    ) -> None:
+        cert = _verified(signed, account_key, EncryptionKeyCert)
+        public_key = decode_key(cert.public_key, "encryption key", ENCRYPTION_PUBLIC_LEN)
+        try:
+            hpke_public_key(public_key)
+        except ProtocolError as exc:
+            raise InvalidInput(str(exc)) from exc
+        if cert.account_id != account_id or cert.device_id != device_id:
+            raise InvalidInput("encryption key certificate names another account or device")
+        if cert.key_id != key_id(public_key):
+            raise InvalidInput("key id must be the key id of the encryption key")
+        if not now < cert.not_after <= now + MAX_ENCRYPTION_KEY_LIFETIME_MS:
+            raise InvalidInput("encryption key expiry must be in the future, within 90 days")
+        repo = AccountRepository(conn)
+        if await repo.encryption_key(cert.key_id) is not None:
+            raise Conflict("this encryption key is already registered")
+        await repo.add_encryption_key(
+            key_id=cert.key_id,
+            device_id=device_id,
+            public_key=public_key,
+            cert=_json(signed),
+            not_after=cert.not_after,
+            now=now,
+        )
+        await self._append_directory(conn, "encryption-key", signed, account_key, now)
+
+    async def _append_directory(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        signed: SignedStatement,
+        account_key: bytes,
+        now: int,
+    ) -> None:
+        await append_leaf(
+            conn,
+            DIRECTORY_LOG_ID,
+            type=kind,
+            actor_device=key_id(account_key),
+            payload_hash=signed.body_hash(),
+            signature=b64d(signed.signature),
+            server_time=now,
+        )
+
+    async def challenge(self, device_id: str) -> tuple[str, int]:
+        """Issue a single-use login nonce bound to `device_id`; returns it and its expiry."""
+        now = self.clock()
+        nonce = b64e(secrets.token_bytes(32))
+        expires_at = now + self.settings.challenge_ttl_seconds * 1000
+        async with self.database.write() as conn:
+            device = await AccountRepository(conn).device(device_id)
+            if device is None or device.revoked_at is not None:
+                raise NotFound("no such device")
+            await SessionRepository(conn).add_challenge(
+                nonce_hash=secret_hash(nonce), device_id=device_id, expires_at=expires_at
+            )
+        return nonce, expires_at
+
+    async def login(self, *, device_id: str, nonce: str, signature: str) -> AccessToken:
+        """Exchange a signed challenge for a short-lived bearer token."""
+        now = self.clock()
+        sig = decode_b64(signature, "signature")
+        async with self.database.write() as conn:
+            device = await AccountRepository(conn).device(device_id)
+            if device is None or device.revoked_at is not None:
+                raise NotAuthenticated("unknown device")
+            try:
+                verify_signature(
+                    device.signing_key, SigLabel.LOGIN, login_payload(device_id, nonce), sig
+                )
+            except VerificationError as exc:
+                raise NotAuthenticated("login signature does not verify") from exc
+            sessions = SessionRepository(conn)
+            if not await sessions.consume_challenge(
+                nonce_hash=secret_hash(nonce), device_id=device_id, now=now
+            ):
+                raise NotAuthenticated("login challenge is unknown, expired or already used")
+            token = b64e(secrets.token_bytes(32))
+            expires_at = now + self.settings.token_ttl_seconds * 1000
+            await sessions.add_token(
+                token_hash=secret_hash(token), device_id=device_id, expires_at=expires_at
+            )
+        return AccessToken(token=token, expires_at=expires_at)
+
+    async def authenticate(self, token: str) -> Principal:
+        """The caller a bearer token stands for; `NotAuthenticated` if none."""
+        now = self.clock()
+        async with self.database.read() as conn:
+            device_id = await SessionRepository(conn).token_device(secret_hash(token), now)
+            if device_id is None:
+                raise NotAuthenticated("bearer token is invalid or expired")
+            repo = AccountRepository(conn)
+            device = await repo.device(device_id)
+            account = None if device is None else await repo.get(device.account_id)
+            if device is None or device.revoked_at is not None or account is None:
+                raise NotAuthenticated("the token's device is no longer active")
+        return Principal(account_id=account.id, device_id=device.id, role=Role(account.role))
+
+    async def logout(self, token: str) -> None:
+        """Revoke a bearer token."""
+        async with self.database.write() as conn:
+            await SessionRepository(conn).revoke_token(secret_hash(token), self.clock())
+
+    async def account(self, account_id: str) -> AccountView:
+        """An enrolled account with its devices and current encryption keys."""
+        async with self.database.read() as conn:
+            return await load_account_view(conn, account_id)
+
+    async def accounts(self, role: Role | None) -> list[AccountRow]:
+        """Every enrolled account (optionally of one role)."""
+        async with self.database.read() as conn:
+            return await AccountRepository(conn).list_active(None if role is None else role.value)
+
+
+async def load_account_view(conn: AsyncConnection, account_id: str) -> AccountView:
+    """Read one enrolled account with its active devices and their newest keys."""
+    repo = AccountRepository(conn)
+    account = await repo.get(account_id)
+    if account is None or account.status != "active":
+        raise NotFound("no such account")
+    devices = await repo.devices_of([account_id])
+    keys = await repo.current_encryption_keys([d.id for d in devices])
+    return AccountView(account=account, devices=devices, encryption_keys=keys)
+
+
+def _account_key(registration: SignedStatement) -> bytes:
+    value = registration.body.get("account_key")
+    if not isinstance(value, str):
+        raise InvalidInput("registration lacks an account key")
+    return decode_key(value, "account key", 32)
+
+
+def _verified(signed: SignedStatement, public_key: bytes, model: type[StatementT]) -> StatementT:
+    try:
+        return verify_statement(signed, public_key, model)
+    except VerificationError as exc:
+        raise InvalidInput(f"{model.__name__}: {exc}") from exc
+
+
+def _json(signed: SignedStatement) -> str:
+    return signed.model_dump_json()

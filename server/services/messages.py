@@ -1,0 +1,169 @@
+"""Sending and reading messages (DESIGN §5).
+
+The server sees only ciphertext. It checks what it can without keys —
+membership, room state, the exact recipient set of the channel at the stated
+roster version, the sender's signature, sizes — and then, in one transaction,
+stores the envelope, appends its log leaf and assigns the room sequence
+number. It answers only after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from client_sdk.protocol.encoding import b64d, canonical_json, sha256
+from client_sdk.protocol.envelope import Envelope, check_envelope
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.models import Side
+from client_sdk.protocol.statements import Roster, SignedStatement, parse_statement
+from server.config import Settings
+from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
+from server.log.appender import append_leaf
+from server.realtime.hub import RoomHub
+from server.services.common import Clock, Principal
+from server.storage.database import Database
+from server.storage.events import EventRepository, EventRow
+from server.storage.rooms import RoomRepository
+
+PLENARY = "plenary"
+_POSTING_SIDES = {Side.MEDIATOR, Side.A, Side.B}
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Where an accepted message landed."""
+
+    seq: int
+    leaf_index: int
+    message_id: str
+    created_at: int
+
+
+class MessageService:
+    """Accepting envelopes and paging through a room's events."""
+
+    def __init__(self, database: Database, settings: Settings, clock: Clock, hub: RoomHub) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = clock
+        self.hub = hub
+
+    async def send(self, principal: Principal, room_id: str, envelope: Envelope) -> SendResult:
+        """Store and log one envelope; a retry with the same message id gets the same answer."""
+        header = envelope.header
+        if len(header.recipients) > self.settings.max_recipients:
+            raise TooLarge(f"at most {self.settings.max_recipients} recipients per message")
+        if header.room_id != room_id:
+            raise InvalidInput("envelope is addressed to another room")
+        if header.sender_device != principal.device_id:
+            raise InvalidInput("envelope must be sent by the device that signed it")
+        payload = canonical_json(envelope.model_dump(mode="json"))
+        payload_hash = sha256(payload)
+        now = self.clock()
+        async with self.database.write() as conn:
+            rooms = RoomRepository(conn)
+            room = await rooms.get_for_update(room_id)
+            side = None if room is None else await rooms.side_of(room_id, principal.account_id)
+            if room is None or side is None:
+                raise NotFound("no such room")
+            events = EventRepository(conn)
+            earlier = await events.by_message_id(room_id, header.message_id)
+            if earlier is not None:
+                if (
+                    earlier.payload_hash != payload_hash
+                    or earlier.sender_device != principal.device_id
+                ):
+                    raise Conflict("this message id was already used for another message")
+                return _result(earlier)
+            if room.status == "closed":
+                raise Conflict("the room is closed")
+            if room.status == "locked":
+                raise Conflict("the room is locked (read-only)")
+            if Side(side) not in _POSTING_SIDES:
+                raise NotAllowed(f"side {side} may not post")
+            if header.channel != PLENARY:
+                raise InvalidInput(f"unknown channel {header.channel!r}")
+            if header.roster_version != room.roster_version:
+                raise Conflict(
+                    f"stale roster version {header.roster_version}; "
+                    f"the room is at {room.roster_version}"
+                )
+            roster_row = await rooms.roster(room_id, room.roster_version)
+            assert roster_row is not None
+            roster = parse_statement(
+                SignedStatement.model_validate_json(roster_row.statement), Roster
+            )
+            expected = roster.device_ids()
+            if header.recipients != expected:
+                raise InvalidInput(
+                    "recipients must be exactly the channel's devices at roster version "
+                    f"{room.roster_version}"
+                )
+            sender = roster.device_owner(principal.device_id)
+            if sender is None:
+                raise NotAllowed("this device is not in the room's roster")
+            sender_key = next(
+                d.signing_key for d in sender.devices if d.device_id == principal.device_id
+            )
+            try:
+                check_envelope(envelope, b64d(sender_key))
+            except (VerificationError, ProtocolError) as exc:
+                raise InvalidInput(f"envelope: {exc}") from exc
+            appended = await append_leaf(
+                conn,
+                room_id,
+                type="message",
+                actor_device=principal.device_id,
+                payload_hash=payload_hash,
+                signature=b64d(envelope.signature),
+                server_time=now,
+            )
+            row = EventRow(
+                room_id=room_id,
+                seq=room.last_seq + 1,
+                kind="message",
+                channel=header.channel,
+                message_id=header.message_id,
+                sender_device=principal.device_id,
+                payload=payload.decode(),
+                payload_hash=payload_hash,
+                leaf_index=appended.index,
+                created_at=now,
+            )
+            await events.add(row)
+            await rooms.set_last_seq(room_id, row.seq)
+        self.hub.publish(room_id, row.seq)
+        return _result(row)
+
+    async def events(
+        self, principal: Principal, room_id: str, *, after: int, limit: int
+    ) -> list[EventRow]:
+        """Events after `after`, for a member of the room."""
+        async with self.database.read() as conn:
+            rooms = RoomRepository(conn)
+            if await rooms.side_of(room_id, principal.account_id) is None:
+                raise NotFound("no such room")
+            return await EventRepository(conn).page(room_id, after=after, limit=limit)
+
+    async def check_member(self, principal: Principal, room_id: str) -> None:
+        """Raise `NotFound` unless the caller is a member of the room."""
+        async with self.database.read() as conn:
+            if await RoomRepository(conn).side_of(room_id, principal.account_id) is None:
+                raise NotFound("no such room")
+
+
+def _result(row: EventRow) -> SendResult:
+    assert row.message_id is not None
+    return SendResult(
+        seq=row.seq, leaf_index=row.leaf_index, message_id=row.message_id, created_at=row.created_at
+    )
+
+
+def event_payload(row: EventRow) -> dict[str, Any] | None:
+    """An event's stored payload as JSON, or None once purged by retention."""
+    if row.payload is None:
+        return None
+    parsed: dict[str, Any] = json.loads(row.payload)
+    return parsed

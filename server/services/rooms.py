@@ -1,0 +1,265 @@
+"""Rooms and their signed rosters (DESIGN §4).
+
+The server never writes a roster: a mediator's device signs each version and
+the server checks it against the directory (every member enrolled with the
+listed account key, every listed device exactly that account's active
+devices) before storing and logging it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.leaf import room_origin
+from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.statements import (
+    Roster,
+    SignedStatement,
+    parse_statement,
+    verify_statement,
+)
+from server.config import Settings
+from server.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from server.log.appender import append_leaf
+from server.realtime.hub import RoomHub
+from server.services.common import Clock, Principal
+from server.storage.accounts import AccountRepository
+from server.storage.database import Database
+from server.storage.events import EventRepository, EventRow
+from server.storage.logs import LogRepository
+from server.storage.rooms import RoomRepository, RoomRow, RosterRow
+
+_SIDES_BY_ROLE: dict[Role, set[Side]] = {
+    Role.MEDIATOR: {Side.MEDIATOR, Side.OBSERVER},
+    Role.PARTY: {Side.A, Side.B, Side.OBSERVER},
+    Role.ADMIN: {Side.OBSERVER},
+    Role.AUDITOR: set(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomView:
+    """A room and its current roster, as its members see them."""
+
+    room: RoomRow
+    roster: RosterRow
+    side: str
+
+
+class RoomService:
+    """Creating rooms, reading them and changing their membership."""
+
+    def __init__(self, database: Database, settings: Settings, clock: Clock, hub: RoomHub) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = clock
+        self.hub = hub
+
+    async def create(
+        self, principal: Principal, signed: SignedStatement, *, require_verified: bool
+    ) -> RoomView:
+        """Create a room from its first roster, signed by the creating mediator."""
+        if principal.role is not Role.MEDIATOR:
+            raise NotAllowed("only mediators may create rooms")
+        roster = _parse_roster(signed)
+        if roster.version != 1 or roster.prev_hash is not None:
+            raise InvalidInput("a new room's roster is version 1 with no previous hash")
+        now = self.clock()
+        async with self.database.write() as conn:
+            rooms = RoomRepository(conn)
+            if await rooms.get(roster.room_id) is not None:
+                raise Conflict("a room with this id exists")
+            members = await _check_roster(conn, principal, roster, signed, signers=roster)
+            await rooms.create(
+                room_id=roster.room_id,
+                title=roster.title,
+                created_by=principal.account_id,
+                require_verified=require_verified,
+                now=now,
+            )
+            origin = room_origin(self.settings.log_origin_host, roster.room_id)
+            await LogRepository(conn).create(log_id=roster.room_id, origin=origin, now=now)
+            await _store_roster(conn, roster, signed, members, last_seq=0, now=now)
+            view = await _view(conn, roster.room_id, principal.account_id)
+        self.hub.publish(roster.room_id, 1)
+        return view
+
+    async def update_roster(
+        self, principal: Principal, room_id: str, signed: SignedStatement
+    ) -> RoomView:
+        """Store the next roster version, signed by a mediator of the current one."""
+        roster = _parse_roster(signed)
+        if roster.room_id != room_id:
+            raise InvalidInput("roster is for another room")
+        now = self.clock()
+        async with self.database.write() as conn:
+            rooms = RoomRepository(conn)
+            room = await _member_room(conn, room_id, principal, for_update=True)
+            if room.status == "closed":
+                raise Conflict("the room is closed")
+            current = await rooms.roster(room_id, room.roster_version)
+            assert current is not None
+            if roster.version != room.roster_version + 1:
+                raise Conflict(
+                    f"stale roster: the room is at version {room.roster_version}, "
+                    f"so the next is {room.roster_version + 1}"
+                )
+            if roster.prev_hash != b64e(current.body_hash):
+                raise InvalidInput("roster does not chain to the current version")
+            if roster.title != room.title:
+                raise InvalidInput("a roster cannot change the room's title")
+            previous = _parse_roster(SignedStatement.model_validate_json(current.statement))
+            members = await _check_roster(conn, principal, roster, signed, signers=previous)
+            await _store_roster(conn, roster, signed, members, last_seq=room.last_seq, now=now)
+            view = await _view(conn, room_id, principal.account_id)
+        self.hub.publish(room_id, room.last_seq + 1)
+        return view
+
+    async def get(self, principal: Principal, room_id: str) -> RoomView:
+        """A room the caller is a member of."""
+        async with self.database.read() as conn:
+            await _member_room(conn, room_id, principal)
+            return await _view(conn, room_id, principal.account_id)
+
+    async def roster(self, principal: Principal, room_id: str, version: int) -> RosterRow:
+        """One roster version of a room the caller is a member of."""
+        async with self.database.read() as conn:
+            await _member_room(conn, room_id, principal)
+            row = await RoomRepository(conn).roster(room_id, version)
+        if row is None:
+            raise NotFound(f"no roster version {version}")
+        return row
+
+    async def list(self, principal: Principal) -> list[RoomRow]:
+        """Rooms the caller is a member of."""
+        async with self.database.read() as conn:
+            return await RoomRepository(conn).of_account(principal.account_id)
+
+
+async def _member_room(
+    conn: AsyncConnection, room_id: str, principal: Principal, *, for_update: bool = False
+) -> RoomRow:
+    rooms = RoomRepository(conn)
+    room = await (rooms.get_for_update(room_id) if for_update else rooms.get(room_id))
+    if room is None or await rooms.side_of(room_id, principal.account_id) is None:
+        # Same answer for "no such room" and "not yours": ids are not an oracle.
+        raise NotFound("no such room")
+    return room
+
+
+async def _view(conn: AsyncConnection, room_id: str, account_id: str) -> RoomView:
+    rooms = RoomRepository(conn)
+    room = await rooms.get(room_id)
+    side = await rooms.side_of(room_id, account_id)
+    if room is None or side is None:
+        raise NotFound("no such room")
+    roster = await rooms.roster(room_id, room.roster_version)
+    assert roster is not None
+    return RoomView(room=room, roster=roster, side=side)
+
+
+def _parse_roster(signed: SignedStatement) -> Roster:
+    try:
+        return parse_statement(signed, Roster)
+    except ProtocolError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+async def _check_roster(
+    conn: AsyncConnection,
+    principal: Principal,
+    roster: Roster,
+    signed: SignedStatement,
+    *,
+    signers: Roster,
+) -> dict[str, str]:
+    """Check a roster against the directory; return account id -> side."""
+    if roster.signer_device != principal.device_id:
+        raise InvalidInput("a roster must be signed by the device that submits it")
+    signer = signers.device_owner(principal.device_id)
+    if signer is None or signer.side is not Side.MEDIATOR:
+        raise NotAllowed("only a mediator of the room may sign its roster")
+    if roster.device_owner(principal.device_id) is None and signers is roster:
+        raise InvalidInput("the creating mediator must be in the first roster")
+    signer_key = next(d.signing_key for d in signer.devices if d.device_id == principal.device_id)
+    try:
+        verify_statement(signed, b64d(signer_key), Roster)
+    except (VerificationError, ProtocolError) as exc:
+        raise InvalidInput(f"roster: {exc}") from exc
+
+    ids = [m.account_id for m in roster.members]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("an account appears twice in the roster")
+    if not any(m.side is Side.MEDIATOR for m in roster.members):
+        raise InvalidInput("a roster needs at least one mediator")
+    repo = AccountRepository(conn)
+    active = await repo.devices_of(ids)
+    for member in roster.members:
+        account = await repo.get(member.account_id)
+        if account is None or account.status != "active" or account.account_key is None:
+            raise InvalidInput(f"account {member.account_id} is not enrolled")
+        if member.account_key != b64e(account.account_key):
+            raise InvalidInput(f"account {member.account_id}: account key does not match")
+        if member.name != account.name:
+            raise InvalidInput(f"account {member.account_id}: name does not match")
+        if member.side not in _SIDES_BY_ROLE[Role(account.role)]:
+            raise InvalidInput(
+                f"account {member.account_id} ({account.role}) cannot sit on side {member.side}"
+            )
+        listed = {(d.device_id, d.signing_key) for d in member.devices}
+        actual = {(d.id, b64e(d.signing_key)) for d in active if d.account_id == account.id}
+        if listed != actual:
+            raise InvalidInput(
+                f"account {member.account_id}: devices must be exactly its active devices"
+            )
+    return {m.account_id: m.side.value for m in roster.members}
+
+
+async def _store_roster(
+    conn: AsyncConnection,
+    roster: Roster,
+    signed: SignedStatement,
+    members: dict[str, str],
+    *,
+    last_seq: int,
+    now: int,
+) -> None:
+    appended = await append_leaf(
+        conn,
+        roster.room_id,
+        type="roster",
+        actor_device=roster.signer_device,
+        payload_hash=signed.body_hash(),
+        signature=b64d(signed.signature),
+        server_time=now,
+    )
+    seq = last_seq + 1
+    payload = signed.model_dump_json()
+    await EventRepository(conn).add(
+        EventRow(
+            room_id=roster.room_id,
+            seq=seq,
+            kind="roster",
+            channel=None,
+            message_id=None,
+            sender_device=roster.signer_device,
+            payload=payload,
+            payload_hash=signed.body_hash(),
+            leaf_index=appended.index,
+            created_at=now,
+        )
+    )
+    rooms = RoomRepository(conn)
+    await rooms.add_roster(
+        room_id=roster.room_id,
+        version=roster.version,
+        statement=payload,
+        body_hash=signed.body_hash(),
+        seq=seq,
+        members=members,
+    )
+    await rooms.set_last_seq(roster.room_id, seq)

@@ -1,0 +1,70 @@
+"""A room's events: signed rosters, envelopes and later moderation acts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.storage.rows import from_row
+from server.storage.tables import events
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One event as stored."""
+
+    room_id: str
+    seq: int
+    kind: str
+    channel: str | None
+    message_id: str | None
+    sender_device: str
+    payload: str | None
+    payload_hash: bytes
+    leaf_index: int
+    created_at: int
+
+
+class EventRepository:
+    """Appends and pages through room events."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add(self, event: EventRow) -> None:
+        """Store one event (its sequence number already assigned)."""
+        await self.conn.execute(
+            events.insert().values(
+                room_id=event.room_id,
+                seq=event.seq,
+                kind=event.kind,
+                channel=event.channel,
+                message_id=event.message_id,
+                sender_device=event.sender_device,
+                payload=event.payload,
+                payload_hash=event.payload_hash,
+                leaf_index=event.leaf_index,
+                created_at=event.created_at,
+            )
+        )
+
+    async def by_message_id(self, room_id: str, message_id: str) -> EventRow | None:
+        """The event a client message id produced, if any (idempotent retries)."""
+        row = (
+            await self.conn.execute(
+                select(events).where(events.c.room_id == room_id, events.c.message_id == message_id)
+            )
+        ).first()
+        return None if row is None else from_row(EventRow, row)
+
+    async def page(self, room_id: str, *, after: int, limit: int) -> list[EventRow]:
+        """Events with ``seq > after``, in order, at most `limit`."""
+        rows = await self.conn.execute(
+            select(events)
+            .where(events.c.room_id == room_id, events.c.seq > after)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        return [from_row(EventRow, r) for r in rows]

@@ -1,0 +1,133 @@
+"""Rooms, their current members and their signed roster versions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.storage.rows import from_row
+from server.storage.tables import room_members, rooms, rosters
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    """A room as stored."""
+
+    id: str
+    title: str
+    created_by: str
+    created_at: int
+    status: str
+    mode: str
+    require_verified: bool
+    roster_version: int
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    """One signed roster version."""
+
+    room_id: str
+    version: int
+    statement: str
+    body_hash: bytes
+    seq: int
+
+
+class RoomRepository:
+    """Reads and writes rooms, members and rosters."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def create(
+        self, *, room_id: str, title: str, created_by: str, require_verified: bool, now: int
+    ) -> None:
+        """Insert a new open room with no events yet."""
+        await self.conn.execute(
+            rooms.insert().values(
+                id=room_id,
+                title=title,
+                created_by=created_by,
+                created_at=now,
+                status="open",
+                mode="open",
+                require_verified=require_verified,
+                roster_version=0,
+                last_seq=0,
+            )
+        )
+
+    async def get(self, room_id: str) -> RoomRow | None:
+        """One room by id."""
+        row = (await self.conn.execute(select(rooms).where(rooms.c.id == room_id))).first()
+        return None if row is None else from_row(RoomRow, row)
+
+    async def get_for_update(self, room_id: str) -> RoomRow | None:
+        """One room, locking its row until the transaction ends (PostgreSQL)."""
+        row = (
+            await self.conn.execute(select(rooms).where(rooms.c.id == room_id).with_for_update())
+        ).first()
+        return None if row is None else from_row(RoomRow, row)
+
+    async def of_account(self, account_id: str) -> list[RoomRow]:
+        """Rooms the account is a member of, newest first."""
+        rows = await self.conn.execute(
+            select(rooms)
+            .join(room_members, room_members.c.room_id == rooms.c.id)
+            .where(room_members.c.account_id == account_id)
+            .order_by(rooms.c.created_at.desc(), rooms.c.id)
+        )
+        return [from_row(RoomRow, r) for r in rows]
+
+    async def side_of(self, room_id: str, account_id: str) -> str | None:
+        """The account's side in the room, or None if it is not a member."""
+        row = (
+            await self.conn.execute(
+                select(room_members.c.side).where(
+                    room_members.c.room_id == room_id, room_members.c.account_id == account_id
+                )
+            )
+        ).first()
+        return None if row is None else str(row[0])
+
+    async def set_last_seq(self, room_id: str, seq: int) -> None:
+        """Advance the room's sequence counter."""
+        await self.conn.execute(update(rooms).where(rooms.c.id == room_id).values(last_seq=seq))
+
+    async def add_roster(
+        self,
+        *,
+        room_id: str,
+        version: int,
+        statement: str,
+        body_hash: bytes,
+        seq: int,
+        members: dict[str, str],
+    ) -> None:
+        """Store a new roster version and make its members the room's members."""
+        await self.conn.execute(
+            rosters.insert().values(
+                room_id=room_id, version=version, statement=statement, body_hash=body_hash, seq=seq
+            )
+        )
+        await self.conn.execute(
+            update(rooms).where(rooms.c.id == room_id).values(roster_version=version)
+        )
+        await self.conn.execute(delete(room_members).where(room_members.c.room_id == room_id))
+        await self.conn.execute(
+            room_members.insert(),
+            [{"room_id": room_id, "account_id": a, "side": s} for a, s in members.items()],
+        )
+
+    async def roster(self, room_id: str, version: int) -> RosterRow | None:
+        """One roster version."""
+        row = (
+            await self.conn.execute(
+                select(rosters).where(rosters.c.room_id == room_id, rosters.c.version == version)
+            )
+        ).first()
+        return None if row is None else from_row(RosterRow, row)

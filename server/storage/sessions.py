@@ -1,0 +1,66 @@
+"""Login challenges and bearer tokens (both stored only as hashes)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.storage.tables import access_tokens, login_challenges
+
+
+class SessionRepository:
+    """Single-use login challenges and short-lived access tokens."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add_challenge(self, *, nonce_hash: bytes, device_id: str, expires_at: int) -> None:
+        """Store a fresh challenge."""
+        await self.conn.execute(
+            login_challenges.insert().values(
+                nonce_hash=nonce_hash, device_id=device_id, expires_at=expires_at
+            )
+        )
+
+    async def consume_challenge(self, *, nonce_hash: bytes, device_id: str, now: int) -> bool:
+        """Mark an unused, unexpired challenge for this device used; False if there is none."""
+        result = await self.conn.execute(
+            update(login_challenges)
+            .where(
+                login_challenges.c.nonce_hash == nonce_hash,
+                login_challenges.c.device_id == device_id,
+                login_challenges.c.used_at.is_(None),
+                login_challenges.c.expires_at > now,
+            )
+            .values(used_at=now)
+        )
+        return result.rowcount == 1
+
+    async def add_token(self, *, token_hash: bytes, device_id: str, expires_at: int) -> None:
+        """Store a new bearer token's hash."""
+        await self.conn.execute(
+            access_tokens.insert().values(
+                token_hash=token_hash, device_id=device_id, expires_at=expires_at
+            )
+        )
+
+    async def token_device(self, token_hash: bytes, now: int) -> str | None:
+        """The device of a live (unexpired, unrevoked) token."""
+        row = (
+            await self.conn.execute(
+                select(access_tokens.c.device_id).where(
+                    access_tokens.c.token_hash == token_hash,
+                    access_tokens.c.revoked_at.is_(None),
+                    access_tokens.c.expires_at > now,
+                )
+            )
+        ).first()
+        return None if row is None else str(row[0])
+
+    async def revoke_token(self, token_hash: bytes, now: int) -> None:
+        """Revoke a token (logout)."""
+        await self.conn.execute(
+            update(access_tokens)
+            .where(access_tokens.c.token_hash == token_hash)
+            .values(revoked_at=now)
+        )

@@ -1,0 +1,163 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations are the only way the
+schema changes; these definitions mirror the head revision and are what the
+repositories query with."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | active
+    Column("account_key", LargeBinary, nullable=True, unique=True),
+    Column("registration", Text, nullable=True),  # signed statement JSON
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("signing_key", LargeBinary, nullable=False, unique=True),
+    Column("cert", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+encryption_keys = Table(
+    "encryption_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=False, index=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("cert", Text, nullable=False),
+    Column("not_after", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+login_challenges = Table(
+    "login_challenges",
+    metadata,
+    Column("nonce_hash", LargeBinary, primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("token_hash", LargeBinary, primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.id"), nullable=False, index=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("created_by", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # open | locked | closed
+    Column("mode", String(16), nullable=False),  # open | shuttle
+    Column("require_verified", Boolean, nullable=False),
+    Column("roster_version", Integer, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+room_members = Table(
+    "room_members",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("side", String(16), nullable=False),
+    Index("ix_room_members_account", "account_id"),
+)
+
+rosters = Table(
+    "rosters",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("statement", Text, nullable=False),
+    Column("body_hash", LargeBinary, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("message_id", String(64), nullable=True),
+    Column("sender_device", String(64), nullable=False),
+    Column("payload", Text, nullable=True),  # NULL once purged by retention
+    Column("payload_hash", LargeBinary, nullable=False),
+    Column("leaf_index", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("room_id", "message_id", name="uq_events_room_message"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("origin", String(300), nullable=False, unique=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("log_id", String(64), ForeignKey("logs.id"), primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("leaf", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    Index("ix_log_entries_hash", "log_id", "leaf_hash"),
+)
+
+APPEND_ONLY_TABLES = ("log_entries",)
+"""Tables whose rows the database refuses to UPDATE or DELETE (triggers)."""

@@ -1,0 +1,100 @@
+"""Real `parley serve` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+STARTUP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def parley_command() -> list[str]:
+    """How to run the `parley` command of this environment."""
+    return [sys.executable, "-c", "from client_sdk.cli.main import main; main()"]
+
+
+class ServerProcess:
+    """A `parley serve` subprocess on a free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.env = env
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the process and wait until it answers its health check."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*parley_command(), "serve", "--port", str(self.port), "--log-level", "warning"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL) and wait for it."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def kill(self) -> None:
+        """Kill the process abruptly (a crash), and wait for it."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def server_env(data_dir: Path, database_url: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a server process: this one's, plus PARLEY_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    env["PARLEY_DATA_DIR"] = str(data_dir)
+    if database_url:
+        env["PARLEY_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running_server(env: dict[str, str], log_path: Path) -> Iterator[ServerProcess]:
+    """A started server, stopped when the block ends."""
+    server = ServerProcess(env, log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
