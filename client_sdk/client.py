@@ -44,6 +44,7 @@ from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.envelope import (
     Envelope,
     Recipient,
+    check_envelope,
     open_envelope,
     seal_envelope,
 )
@@ -62,7 +63,13 @@ from client_sdk.protocol.statements import (
 )
 
 PLENARY = "plenary"
-DEFAULT_KEY_LIFETIME_MS = 7 * 24 * 3600 * 1000
+DAY_MS = 24 * 3600 * 1000
+DEFAULT_KEY_LIFETIME_MS = 14 * DAY_MS
+ROTATE_AFTER_MS = 7 * DAY_MS
+"""Encryption keys are replaced weekly..."""
+RETIRED_KEY_GRACE_MS = 7 * DAY_MS
+"""...and a replaced private key is deleted a week later, bounding what a stolen
+device can decrypt from the past."""
 Clock = Callable[[], int]
 
 
@@ -322,6 +329,20 @@ class ParleyClient:
         )
         return result
 
+    async def maintain_keys(self) -> list[str]:
+        """Rotate the encryption key when it is due and purge retired private keys.
+
+        Called before sending and reading; returns the ids of purged keys.
+        """
+        now = self.clock()
+        current = self.keystore.current_encryption_key()
+        if now - current.created_at >= ROTATE_AFTER_MS or current.not_after - now < DAY_MS:
+            await self.rotate_encryption_key()
+        purged = self.keystore.purge_retired(now, RETIRED_KEY_GRACE_MS)
+        if purged:
+            self.keystore.save()
+        return purged
+
     async def rotate_encryption_key(self, *, lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS) -> str:
         """Publish a new encryption key; the old one is kept for a grace period."""
         state = self.keystore.state
@@ -481,6 +502,7 @@ class ParleyClient:
         self, room_id: str, text: str, *, channel: str = PLENARY, message_id: str | None = None
     ) -> Receipt:
         """Encrypt `text` to every device of the room's current roster, sign it and send it."""
+        await self.maintain_keys()
         data = await self.http.request("GET", f"/v1/rooms/{room_id}")
         roster, _ = await self._roster(room_id, int(data["roster_version"]))
         recipients = await self._recipients(roster, require_verified=bool(data["require_verified"]))
@@ -539,6 +561,7 @@ class ParleyClient:
         With `follow`, keep streaming over the WebSocket, reconnecting and
         resuming from the last event seen: no gap and no duplicate.
         """
+        await self.maintain_keys()
         cursor = after
         while True:
             page = await self.http.request(
@@ -614,6 +637,12 @@ class ParleyClient:
         )
 
     def _decrypt(self, envelope: Envelope, sender_key: bytes) -> dict[str, Any]:
+        """Open with whichever of this device's keys works.
+
+        A message older than every key still held was sealed to a key purged on
+        purpose; its signature still verifies, and it reads as ``expired``.
+        """
+        check_envelope(envelope, sender_key)
         state = self.keystore.state
         records = sorted(state.encryption_keys, key=lambda r: r.created_at, reverse=True)
         failure: VerificationError | None = None
@@ -627,6 +656,8 @@ class ParleyClient:
                 )
             except VerificationError as exc:
                 failure = exc
+        if records and envelope.header.sent_at < min(r.created_at for r in records):
+            return {"type": "expired", "text": ""}
         raise failure or VerificationError("no encryption key left to open the message")
 
 

@@ -281,15 +281,15 @@ class Keystore:
         self.state.encryption_keys.append(record)
         return record
 
-    def purge_retired(self, now: int, grace_seconds: int) -> list[str]:
-        """Delete the private keys retired at least `grace_seconds` ago; return their ids.
+    def purge_retired(self, now: int, grace: int) -> list[str]:
+        """Delete the private keys retired at least `grace` ago (same unit as `now`); return ids.
 
         This bounds what a stolen device can decrypt from the past.
         """
         keep: list[EncryptionKeyRecord] = []
         purged: list[str] = []
         for record in self.state.encryption_keys:
-            if record.retired_at is not None and now - record.retired_at >= grace_seconds:
+            if record.retired_at is not None and now - record.retired_at >= grace:
                 purged.append(record.key_id)
             else:
                 keep.append(record)

@@ -4,7 +4,7 @@ settings into a lifespan that builds the database, hub and services."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -14,6 +14,7 @@ from server.api.limits import BodySizeLimit, RateLimiter
 from server.api.main import api_router
 from server.api.ws import ConnectionCounter
 from server.config import Settings
+from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
 from server.services.identity import IdentityService
@@ -32,22 +33,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = create_database(settings.resolved_database_url())
-        try:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(database.dispose)
             if settings.auto_migrate:
                 await upgrade_to_head(database)
-            hub = RoomHub(settings.ws_queue_size)
+            fanout = Fanout(
+                RoomHub(settings.ws_queue_size),
+                postgres_dsn=asyncpg_dsn(settings.resolved_database_url()),
+            )
             identity = IdentityService(database, settings, clock)
             await identity.ensure_directory_log()
+            await fanout.start()
+            stack.push_async_callback(fanout.stop)
             app.state.services = Services(
                 identity=identity,
-                rooms=RoomService(database, settings, clock, hub),
-                messages=MessageService(database, settings, clock, hub),
+                rooms=RoomService(database, settings, clock, fanout),
+                messages=MessageService(database, settings, clock, fanout),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)
             yield
-        finally:
-            await database.dispose()
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)

@@ -14,6 +14,7 @@ from client_sdk.protocol.fingerprint import account_fingerprint
 from client_sdk.protocol.models import Role
 
 auth_app = typer.Typer(help="Bearer tokens for scripting.")
+keys_app = typer.Typer(help="This device's encryption keys.")
 
 
 def enroll(
@@ -110,6 +111,39 @@ def auth_token() -> None:
     print(with_client(lambda c: c.token()))
 
 
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Publish a new encryption key now (the SDK also rotates weekly by itself)."""
+    key = with_client(lambda c: c.rotate_encryption_key())
+    out.print(f"New encryption key {key}.")
+
+
+@keys_app.command("list")
+def keys_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """This device's encryption keys: current, and retired ones not yet purged."""
+
+    async def work(client: ParleyClient) -> list[dict[str, object]]:
+        return [
+            {
+                "key_id": r.key_id,
+                "created_at": r.created_at,
+                "not_after": r.not_after,
+                "retired_at": r.retired_at,
+            }
+            for r in client.keystore.state.encryption_keys
+        ]
+
+    rows = with_client(work)
+    if json_output:
+        print_json(rows)
+        return
+    for row in rows:
+        state = "current" if row["retired_at"] is None else "retired"
+        out.print(f"{row['key_id']}  {state}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the identity commands."""
     app.command("enroll")(enroll)
@@ -119,3 +153,4 @@ def register(app: typer.Typer) -> None:
     app.command("accounts")(accounts)
     app.command("invite")(invite)
     app.add_typer(auth_app, name="auth")
+    app.add_typer(keys_app, name="keys")

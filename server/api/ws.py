@@ -99,7 +99,7 @@ def _after(raw: str) -> int:
 async def _serve(
     websocket: WebSocket, services: Services, principal: Principal, room_id: str, after: int
 ) -> None:
-    hub = services.messages.hub
+    hub = services.messages.fanout.hub
     with hub.subscribe(room_id) as sub:
         await websocket.send_json({"type": "ready"})
         cursor = after

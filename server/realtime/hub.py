@@ -57,6 +57,11 @@ class RoomHub:
         for sub in list(self._subs.get(room_id, ())):
             sub.notify(seq)
 
+    def publish_all(self, seq: int) -> None:
+        """Notify every subscriber of every room (after a possible gap in notifications)."""
+        for room_id in list(self._subs):
+            self.publish(room_id, seq)
+
     def subscriber_count(self, room_id: str) -> int:
         """How many subscribers a room has here."""
         return len(self._subs.get(room_id, ()))

@@ -21,7 +21,7 @@ from client_sdk.protocol.statements import Roster, SignedStatement, parse_statem
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import append_leaf
-from server.realtime.hub import RoomHub
+from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
@@ -44,11 +44,13 @@ class SendResult:
 class MessageService:
     """Accepting envelopes and paging through a room's events."""
 
-    def __init__(self, database: Database, settings: Settings, clock: Clock, hub: RoomHub) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, clock: Clock, fanout: Fanout
+    ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
-        self.hub = hub
+        self.fanout = fanout
 
     async def send(self, principal: Principal, room_id: str, envelope: Envelope) -> SendResult:
         """Store and log one envelope; a retry with the same message id gets the same answer."""
@@ -134,7 +136,8 @@ class MessageService:
             )
             await events.add(row)
             await rooms.set_last_seq(room_id, row.seq)
-        self.hub.publish(room_id, row.seq)
+            await self.fanout.stage(conn, room_id, row.seq)
+        self.fanout.committed(room_id, row.seq)
         return _result(row)
 
     async def events(

@@ -25,7 +25,7 @@ from client_sdk.protocol.statements import (
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from server.log.appender import append_leaf
-from server.realtime.hub import RoomHub
+from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.storage.accounts import AccountRepository
 from server.storage.database import Database
@@ -53,11 +53,13 @@ class RoomView:
 class RoomService:
     """Creating rooms, reading them and changing their membership."""
 
-    def __init__(self, database: Database, settings: Settings, clock: Clock, hub: RoomHub) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, clock: Clock, fanout: Fanout
+    ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
-        self.hub = hub
+        self.fanout = fanout
 
     async def create(
         self, principal: Principal, signed: SignedStatement, *, require_verified: bool
@@ -83,9 +85,10 @@ class RoomService:
             )
             origin = room_origin(self.settings.log_origin_host, roster.room_id)
             await LogRepository(conn).create(log_id=roster.room_id, origin=origin, now=now)
-            await _store_roster(conn, roster, signed, members, last_seq=0, now=now)
+            seq = await _store_roster(conn, roster, signed, members, last_seq=0, now=now)
+            await self.fanout.stage(conn, roster.room_id, seq)
             view = await _view(conn, roster.room_id, principal.account_id)
-        self.hub.publish(roster.room_id, 1)
+        self.fanout.committed(roster.room_id, seq)
         return view
 
     async def update_roster(
@@ -114,9 +117,12 @@ class RoomService:
                 raise InvalidInput("a roster cannot change the room's title")
             previous = _parse_roster(SignedStatement.model_validate_json(current.statement))
             members = await _check_roster(conn, principal, roster, signed, signers=previous)
-            await _store_roster(conn, roster, signed, members, last_seq=room.last_seq, now=now)
+            seq = await _store_roster(
+                conn, roster, signed, members, last_seq=room.last_seq, now=now
+            )
+            await self.fanout.stage(conn, room_id, seq)
             view = await _view(conn, room_id, principal.account_id)
-        self.hub.publish(room_id, room.last_seq + 1)
+        self.fanout.committed(room_id, seq)
         return view
 
     async def get(self, principal: Principal, room_id: str) -> RoomView:
@@ -227,7 +233,7 @@ async def _store_roster(
     *,
     last_seq: int,
     now: int,
-) -> None:
+) -> int:
     appended = await append_leaf(
         conn,
         roster.room_id,
@@ -263,3 +269,4 @@ async def _store_roster(
         members=members,
     )
     await rooms.set_last_seq(roster.room_id, seq)
+    return seq

@@ -300,7 +300,7 @@ def test_purge_retired_deletes_only_keys_retired_longer_than_the_grace(
         EncryptionKey.generate(), NOW + 21 * DAY, now=NOW + 5 * DAY
     )
 
-    purged = keystore.purge_retired(now=NOW + 5 * DAY, grace_seconds=3 * DAY)
+    purged = keystore.purge_retired(now=NOW + 5 * DAY, grace=3 * DAY)
 
     assert purged == [oldest.key_id]
     assert keystore.state.encryption_keys == [recent, current]
@@ -309,7 +309,7 @@ def test_purge_retired_deletes_only_keys_retired_longer_than_the_grace(
 def test_purge_retired_never_deletes_the_current_key(keystore: Keystore) -> None:
     current = keystore.add_encryption_key(EncryptionKey.generate(), NOW + 7 * DAY, now=NOW)
 
-    assert keystore.purge_retired(now=NOW + 365 * DAY, grace_seconds=0) == []
+    assert keystore.purge_retired(now=NOW + 365 * DAY, grace=0) == []
     assert keystore.current_encryption_key() is current
 
 

@@ -1,0 +1,109 @@
+"""Telling every replica's subscribers that a room has a new event.
+
+In one process the hub is enough. With PostgreSQL, several stateless replicas
+share the database: each event's transaction also runs
+``pg_notify('parley_events', 'ROOM SEQ ORIGIN')``, which PostgreSQL delivers
+only if and when the transaction commits, to every replica listening. A
+notification carries only the room id and sequence number; receivers read
+the event from the database. If the listening connection drops, every local
+subscriber is woken to re-read from its cursor, so nothing is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from server.realtime.hub import RoomHub
+
+CHANNEL = "parley_events"
+WAKE_ALL = 2**62
+"""A sequence number above any real one: makes subscribers re-read from their cursor."""
+
+log = logging.getLogger(__name__)
+
+
+class Fanout:
+    """Stage notifications inside transactions; deliver them after commit."""
+
+    def __init__(self, hub: RoomHub, *, postgres_dsn: str | None) -> None:
+        self.hub = hub
+        self.postgres_dsn = postgres_dsn
+        self.origin = uuid.uuid4().hex[:16]
+        self._listener: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    async def stage(self, conn: AsyncConnection, room_id: str, seq: int) -> None:
+        """Queue a cross-replica notification that fires if `conn`'s transaction commits."""
+        if self.postgres_dsn is not None:
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": CHANNEL, "payload": f"{room_id} {seq} {self.origin}"},
+            )
+
+    def committed(self, room_id: str, seq: int) -> None:
+        """Wake this replica's subscribers (call after the commit)."""
+        self.hub.publish(room_id, seq)
+
+    async def start(self) -> None:
+        """Start listening for other replicas' notifications (PostgreSQL only)."""
+        if self.postgres_dsn is not None and self._listener is None:
+            self._listener = asyncio.create_task(self._listen_forever())
+            await asyncio.wait_for(self.listening.wait(), timeout=30)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        room_id, _, rest = payload.partition(" ")
+        seq_text, _, origin = rest.partition(" ")
+        if origin != self.origin and seq_text.isdigit():
+            self.hub.publish(room_id, int(seq_text))
+
+    async def _listen_forever(self) -> None:
+        assert self.postgres_dsn is not None
+        delay = 0.1
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.postgres_dsn)
+                await conn.add_listener(CHANNEL, self._on_notify)
+                lost = asyncio.Event()
+                conn.add_termination_listener(_setter(lost))
+                if self.listening.is_set():
+                    self.hub.publish_all(WAKE_ALL)  # we may have missed some while away
+                self.listening.set()
+                delay = 0.1
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("event listener lost its connection: %s", exc)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            self.hub.publish_all(WAKE_ALL)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _setter(event: asyncio.Event) -> Any:
+    return lambda _conn: event.set()
+
+
+def asyncpg_dsn(url: str) -> str | None:
+    """The plain libpq DSN of a SQLAlchemy PostgreSQL URL, or None for other databases."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return None
