@@ -62,7 +62,10 @@ class MessageService:
         if header.sender_device != principal.device_id:
             raise InvalidInput("envelope must be sent by the device that signed it")
         payload = canonical_json(envelope.model_dump(mode="json"))
-        payload_hash = sha256(payload)
+        # The leaf commits to exactly what the sender signed (header and wraps; the
+        # header commits to the ciphertext), so auditors can check the signature
+        # without the ciphertext, and it survives a retention purge.
+        payload_hash = sha256(envelope.signed_bytes())
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)

@@ -41,13 +41,13 @@ class ServerProcess:
 
     def start(self) -> None:
         """Start the process and wait until it answers its health check."""
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*parley_command(), "serve", "--port", str(self.port), "--log-level", "warning"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*parley_command(), "serve", "--port", str(self.port), "--log-level", "warning"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
