@@ -14,6 +14,8 @@ from server.api.limits import BodySizeLimit, RateLimiter
 from server.api.main import api_router
 from server.api.ws import ConnectionCounter
 from server.config import Settings
+from server.log.appender import LogWriter
+from server.log.signer import CheckpointSigner
 from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
@@ -41,14 +43,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 RoomHub(settings.ws_queue_size),
                 postgres_dsn=asyncpg_dsn(settings.resolved_database_url()),
             )
-            identity = IdentityService(database, settings, clock)
+            log = LogWriter(
+                CheckpointSigner.load(
+                    signer_key=settings.log_signing_key, data_dir=settings.data_dir
+                )
+            )
+            identity = IdentityService(database, settings, clock, log)
             await identity.ensure_directory_log()
             await fanout.start()
             stack.push_async_callback(fanout.stop)
             app.state.services = Services(
                 identity=identity,
-                rooms=RoomService(database, settings, clock, fanout),
-                messages=MessageService(database, settings, clock, fanout),
+                rooms=RoomService(database, settings, clock, fanout, log),
+                messages=MessageService(database, settings, clock, fanout, log),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)

@@ -17,6 +17,8 @@ import typer
 
 from client_sdk.protocol.models import Role
 from server.config import Settings
+from server.log.appender import LogWriter
+from server.log.signer import CheckpointSigner
 from server.services.common import system_clock
 from server.services.identity import EnrollmentTicket, IdentityService
 from server.storage.database import create_database
@@ -92,7 +94,10 @@ async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket
     database = create_database(settings.resolved_database_url())
     try:
         await upgrade_to_head(database)
-        return await IdentityService(database, settings, system_clock).create_enrollment(
+        log = LogWriter(
+            CheckpointSigner.load(signer_key=settings.log_signing_key, data_dir=settings.data_dir)
+        )
+        return await IdentityService(database, settings, system_clock, log).create_enrollment(
             role=role, name=name
         )
     finally:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     log_origin_host: str = Field(
         default="parley.local", description="Host part of log origins and checkpoint key names."
     )
+    log_signing_key: str | None = Field(
+        default=None,
+        description="C2SP signer key string of the checkpoint-signing log key; default: "
+        "generated on first start into DATA_DIR/log-signing-key. Replicas must share one.",
+    )
     token_ttl_seconds: int = Field(default=3600, ge=60, description="Bearer token lifetime.")
     challenge_ttl_seconds: int = Field(default=60, ge=5, description="Login challenge lifetime.")
     enrollment_ttl_seconds: int = Field(

@@ -1,8 +1,11 @@
 """Appending to a log inside the caller's transaction.
 
 Appends to one log are serialized by the log head's row lock (PostgreSQL) or
-the single SQLite writer; the leaf is integrated in the same transaction as
-the change it records, so both land or neither does.
+the single SQLite writer. In the same transaction as the change it records,
+the leaf is stored, the subtree hashes it completes are stored, the new root
+is recomputed from stored hashes, and a checkpoint for the new size is
+signed and stored (one per size, ever: the primary key forbids a second
+root). So a proof exists the moment the caller commits.
 """
 
 from __future__ import annotations
@@ -14,46 +17,82 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.leaf import MAX_LEAF_BYTES, LogLeaf
 from client_sdk.protocol.merkle import leaf_hash
+from client_sdk.protocol.note import Checkpoint
 from server.errors import NotFound, TooLarge
-from server.storage.logs import LogEntryRow, LogRepository
+from server.log.proofs import ProofReader
+from server.log.signer import CheckpointSigner
+from server.storage.logs import CheckpointRow, LogEntryRow, LogRepository
 
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """Where a leaf landed."""
+    """Where a leaf landed, and the proof that it is there."""
 
     log_id: str
     index: int
     leaf: bytes
     leaf_hash: bytes
+    checkpoint: str
+    inclusion_proof: list[bytes]
 
 
-async def append_leaf(
-    conn: AsyncConnection,
-    log_id: str,
-    *,
-    type: str,
-    actor_device: str,
-    payload_hash: bytes,
-    signature: bytes,
-    server_time: int,
-) -> Appended:
-    """Append one leaf to `log_id` and return where it landed."""
-    repo = LogRepository(conn)
-    head = await repo.head(log_id, for_update=True)
-    if head is None:
-        raise NotFound(f"no log {log_id}")
-    leaf = LogLeaf(
-        origin=head.origin,
-        index=head.size,
-        type=type,
-        actor_device=actor_device,
-        server_time=server_time,
-        payload_sha256=b64e(payload_hash),
-        signature=b64e(signature),
-    ).to_bytes()
-    if len(leaf) > MAX_LEAF_BYTES:
-        raise TooLarge("log leaf larger than 64 KiB")
-    hashed = leaf_hash(leaf)
-    await repo.append(LogEntryRow(log_id=log_id, idx=head.size, leaf=leaf, leaf_hash=hashed))
-    return Appended(log_id=log_id, index=head.size, leaf=leaf, leaf_hash=hashed)
+class LogWriter:
+    """Appends leaves and signs the checkpoints that cover them."""
+
+    def __init__(self, signer: CheckpointSigner) -> None:
+        self.signer = signer
+
+    async def create(self, conn: AsyncConnection, *, log_id: str, origin: str, now: int) -> None:
+        """Create an empty log."""
+        await LogRepository(conn).create(log_id=log_id, origin=origin, now=now)
+
+    async def append(
+        self,
+        conn: AsyncConnection,
+        log_id: str,
+        *,
+        type: str,
+        actor_device: str,
+        payload_hash: bytes,
+        signature: bytes,
+        server_time: int,
+    ) -> Appended:
+        """Append one leaf to `log_id` and sign the checkpoint of the new size."""
+        repo = LogRepository(conn)
+        head = await repo.head(log_id, for_update=True)
+        if head is None:
+            raise NotFound(f"no log {log_id}")
+        leaf = LogLeaf(
+            origin=head.origin,
+            index=head.size,
+            type=type,
+            actor_device=actor_device,
+            server_time=server_time,
+            payload_sha256=b64e(payload_hash),
+            signature=b64e(signature),
+        ).to_bytes()
+        if len(leaf) > MAX_LEAF_BYTES:
+            raise TooLarge("log leaf larger than 64 KiB")
+        hashed = leaf_hash(leaf)
+        reader = ProofReader(conn, log_id)
+        frontier = await reader.frontier(head.size)
+        grown, completed = frontier.append(hashed)
+        await repo.append(LogEntryRow(log_id=log_id, idx=head.size, leaf=leaf, leaf_hash=hashed))
+        await repo.add_nodes(log_id, [(n.level, n.index, n.hash) for n in completed])
+        reader.remember(completed)
+        size = head.size + 1
+        root = await reader.root(size)
+        if root != grown.root():
+            raise RuntimeError(f"log {log_id}: stored hashes disagree with the new root")
+        note = self.signer.sign(Checkpoint(head.origin, size, root))
+        await repo.add_checkpoint(
+            CheckpointRow(log_id=log_id, size=size, root=root, note=note, created_at=server_time)
+        )
+        return Appended(
+            log_id=log_id,
+            index=head.size,
+            leaf=leaf,
+            leaf_hash=hashed,
+            checkpoint=note,
+            inclusion_proof=await reader.inclusion(head.size, size),
+        )

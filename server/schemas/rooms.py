@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import StrictBool
+
 from client_sdk.protocol.models import Ident, Int, Name, WireModel
 from client_sdk.protocol.statements import SignedStatement
 
@@ -12,7 +14,7 @@ class CreateRoomRequest(WireModel):
     """A new room, described by its first roster (signed by the creating mediator)."""
 
     roster: SignedStatement
-    require_verified: bool = False
+    require_verified: StrictBool = False  # a JSON boolean, never "yes" or 1
 
 
 class UpdateRosterRequest(WireModel):

@@ -34,7 +34,7 @@ from client_sdk.protocol.statements import (
 )
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound
-from server.log.appender import append_leaf
+from server.log.appender import LogWriter
 from server.services.common import Clock, Principal, decode_b64, decode_key, secret_hash
 from server.storage.accounts import AccountRepository, AccountRow, DeviceRow, EncryptionKeyRow
 from server.storage.database import Database
@@ -73,18 +73,22 @@ class AccountView:
 class IdentityService:
     """Accounts, devices, keys, enrollment tokens and login sessions."""
 
-    def __init__(self, database: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, clock: Clock, log: LogWriter
+    ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
+        self.log = log
 
     async def ensure_directory_log(self) -> None:
         """Create the directory log on first start."""
         async with self.database.write() as conn:
-            repo = LogRepository(conn)
-            if await repo.head(DIRECTORY_LOG_ID) is None:
+            if await LogRepository(conn).head(DIRECTORY_LOG_ID) is None:
                 origin = directory_origin(self.settings.log_origin_host)
-                await repo.create(log_id=DIRECTORY_LOG_ID, origin=origin, now=self.clock())
+                await self.log.create(
+                    conn, log_id=DIRECTORY_LOG_ID, origin=origin, now=self.clock()
+                )
 
     async def create_enrollment(
         self, *, role: Role, name: str, created_by: str | None = None
@@ -246,7 +250,7 @@ class IdentityService:
         account_key: bytes,
         now: int,
     ) -> None:
-        await append_leaf(
+        await self.log.append(
             conn,
             DIRECTORY_LOG_ID,
             type=kind,

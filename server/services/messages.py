@@ -20,7 +20,7 @@ from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import Roster, SignedStatement, parse_statement
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
-from server.log.appender import append_leaf
+from server.log.appender import LogWriter
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.storage.database import Database
@@ -45,12 +45,18 @@ class MessageService:
     """Accepting envelopes and paging through a room's events."""
 
     def __init__(
-        self, database: Database, settings: Settings, clock: Clock, fanout: Fanout
+        self,
+        database: Database,
+        settings: Settings,
+        clock: Clock,
+        fanout: Fanout,
+        log: LogWriter,
     ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
         self.fanout = fanout
+        self.log = log
 
     async def send(self, principal: Principal, room_id: str, envelope: Envelope) -> SendResult:
         """Store and log one envelope; a retry with the same message id gets the same answer."""
@@ -116,7 +122,7 @@ class MessageService:
                 check_envelope(envelope, b64d(sender_key))
             except (VerificationError, ProtocolError) as exc:
                 raise InvalidInput(f"envelope: {exc}") from exc
-            appended = await append_leaf(
+            appended = await self.log.append(
                 conn,
                 room_id,
                 type="message",

@@ -24,13 +24,12 @@ from client_sdk.protocol.statements import (
 )
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from server.log.appender import append_leaf
+from server.log.appender import LogWriter
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.storage.accounts import AccountRepository
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
-from server.storage.logs import LogRepository
 from server.storage.rooms import RoomRepository, RoomRow, RosterRow
 
 _SIDES_BY_ROLE: dict[Role, set[Side]] = {
@@ -54,12 +53,18 @@ class RoomService:
     """Creating rooms, reading them and changing their membership."""
 
     def __init__(
-        self, database: Database, settings: Settings, clock: Clock, fanout: Fanout
+        self,
+        database: Database,
+        settings: Settings,
+        clock: Clock,
+        fanout: Fanout,
+        log: LogWriter,
     ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
         self.fanout = fanout
+        self.log = log
 
     async def create(
         self, principal: Principal, signed: SignedStatement, *, require_verified: bool
@@ -84,8 +89,8 @@ class RoomService:
                 now=now,
             )
             origin = room_origin(self.settings.log_origin_host, roster.room_id)
-            await LogRepository(conn).create(log_id=roster.room_id, origin=origin, now=now)
-            seq = await _store_roster(conn, roster, signed, members, last_seq=0, now=now)
+            await self.log.create(conn, log_id=roster.room_id, origin=origin, now=now)
+            seq = await _store_roster(conn, self.log, roster, signed, members, last_seq=0, now=now)
             await self.fanout.stage(conn, roster.room_id, seq)
             view = await _view(conn, roster.room_id, principal.account_id)
         self.fanout.committed(roster.room_id, seq)
@@ -118,7 +123,7 @@ class RoomService:
             previous = _parse_roster(SignedStatement.model_validate_json(current.statement))
             members = await _check_roster(conn, principal, roster, signed, signers=previous)
             seq = await _store_roster(
-                conn, roster, signed, members, last_seq=room.last_seq, now=now
+                conn, self.log, roster, signed, members, last_seq=room.last_seq, now=now
             )
             await self.fanout.stage(conn, room_id, seq)
             view = await _view(conn, room_id, principal.account_id)
@@ -227,6 +232,7 @@ async def _check_roster(
 
 async def _store_roster(
     conn: AsyncConnection,
+    log: LogWriter,
     roster: Roster,
     signed: SignedStatement,
     members: dict[str, str],
@@ -234,7 +240,7 @@ async def _store_roster(
     last_seq: int,
     now: int,
 ) -> int:
-    appended = await append_leaf(
+    appended = await log.append(
         conn,
         roster.room_id,
         type="roster",

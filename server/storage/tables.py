@@ -159,5 +159,57 @@ log_entries = Table(
     Index("ix_log_entries_hash", "log_id", "leaf_hash"),
 )
 
-APPEND_ONLY_TABLES = ("log_entries",)
+log_nodes = Table(
+    "log_nodes",
+    metadata,
+    Column("log_id", String(64), ForeignKey("logs.id"), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+)
+"""Every perfect-subtree hash of every log (level 0 = leaf hashes), for proofs and tiles."""
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("log_id", String(64), ForeignKey("logs.id"), primary_key=True),
+    Column("size", BigInteger, primary_key=True),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+"""Signed checkpoints; the primary key makes two roots for one size impossible."""
+
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("log_id", String(64), ForeignKey("logs.id"), primary_key=True),
+    Column("size", BigInteger, primary_key=True),
+    Column("witness", String(300), primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+witnesses = Table(
+    "witnesses",
+    metadata,
+    Column("name", String(300), primary_key=True),
+    Column("vkey", Text, nullable=False, unique=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+"""Witness (cosigning) keys registered by auditors."""
+
+room_auditors = Table(
+    "room_auditors",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("granted_by", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+"""Auditors granted a room's log (never its content)."""
+
+APPEND_ONLY_TABLES = ("log_entries", "log_nodes", "checkpoints", "cosignatures", "rosters")
 """Tables whose rows the database refuses to UPDATE or DELETE (triggers)."""

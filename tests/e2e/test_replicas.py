@@ -9,10 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_sdk.client import Message, ParleyClient
 from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.note import format_signer_key
 from server.config import Settings
+from server.log.appender import LogWriter
+from server.log.signer import CheckpointSigner
 from server.services.common import system_clock
 from server.services.identity import IdentityService
 from server.storage.database import create_database as open_database
@@ -26,6 +30,7 @@ from tests.support.databases import (
 from tests.support.server import ServerProcess, server_env
 
 pytestmark = pytest.mark.slow
+LOG_KEY = format_signer_key("parley-test-log-key", Ed25519PrivateKey.generate())
 TIMEOUT = 20.0
 
 
@@ -44,7 +49,9 @@ async def postgres_url() -> AsyncIterator[str]:
 async def _token(url: str, role: Role, name: str) -> str:
     database = open_database(url)
     try:
-        service = IdentityService(database, Settings(database_url=url), system_clock)
+        settings = Settings(database_url=url, log_signing_key=LOG_KEY)
+        log = LogWriter(CheckpointSigner.load(signer_key=LOG_KEY, data_dir=settings.data_dir))
+        service = IdentityService(database, settings, system_clock, log)
         return (await service.create_enrollment(role=role, name=name)).token
     finally:
         await database.dispose()
@@ -54,7 +61,10 @@ async def test_events_sent_through_one_replica_stream_from_another(
     postgres_url: str, tmp_path: Path
 ) -> None:
     replicas = [
-        ServerProcess(server_env(tmp_path / f"r{i}", postgres_url), tmp_path / f"r{i}.log")
+        ServerProcess(
+            server_env(tmp_path / f"r{i}", postgres_url, PARLEY_LOG_SIGNING_KEY=LOG_KEY),
+            tmp_path / f"r{i}.log",
+        )
         for i in range(2)
     ]
     for replica in replicas:  # the first migrates, the second finds the schema in place

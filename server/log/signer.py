@@ -1,0 +1,57 @@
+"""The server's Ed25519 log key, which signs every checkpoint as a C2SP signed note.
+
+One key serves every log; each log's checkpoints are signed under the log's
+origin as key name (``HOST/rooms/ROOM_ID``, ``HOST/directory``), so each log
+has its own verifier key string. The key comes from ``PARLEY_LOG_SIGNING_KEY``
+(a C2SP signer key string; replicas must share it) or is generated on first
+start into ``DATA_DIR/log-signing-key`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client_sdk.protocol.note import (
+    Checkpoint,
+    format_signer_key,
+    format_verifier_key,
+    parse_signer_key,
+    sign_note,
+)
+
+KEY_FILE = "log-signing-key"
+_STORED_NAME = "parley-log-key"
+
+
+class CheckpointSigner:
+    """Signs checkpoints of any log with the server's log key."""
+
+    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        self._key = private_key
+        self.public_key = private_key.public_key().public_bytes_raw()
+
+    @classmethod
+    def load(cls, *, signer_key: str | None, data_dir: Path) -> CheckpointSigner:
+        """The configured key, or the one in the data directory (made on first start)."""
+        if signer_key:
+            return cls(parse_signer_key(signer_key).private_key)
+        path = data_dir / KEY_FILE
+        if path.exists():
+            return cls(parse_signer_key(path.read_text().strip()).private_key)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(format_signer_key(_STORED_NAME, key) + "\n")
+        return cls(key)
+
+    def vkey(self, origin: str) -> str:
+        """The verifier key string of the log with this origin."""
+        return format_verifier_key(origin, self.public_key)
+
+    def sign(self, checkpoint: Checkpoint) -> str:
+        """The checkpoint as a signed note, under its origin as key name."""
+        return sign_note(checkpoint.to_text(), checkpoint.origin, self._key)
