@@ -1,9 +1,11 @@
 """The WebSocket event stream, with reconnection and resume.
 
-`EventStream.events(after=SEQ)` yields raw events in order forever. When the
-connection drops it reconnects with capped exponential backoff and asks the
-server to resume after the last event it yielded, so the caller sees no gap
-and no duplicate. Authentication is the ``Authorization`` header, never the URL.
+`EventStream.batches(after=SEQ)` yields the server's batches of events (each
+with its checkpoint and proofs) in order forever. When the connection drops
+it reconnects with capped exponential backoff and asks the server to resume
+after the last event it yielded, and to prove consistency from the newest
+checkpoint the caller verified, so the caller sees no gap and no duplicate.
+Authentication is the ``Authorization`` header, never the URL.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import enum
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -59,9 +61,10 @@ def ws_url(server: str) -> str:
 class EventStream:
     """A resumable subscription to one room's events."""
 
-    def __init__(self, http: HttpSession, room_id: str) -> None:
+    def __init__(self, http: HttpSession, room_id: str, *, since: Callable[[], int]) -> None:
         self.http = http
         self.room_id = room_id
+        self.since = since
         self.state = StreamState.IDLE
         self.connections = 0
 
@@ -70,8 +73,8 @@ class EventStream:
             raise RuntimeError(f"stream cannot go from {self.state.value} to {new.value}")
         self.state = new
 
-    async def events(self, *, after: int) -> AsyncIterator[dict[str, Any]]:
-        """Events with ``seq > after``, in order, across reconnections."""
+    async def batches(self, *, after: int) -> AsyncIterator[dict[str, Any]]:
+        """Batches of events with ``seq > after``, in order, across reconnections."""
         cursor = after
         failures = 0
         relogin = False
@@ -80,7 +83,10 @@ class EventStream:
                 self._move(StreamState.CONNECTING)
                 token = await (self.http.login() if relogin else self.http.token())
                 relogin = False
-                url = f"{ws_url(self.http.server)}/v1/rooms/{self.room_id}/stream?after={cursor}"
+                url = (
+                    f"{ws_url(self.http.server)}/v1/rooms/{self.room_id}/stream"
+                    f"?after={cursor}&since={self.since()}"
+                )
                 try:
                     async with connect(
                         url,
@@ -94,12 +100,14 @@ class EventStream:
                             if frame.get("type") == "ready":
                                 self._move(StreamState.STREAMING)
                                 failures = 0
-                            elif frame.get("type") == "event":
-                                event = frame["event"]
-                                if int(event["seq"]) <= cursor:
-                                    continue
-                                cursor = int(event["seq"])
-                                yield event
+                            elif frame.get("type") == "batch" and frame.get("events"):
+                                first = int(frame["events"][0]["seq"])
+                                if first != cursor + 1:
+                                    raise ProtocolError(
+                                        f"stream batch starts at {first}, expected {cursor + 1}"
+                                    )
+                                cursor = int(frame["events"][-1]["seq"])
+                                yield frame
                 except ConnectionClosed as closed:
                     code = closed.rcvd.code if closed.rcvd else None
                     reason = closed.rcvd.reason if closed.rcvd else ""

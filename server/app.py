@@ -20,6 +20,7 @@ from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
 from server.services.identity import IdentityService
+from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.rooms import RoomService
 from server.storage.database import create_database
@@ -43,11 +44,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 RoomHub(settings.ws_queue_size),
                 postgres_dsn=asyncpg_dsn(settings.resolved_database_url()),
             )
-            log = LogWriter(
-                CheckpointSigner.load(
-                    signer_key=settings.log_signing_key, data_dir=settings.data_dir
-                )
+            signer = CheckpointSigner.load(
+                signer_key=settings.log_signing_key, data_dir=settings.data_dir
             )
+            log = LogWriter(signer)
             identity = IdentityService(database, settings, clock, log)
             await identity.ensure_directory_log()
             await fanout.start()
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 identity=identity,
                 rooms=RoomService(database, settings, clock, fanout, log),
                 messages=MessageService(database, settings, clock, fanout, log),
+                logs=LogService(database, settings, clock, signer),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)

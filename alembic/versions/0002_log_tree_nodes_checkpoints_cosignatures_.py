@@ -1,8 +1,8 @@
-"""Log tree nodes, checkpoints, cosignatures, witnesses, room auditors
+"""Log tree nodes, checkpoints, cosignatures, witnesses, directory entries, room auditors
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 00:17:03.597726
+Create Date: 2026-11-25 00:20:16.823446
 """
 
 from collections.abc import Sequence
@@ -42,6 +42,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("log_id", "size", "witness", name=op.f("pk_cosignatures")),
     )
     op.create_table(
+        "directory_entries",
+        sa.Column("idx", sa.BigInteger(), nullable=False),
+        sa.Column("account_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("statement", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_directory_entries_account_id_accounts")
+        ),
+        sa.PrimaryKeyConstraint("idx", name=op.f("pk_directory_entries")),
+    )
+    with op.batch_alter_table("directory_entries", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_directory_entries_account_id"), ["account_id"], unique=False
+        )
+
+    op.create_table(
         "log_nodes",
         sa.Column("log_id", sa.String(length=64), nullable=False),
         sa.Column("level", sa.Integer(), nullable=False),
@@ -77,7 +93,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("room_id", "account_id", name=op.f("pk_room_auditors")),
     )
     # ### end Alembic commands ###
-    for table in ("log_nodes", "checkpoints", "cosignatures"):
+    for table in ("log_nodes", "checkpoints", "cosignatures", "directory_entries"):
         for statement in append_only_statements(op.get_context().dialect.name, table):
             op.execute(statement)
 
@@ -87,6 +103,10 @@ def downgrade() -> None:
     op.drop_table("room_auditors")
     op.drop_table("witnesses")
     op.drop_table("log_nodes")
+    with op.batch_alter_table("directory_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_directory_entries_account_id"))
+
+    op.drop_table("directory_entries")
     op.drop_table("cosignatures")
     op.drop_table("checkpoints")
     # ### end Alembic commands ###

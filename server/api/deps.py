@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from server.api.limits import RateLimiter
 from server.errors import NotAuthenticated
 from server.services.common import Principal
 from server.services.identity import IdentityService
+from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.rooms import RoomService
 
@@ -22,6 +23,7 @@ class Services:
     identity: IdentityService
     rooms: RoomService
     messages: MessageService
+    logs: LogService
     rate_limiter: RateLimiter
 
 
@@ -40,6 +42,10 @@ def _rooms(request: Request) -> RoomService:
 
 def _messages(request: Request) -> MessageService:
     return _services(request).messages
+
+
+def _logs(request: Request) -> LogService:
+    return _services(request).logs
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -68,5 +74,8 @@ def _bearer(request: Request) -> str:
 IdentityDep = Annotated[IdentityService, Depends(_identity)]
 RoomsDep = Annotated[RoomService, Depends(_rooms)]
 MessagesDep = Annotated[MessageService, Depends(_messages)]
+LogsDep = Annotated[LogService, Depends(_logs)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 BearerToken = Annotated[str, Depends(_bearer)]
+PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""An id in a URL path, parsed like `Ident`: bytes the database refuses (NUL) never reach it."""

@@ -91,7 +91,9 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return JSONResponse(error_body("malformed", "request body is not valid JSON"), 400)
     first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    loc = tuple(first.get("loc", ()))
+    # Drop the leading "body" marker only: a nested field may itself be named "body".
+    where = ".".join(str(p) for p in (loc[1:] if loc[:1] == ("body",) else loc))
     message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
     return JSONResponse(error_body("invalid", message), 422)
 

@@ -7,13 +7,15 @@ from fastapi import APIRouter, Query, Response
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.models import Role
 from client_sdk.protocol.statements import SignedStatement
-from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep
+from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
 from server.schemas.identity import (
     AccountOut,
     AccountSummary,
     ChallengeRequest,
     ChallengeResponse,
     DeviceOut,
+    DirectoryEntryOut,
+    DirectoryProofOut,
     EncryptionKeyOut,
     EnrollmentTokenRequest,
     EnrollmentTokenResponse,
@@ -75,17 +77,26 @@ async def logout(
 
 
 @router.get("/accounts/me")
-async def me(principal: CurrentPrincipal, identity: IdentityDep) -> AccountOut:
+async def me(
+    principal: CurrentPrincipal, identity: IdentityDep, since: int = Query(default=0, ge=0)
+) -> AccountOut:
     """The caller's own account."""
-    return account_out(await identity.account(principal.account_id))
+    return account_out(await identity.account(principal.account_id, since=since))
 
 
 @router.get("/accounts/{account_id}")
 async def account(
-    account_id: str, _principal: CurrentPrincipal, identity: IdentityDep
+    account_id: PathId,
+    _principal: CurrentPrincipal,
+    identity: IdentityDep,
+    since: int = Query(default=0, ge=0),
 ) -> AccountOut:
-    """Any enrolled account, with its certified keys."""
-    return account_out(await identity.account(account_id))
+    """Any enrolled account, with its certified keys and their directory-log proofs.
+
+    `since` is the directory size the caller last verified; the answer proves
+    its checkpoint consistent with it.
+    """
+    return account_out(await identity.account(account_id, since=since))
 
 
 @router.get("/accounts")
@@ -142,6 +153,7 @@ def account_out(view: AccountView) -> AccountOut:
                 ),
             )
         )
+    directory = view.directory
     return AccountOut(
         account_id=account.id,
         name=account.name,
@@ -149,4 +161,22 @@ def account_out(view: AccountView) -> AccountOut:
         account_key=b64e(account.account_key),
         registration=SignedStatement.model_validate_json(account.registration),
         devices=devices,
+        directory=None
+        if directory is None
+        else DirectoryProofOut(
+            entries=[
+                DirectoryEntryOut(
+                    index=row.idx,
+                    kind=row.kind,
+                    leaf=b64e(leaf),
+                    statement=SignedStatement.model_validate_json(row.statement),
+                    inclusion_proof=[b64e(h) for h in proof],
+                )
+                for row, leaf, proof in directory.entries
+            ],
+            size=directory.size,
+            checkpoint=directory.checkpoint,
+            since=directory.since,
+            consistency_proof=[b64e(h) for h in directory.consistency_proof],
+        ),
     )

@@ -27,19 +27,29 @@ class BodySizeLimit:
                 await _too_large(send, self.max_bytes)
                 return
         seen = 0
+        too_large = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
+        async def guarded(message: Message) -> None:
+            # The app may catch _BodyTooLarge (FastAPI turns body errors into a 400);
+            # once the limit is hit, its answer is dropped and the 413 sent instead.
+            if not too_large:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
+            await self.app(scope, limited, guarded)
         except _BodyTooLarge:
+            pass
+        if too_large:
             await _too_large(send, self.max_bytes)
 
 

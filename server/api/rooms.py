@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
+from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import Envelope
+from client_sdk.protocol.models import JSON_SAFE_INT
 from client_sdk.protocol.statements import SignedStatement
-from server.api.deps import CurrentPrincipal, MessagesDep, RoomsDep
+from server.api.deps import CurrentPrincipal, MessagesDep, PathId, RoomsDep
 from server.schemas.rooms import (
     CreateRoomRequest,
     EventOut,
@@ -17,7 +19,7 @@ from server.schemas.rooms import (
     SendResponse,
     UpdateRosterRequest,
 )
-from server.services.messages import event_payload
+from server.services.messages import EventBatch, event_payload
 from server.services.rooms import RoomView
 from server.storage.events import EventRow
 
@@ -51,14 +53,14 @@ async def list_rooms(principal: CurrentPrincipal, rooms: RoomsDep) -> list[RoomS
 
 
 @router.get("/{room_id}")
-async def get_room(room_id: str, principal: CurrentPrincipal, rooms: RoomsDep) -> RoomOut:
+async def get_room(room_id: PathId, principal: CurrentPrincipal, rooms: RoomsDep) -> RoomOut:
     """A room, with its current signed roster."""
     return room_out(await rooms.get(principal, room_id))
 
 
 @router.post("/{room_id}/rosters", status_code=201)
 async def update_roster(
-    room_id: str, body: UpdateRosterRequest, principal: CurrentPrincipal, rooms: RoomsDep
+    room_id: PathId, body: UpdateRosterRequest, principal: CurrentPrincipal, rooms: RoomsDep
 ) -> RoomOut:
     """Publish the next roster version."""
     return room_out(await rooms.update_roster(principal, room_id, body.roster))
@@ -66,7 +68,7 @@ async def update_roster(
 
 @router.get("/{room_id}/rosters/{version}")
 async def get_roster(
-    room_id: str, version: int, principal: CurrentPrincipal, rooms: RoomsDep
+    room_id: PathId, version: int, principal: CurrentPrincipal, rooms: RoomsDep
 ) -> RosterOut:
     """One roster version."""
     row = await rooms.roster(principal, room_id, version)
@@ -77,34 +79,55 @@ async def get_roster(
 
 @router.post("/{room_id}/messages", status_code=201)
 async def send(
-    room_id: str, body: Envelope, principal: CurrentPrincipal, messages: MessagesDep
+    room_id: PathId, body: Envelope, principal: CurrentPrincipal, messages: MessagesDep
 ) -> SendResponse:
-    """Store and log an envelope; retrying with the same message id is safe."""
+    """Store and log an envelope; retrying with the same message id is safe.
+
+    The answer comes after the commit, with the checkpoint that covers the new
+    leaf and the leaf's inclusion proof.
+    """
     result = await messages.send(principal, room_id, body)
     return SendResponse(
         seq=result.seq,
         leaf_index=result.leaf_index,
         message_id=result.message_id,
         created_at=result.created_at,
+        checkpoint=result.checkpoint,
+        inclusion_proof=[b64e(h) for h in result.inclusion_proof],
     )
 
 
 @router.get("/{room_id}/events")
 async def events(
-    room_id: str,
+    room_id: PathId,
     principal: CurrentPrincipal,
     messages: MessagesDep,
-    after: int = Query(default=0, ge=0),
+    after: int = Query(default=0, ge=0, le=JSON_SAFE_INT),
     limit: int = Query(default=100, ge=1, le=500),
+    since: int = Query(default=0, ge=0),
 ) -> EventsPage:
-    """Events with a sequence number above `after`, in order."""
-    rows = await messages.events(principal, room_id, after=after, limit=limit)
-    return EventsPage(
-        events=[event_out(r) for r in rows], next_after=rows[-1].seq if rows else after
+    """Events with a sequence number above `after`, in order, with their proofs."""
+    return events_page(
+        await messages.events(principal, room_id, after=after, limit=limit, since=since), after
     )
 
 
-def event_out(row: EventRow) -> EventOut:
+def events_page(batch: EventBatch, after: int) -> EventsPage:
+    """The wire form of a batch of events and their proofs."""
+    return EventsPage(
+        events=[
+            event_out(r, batch.leaves[r.leaf_index], batch.inclusion_proofs[r.leaf_index])
+            for r in batch.events
+        ],
+        next_after=batch.events[-1].seq if batch.events else after,
+        size=batch.size,
+        checkpoint=batch.checkpoint,
+        since=batch.since,
+        consistency_proof=[b64e(h) for h in batch.consistency_proof],
+    )
+
+
+def event_out(row: EventRow, leaf: bytes, proof: list[bytes]) -> EventOut:
     """The wire form of a stored event."""
     return EventOut(
         seq=row.seq,
@@ -115,6 +138,8 @@ def event_out(row: EventRow) -> EventOut:
         leaf_index=row.leaf_index,
         created_at=row.created_at,
         payload=event_payload(row),
+        leaf=b64e(leaf),
+        inclusion_proof=[b64e(h) for h in proof],
     )
 
 

@@ -4,10 +4,12 @@ Connect to ``/v1/rooms/{room_id}/stream?after=SEQ``. Authenticate with an
 ``Authorization: Bearer`` header or, where headers cannot be set, a first
 frame ``{"type": "auth", "token": "..."}`` — never a token in the URL. The
 server answers ``{"type": "ready"}`` once subscribed, replays every event
-after ``SEQ`` and then streams new ones as ``{"type": "event", "event": {...}}``:
-no gap, no duplicate. A subscriber that falls behind is closed with 4008 and
-resumes from its cursor; other failures close with the codes of
-`server.api.errors`.
+after ``SEQ`` and then streams new ones as ``{"type": "batch", ...}`` frames
+shaped like a page of ``GET /v1/rooms/{id}/events`` (events with their
+inclusion proofs, the checkpoint, and its consistency proof from the previous
+batch's size, or from ``since`` for the first): no gap, no duplicate. A
+subscriber that falls behind is closed with 4008 and resumes from its
+cursor; other failures close with the codes of `server.api.errors`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from starlette.websockets import WebSocketState
 
 from server.api.deps import Services, bearer_token
 from server.api.errors import WS_CLOSE_OVERFLOW, ws_close_code
-from server.api.rooms import event_out
+from server.api.rooms import events_page
 from server.errors import DomainError, MalformedInput, NotAuthenticated, RateLimited
 from server.services.common import Principal
 
@@ -80,10 +82,11 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
     await websocket.accept()
     try:
         after = _after(websocket.query_params.get("after", "0"))
+        since = _after(websocket.query_params.get("since", "0"))
         principal = await _authenticate(websocket, services)
         await services.messages.check_member(principal, room_id)
         with counter.hold(principal.device_id):
-            await _serve(websocket, services, principal, room_id, after)
+            await _serve(websocket, services, principal, room_id, after, since)
     except DomainError as exc:
         await _close(websocket, ws_close_code(exc), exc.message)
     except WebSocketDisconnect:
@@ -91,13 +94,18 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
 
 
 def _after(raw: str) -> int:
-    if not raw.isdigit():
-        raise MalformedInput("after must be a non-negative integer")
+    if not raw.isdigit() or len(raw) > 18:
+        raise MalformedInput("after and since must be non-negative integers")
     return int(raw)
 
 
 async def _serve(
-    websocket: WebSocket, services: Services, principal: Principal, room_id: str, after: int
+    websocket: WebSocket,
+    services: Services,
+    principal: Principal,
+    room_id: str,
+    after: int,
+    since: int,
 ) -> None:
     hub = services.messages.fanout.hub
     with hub.subscribe(room_id) as sub:
@@ -105,15 +113,17 @@ async def _serve(
         cursor = after
 
         async def pump() -> None:
-            nonlocal cursor
+            nonlocal cursor, since
             while True:
-                rows = await services.messages.events(principal, room_id, after=cursor, limit=PAGE)
-                for row in rows:
-                    await websocket.send_json(
-                        {"type": "event", "event": event_out(row).model_dump(mode="json")}
-                    )
-                    cursor = row.seq
-                if len(rows) < PAGE:
+                batch = await services.messages.events(
+                    principal, room_id, after=cursor, limit=PAGE, since=since
+                )
+                if batch.events:
+                    page = events_page(batch, cursor).model_dump(mode="json")
+                    await websocket.send_json({"type": "batch", **page})
+                    cursor = batch.events[-1].seq
+                    since = batch.size
+                if len(batch.events) < PAGE:
                     return
 
         async def send_loop() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
 
 from client_sdk.protocol.models import B64, Ident, Int, Name, Role, WireModel
 from client_sdk.protocol.statements import SignedStatement
@@ -84,6 +86,26 @@ class DeviceOut(WireModel):
     encryption_key: EncryptionKeyOut | None
 
 
+class DirectoryEntryOut(WireModel):
+    """One directory leaf about the account, the statement it logs, and its proof."""
+
+    index: Int
+    kind: str
+    leaf: B64
+    statement: SignedStatement
+    inclusion_proof: list[B64]
+
+
+class DirectoryProofOut(WireModel):
+    """The account's directory leaves proven against one checkpoint."""
+
+    entries: list[DirectoryEntryOut]
+    size: Int
+    checkpoint: str
+    since: Int
+    consistency_proof: list[B64]
+
+
 class AccountOut(WireModel):
     """An enrolled account as the directory shows it."""
 
@@ -93,6 +115,7 @@ class AccountOut(WireModel):
     account_key: B64
     registration: SignedStatement
     devices: list[DeviceOut]
+    directory: DirectoryProofOut | None
 
 
 class AccountSummary(WireModel):
@@ -103,10 +126,16 @@ class AccountSummary(WireModel):
     role: Role
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class EnrollmentTokenRequest(WireModel):
     """A mediator invites a party by name."""
 
-    name: Name
+    name: Annotated[Name, AfterValidator(_no_nul)]
 
 
 class EnrollmentTokenResponse(WireModel):

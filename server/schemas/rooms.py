@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import StrictBool
 
-from client_sdk.protocol.models import Ident, Int, Name, WireModel
+from client_sdk.protocol.models import B64, Ident, Int, Name, WireModel
 from client_sdk.protocol.statements import SignedStatement
 
 
@@ -64,6 +64,8 @@ class SendResponse(WireModel):
     leaf_index: Int
     message_id: Ident
     created_at: Int
+    checkpoint: str
+    inclusion_proof: list[B64]
 
 
 class EventOut(WireModel):
@@ -77,10 +79,20 @@ class EventOut(WireModel):
     leaf_index: Int
     created_at: Int
     payload: dict[str, Any] | None
+    leaf: B64
+    inclusion_proof: list[B64]
 
 
 class EventsPage(WireModel):
-    """A page of events; ask again with ``after=next_after`` for more."""
+    """A page of events; ask again with ``after=next_after`` for more.
+
+    Every event's leaf is proven included in `checkpoint` (the log at `size`),
+    and `consistency_proof` shows that checkpoint extends the size `since`.
+    """
 
     events: list[EventOut]
     next_after: Int
+    size: Int
+    checkpoint: str
+    since: Int
+    consistency_proof: list[B64]

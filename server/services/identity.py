@@ -35,8 +35,15 @@ from client_sdk.protocol.statements import (
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound
 from server.log.appender import LogWriter
+from server.log.proofs import ProofReader
 from server.services.common import Clock, Principal, decode_b64, decode_key, secret_hash
-from server.storage.accounts import AccountRepository, AccountRow, DeviceRow, EncryptionKeyRow
+from server.storage.accounts import (
+    AccountRepository,
+    AccountRow,
+    DeviceRow,
+    DirectoryEntryRow,
+    EncryptionKeyRow,
+)
 from server.storage.database import Database
 from server.storage.logs import LogRepository
 from server.storage.sessions import SessionRepository
@@ -62,12 +69,25 @@ class AccessToken:
 
 
 @dataclass(frozen=True, slots=True)
+class DirectoryProof:
+    """An account's directory leaves, each proven included in one checkpoint, and that
+    checkpoint's consistency with the size the reader knew (`since`)."""
+
+    entries: list[tuple[DirectoryEntryRow, bytes, list[bytes]]]
+    size: int
+    checkpoint: str
+    since: int
+    consistency_proof: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class AccountView:
     """An account with its certified devices and their current encryption keys."""
 
     account: AccountRow
     devices: list[DeviceRow]
     encryption_keys: dict[str, EncryptionKeyRow]
+    directory: DirectoryProof | None = None
 
 
 class IdentityService:
@@ -156,6 +176,8 @@ class IdentityService:
                 raise InvalidInput("registration does not match the enrollment token's account")
             if reg.name != account.name:
                 raise InvalidInput(f"registration name must be {account.name!r}")
+            if await repo.by_account_key(account_key) is not None:
+                raise Conflict("this account key is already registered")
             await repo.activate(
                 account_id,
                 account_key=account_key,
@@ -250,7 +272,7 @@ class IdentityService:
         account_key: bytes,
         now: int,
     ) -> None:
-        await self.log.append(
+        appended = await self.log.append(
             conn,
             DIRECTORY_LOG_ID,
             type=kind,
@@ -258,6 +280,14 @@ class IdentityService:
             payload_hash=signed.body_hash(),
             signature=b64d(signed.signature),
             server_time=now,
+        )
+        await AccountRepository(conn).add_directory_entry(
+            DirectoryEntryRow(
+                idx=appended.index,
+                account_id=str(signed.body["account_id"]),
+                kind=kind,
+                statement=_json(signed),
+            )
         )
 
     async def challenge(self, device_id: str) -> tuple[str, int]:
@@ -319,10 +349,38 @@ class IdentityService:
         async with self.database.write() as conn:
             await SessionRepository(conn).revoke_token(secret_hash(token), self.clock())
 
-    async def account(self, account_id: str) -> AccountView:
-        """An enrolled account with its devices and current encryption keys."""
+    async def account(self, account_id: str, *, since: int = 0) -> AccountView:
+        """An enrolled account with its devices, current encryption keys, and the
+        directory log's proof of every statement about it."""
         async with self.database.read() as conn:
-            return await load_account_view(conn, account_id)
+            view = await load_account_view(conn, account_id)
+            logs = LogRepository(conn)
+            checkpoint = await logs.checkpoint(DIRECTORY_LOG_ID)
+            if checkpoint is None:
+                raise NotFound("the directory log is empty")
+            if since > checkpoint.size:
+                raise InvalidInput(f"since={since} is beyond the directory's size")
+            rows = await AccountRepository(conn).directory_entries_of(account_id)
+            reader = ProofReader(conn, DIRECTORY_LOG_ID)
+            proofs = await reader.inclusions([r.idx for r in rows], checkpoint.size)
+            leaves = {
+                e.idx: e.leaf
+                for r in rows
+                for e in await logs.entries(DIRECTORY_LOG_ID, start=r.idx, end=r.idx + 1)
+            }
+            directory = DirectoryProof(
+                entries=[(r, leaves[r.idx], p) for r, p in zip(rows, proofs, strict=True)],
+                size=checkpoint.size,
+                checkpoint=checkpoint.note,
+                since=since,
+                consistency_proof=await reader.consistency(since, checkpoint.size),
+            )
+        return AccountView(
+            account=view.account,
+            devices=view.devices,
+            encryption_keys=view.encryption_keys,
+            directory=directory,
+        )
 
     async def accounts(self, role: Role | None) -> list[AccountRow]:
         """Every enrolled account (optionally of one role)."""

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from client_sdk.protocol.encoding import b64d, canonical_json, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
 from client_sdk.protocol.errors import ProtocolError, VerificationError
@@ -21,10 +23,12 @@ from client_sdk.protocol.statements import Roster, SignedStatement, parse_statem
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import LogWriter
+from server.log.proofs import ProofReader
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
+from server.storage.logs import LogRepository
 from server.storage.rooms import RoomRepository
 
 PLENARY = "plenary"
@@ -39,6 +43,22 @@ class SendResult:
     leaf_index: int
     message_id: str
     created_at: int
+    checkpoint: str
+    inclusion_proof: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Events with what proves them: each leaf and its inclusion in one checkpoint,
+    and that checkpoint's consistency with the size the reader knew (`since`)."""
+
+    events: list[EventRow]
+    leaves: dict[int, bytes]
+    inclusion_proofs: dict[int, list[bytes]]
+    size: int
+    checkpoint: str
+    since: int
+    consistency_proof: list[bytes]
 
 
 class MessageService:
@@ -87,7 +107,7 @@ class MessageService:
                     or earlier.sender_device != principal.device_id
                 ):
                     raise Conflict("this message id was already used for another message")
-                return _result(earlier)
+                return await _result(conn, earlier)
             if room.status == "closed":
                 raise Conflict("the room is closed")
             if room.status == "locked":
@@ -147,17 +167,45 @@ class MessageService:
             await rooms.set_last_seq(room_id, row.seq)
             await self.fanout.stage(conn, room_id, row.seq)
         self.fanout.committed(room_id, row.seq)
-        return _result(row)
+        return SendResult(
+            seq=row.seq,
+            leaf_index=row.leaf_index,
+            message_id=header.message_id,
+            created_at=row.created_at,
+            checkpoint=appended.checkpoint,
+            inclusion_proof=appended.inclusion_proof,
+        )
 
     async def events(
-        self, principal: Principal, room_id: str, *, after: int, limit: int
-    ) -> list[EventRow]:
-        """Events after `after`, for a member of the room."""
+        self, principal: Principal, room_id: str, *, after: int, limit: int, since: int = 0
+    ) -> EventBatch:
+        """Events after `after`, for a member of the room, with their proofs against the
+        newest checkpoint and that checkpoint's consistency with size `since`."""
         async with self.database.read() as conn:
             rooms = RoomRepository(conn)
             if await rooms.side_of(room_id, principal.account_id) is None:
                 raise NotFound("no such room")
-            return await EventRepository(conn).page(room_id, after=after, limit=limit)
+            rows = await EventRepository(conn).page(room_id, after=after, limit=limit)
+            logs = LogRepository(conn)
+            checkpoint = await logs.checkpoint(room_id)
+            assert checkpoint is not None  # a room's log starts with its first roster
+            if since > checkpoint.size:
+                raise InvalidInput(f"since={since} is beyond the log's size {checkpoint.size}")
+            reader = ProofReader(conn, room_id)
+            indexes = [r.leaf_index for r in rows]
+            proofs = await reader.inclusions(indexes, checkpoint.size)
+            entries = (
+                await logs.entries(room_id, start=indexes[0], end=indexes[-1] + 1) if rows else []
+            )
+            return EventBatch(
+                events=rows,
+                leaves={e.idx: e.leaf for e in entries},
+                inclusion_proofs=dict(zip(indexes, proofs, strict=True)),
+                size=checkpoint.size,
+                checkpoint=checkpoint.note,
+                since=since,
+                consistency_proof=await reader.consistency(since, checkpoint.size),
+            )
 
     async def check_member(self, principal: Principal, room_id: str) -> None:
         """Raise `NotFound` unless the caller is a member of the room."""
@@ -166,10 +214,19 @@ class MessageService:
                 raise NotFound("no such room")
 
 
-def _result(row: EventRow) -> SendResult:
+async def _result(conn: AsyncConnection, row: EventRow) -> SendResult:
+    """The original answer to a message, for a retried send."""
     assert row.message_id is not None
+    checkpoint = await LogRepository(conn).checkpoint(row.room_id, row.leaf_index + 1)
+    assert checkpoint is not None
+    proof = await ProofReader(conn, row.room_id).inclusion(row.leaf_index, checkpoint.size)
     return SendResult(
-        seq=row.seq, leaf_index=row.leaf_index, message_id=row.message_id, created_at=row.created_at
+        seq=row.seq,
+        leaf_index=row.leaf_index,
+        message_id=row.message_id,
+        created_at=row.created_at,
+        checkpoint=checkpoint.note,
+        inclusion_proof=proof,
     )
 
 

@@ -30,6 +30,7 @@ from server.services.common import Clock, Principal
 from server.storage.accounts import AccountRepository
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
+from server.storage.logs import LogRepository
 from server.storage.rooms import RoomRepository, RoomRow, RosterRow
 
 _SIDES_BY_ROLE: dict[Role, set[Side]] = {
@@ -78,7 +79,9 @@ class RoomService:
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
-            if await rooms.get(roster.room_id) is not None:
+            # Rooms and logs share ids: a room id must not name an existing log either.
+            taken = await LogRepository(conn).head(roster.room_id) is not None
+            if taken or await rooms.get(roster.room_id) is not None:
                 raise Conflict("a room with this id exists")
             members = await _check_roster(conn, principal, roster, signed, signers=roster)
             await rooms.create(
@@ -139,8 +142,10 @@ class RoomService:
     async def roster(self, principal: Principal, room_id: str, version: int) -> RosterRow:
         """One roster version of a room the caller is a member of."""
         async with self.database.read() as conn:
-            await _member_room(conn, room_id, principal)
-            row = await RoomRepository(conn).roster(room_id, version)
+            room = await _member_room(conn, room_id, principal)
+            # Only versions the room had: others are unknown (and may not fit the column).
+            known = 1 <= version <= room.roster_version
+            row = await RoomRepository(conn).roster(room_id, version) if known else None
         if row is None:
             raise NotFound(f"no roster version {version}")
         return row
@@ -175,9 +180,12 @@ async def _view(conn: AsyncConnection, room_id: str, account_id: str) -> RoomVie
 
 def _parse_roster(signed: SignedStatement) -> Roster:
     try:
-        return parse_statement(signed, Roster)
+        roster = parse_statement(signed, Roster)
     except ProtocolError as exc:
         raise InvalidInput(str(exc)) from exc
+    if "\x00" in roster.title:  # PostgreSQL text cannot hold NUL
+        raise InvalidInput("a room title must not contain NUL characters")
+    return roster
 
 
 async def _check_roster(

@@ -8,7 +8,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
-from server.storage.tables import accounts, devices, encryption_keys, enrollment_tokens
+from server.storage.tables import (
+    accounts,
+    devices,
+    directory_entries,
+    encryption_keys,
+    enrollment_tokens,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,16 @@ class EncryptionKeyRow:
     created_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryEntryRow:
+    """The statement behind one directory log leaf."""
+
+    idx: int
+    account_id: str
+    kind: str
+    statement: str
+
+
 class AccountRepository:
     """Reads and writes accounts and everything hanging off them."""
 
@@ -72,6 +88,12 @@ class AccountRepository:
     async def get(self, account_id: str) -> AccountRow | None:
         """One account by id."""
         row = (await self.conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+        return None if row is None else from_row(AccountRow, row)
+
+    async def by_account_key(self, account_key: bytes) -> AccountRow | None:
+        """The account registered with this account key, if any."""
+        query = select(accounts).where(accounts.c.account_key == account_key)
+        row = (await self.conn.execute(query)).first()
         return None if row is None else from_row(AccountRow, row)
 
     async def list_active(self, role: str | None = None) -> list[AccountRow]:
@@ -196,3 +218,32 @@ class AccountRepository:
         for r in rows:
             newest[r._mapping["device_id"]] = from_row(EncryptionKeyRow, r)
         return newest
+
+    async def add_directory_entry(self, entry: DirectoryEntryRow) -> None:
+        """Record which statement a directory leaf logs."""
+        await self.conn.execute(
+            directory_entries.insert().values(
+                idx=entry.idx,
+                account_id=entry.account_id,
+                kind=entry.kind,
+                statement=entry.statement,
+            )
+        )
+
+    async def directory_entries_of(self, account_id: str) -> list[DirectoryEntryRow]:
+        """Every directory leaf about one account, in log order."""
+        rows = await self.conn.execute(
+            select(directory_entries)
+            .where(directory_entries.c.account_id == account_id)
+            .order_by(directory_entries.c.idx)
+        )
+        return [from_row(DirectoryEntryRow, r) for r in rows]
+
+    async def directory_entries(self, start: int, end: int) -> list[DirectoryEntryRow]:
+        """Directory leaves' statements with ``start <= idx < end``."""
+        rows = await self.conn.execute(
+            select(directory_entries)
+            .where(directory_entries.c.idx >= start, directory_entries.c.idx < end)
+            .order_by(directory_entries.c.idx)
+        )
+        return [from_row(DirectoryEntryRow, r) for r in rows]

@@ -68,3 +68,16 @@ class EventRepository:
             .limit(limit)
         )
         return [from_row(EventRow, r) for r in rows]
+
+    async def by_leaf_range(self, room_id: str, start: int, end: int) -> list[EventRow]:
+        """Events whose log leaves are ``start <= index < end``."""
+        rows = await self.conn.execute(
+            select(events)
+            .where(
+                events.c.room_id == room_id,
+                events.c.leaf_index >= start,
+                events.c.leaf_index < end,
+            )
+            .order_by(events.c.leaf_index)
+        )
+        return [from_row(EventRow, r) for r in rows]

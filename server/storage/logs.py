@@ -9,7 +9,14 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
-from server.storage.tables import checkpoints, cosignatures, log_entries, log_nodes, logs
+from server.storage.tables import (
+    checkpoints,
+    cosignatures,
+    log_entries,
+    log_nodes,
+    logs,
+    witnesses,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,16 @@ class CosignatureRow:
     witness: str
     line: str
     timestamp: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessRow:
+    """A registered witness key."""
+
+    name: str
+    vkey: str
+    account_id: str
     created_at: int
 
 
@@ -215,3 +232,21 @@ class LogRepository:
             .order_by(cosignatures.c.size.desc())
         )
         return [int(r[0]) for r in rows]
+
+    async def add_witness(self, row: WitnessRow) -> None:
+        """Register a witness key."""
+        await self.conn.execute(
+            witnesses.insert().values(
+                name=row.name, vkey=row.vkey, account_id=row.account_id, created_at=row.created_at
+            )
+        )
+
+    async def witness(self, name: str) -> WitnessRow | None:
+        """A witness by key name."""
+        row = (await self.conn.execute(select(witnesses).where(witnesses.c.name == name))).first()
+        return None if row is None else from_row(WitnessRow, row)
+
+    async def witness_list(self) -> list[WitnessRow]:
+        """Every registered witness."""
+        rows = await self.conn.execute(select(witnesses).order_by(witnesses.c.name))
+        return [from_row(WitnessRow, r) for r in rows]

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
-from server.storage.tables import room_members, rooms, rosters
+from server.storage.tables import room_auditors, room_members, rooms, rosters
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +131,22 @@ class RoomRepository:
             )
         ).first()
         return None if row is None else from_row(RosterRow, row)
+
+    async def grant_auditor(self, room_id: str, account_id: str, *, by: str, now: int) -> None:
+        """Let an auditor read the room's log (never its content)."""
+        await self.conn.execute(
+            room_auditors.insert().values(
+                room_id=room_id, account_id=account_id, granted_by=by, created_at=now
+            )
+        )
+
+    async def is_auditor(self, room_id: str, account_id: str) -> bool:
+        """Whether the account was granted the room's log."""
+        row = (
+            await self.conn.execute(
+                select(room_auditors.c.account_id).where(
+                    room_auditors.c.room_id == room_id, room_auditors.c.account_id == account_id
+                )
+            )
+        ).first()
+        return row is not None

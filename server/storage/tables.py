@@ -211,5 +211,22 @@ room_auditors = Table(
 )
 """Auditors granted a room's log (never its content)."""
 
-APPEND_ONLY_TABLES = ("log_entries", "log_nodes", "checkpoints", "cosignatures", "rosters")
+directory_entries = Table(
+    "directory_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("statement", Text, nullable=False),
+)
+"""The signed statement behind each directory log leaf."""
+
+APPEND_ONLY_TABLES = (
+    "log_entries",
+    "log_nodes",
+    "checkpoints",
+    "cosignatures",
+    "directory_entries",
+    "rosters",
+)
 """Tables whose rows the database refuses to UPDATE or DELETE (triggers)."""

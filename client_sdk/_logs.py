@@ -1,0 +1,216 @@
+"""The client's view of the server's logs: every checkpoint it accepts is signed by
+the log key it pinned, consistent with the newest one it verified before
+(kept in the keystore across runs), and every leaf it relies on is proven
+included. A server that rolls back, forks or rewrites a log is caught here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from client_sdk._http import HttpSession
+from client_sdk.keystore import Keystore
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.leaf import LogLeaf, parse_leaf
+from client_sdk.protocol.merkle import leaf_hash, verify_consistency, verify_inclusion
+from client_sdk.protocol.note import (
+    Checkpoint,
+    VerifierKey,
+    parse_verifier_key,
+    verify_checkpoint,
+)
+
+_LOG_KEYS = "log_keys"
+"""Keystore ``extra`` entry: log id -> pinned verifier key string."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogIdentity:
+    """A log's origin and pinned verifier key."""
+
+    origin: str
+    key: VerifierKey
+
+
+def _decode_all(values: Any, what: str) -> list[bytes]:
+    if not isinstance(values, list):
+        raise VerificationError(f"{what} is not a list")
+    try:
+        return [b64d(str(v)) for v in values]
+    except ProtocolError as exc:
+        raise VerificationError(f"{what}: {exc}") from exc
+
+
+class LogVerifier:
+    """Checkpoint, consistency and inclusion checks for every log this client reads."""
+
+    def __init__(self, keystore: Keystore, http: HttpSession) -> None:
+        self.keystore = keystore
+        self.http = http
+        self._identities: dict[str, LogIdentity] = {}
+        self.roots: dict[str, dict[int, bytes]] = {}
+        """Roots this session verified, by log and size (for gossip checks)."""
+
+    async def identity(self, log_id: str) -> LogIdentity:
+        """The log's origin and key; the key is pinned on first sight and must not change."""
+        if log_id in self._identities:
+            return self._identities[log_id]
+        info = await self.http.request("GET", f"/v1/logs/{log_id}")
+        vkey = str(info["vkey"])
+        pinned: dict[str, str] = self.keystore.state.extra.setdefault(_LOG_KEYS, {})
+        if log_id in pinned and pinned[log_id] != vkey:
+            raise VerificationError(
+                f"log {log_id}: the server's log key changed from {pinned[log_id]} to {vkey}"
+            )
+        try:
+            key = parse_verifier_key(vkey)
+        except ProtocolError as exc:
+            raise VerificationError(f"log {log_id}: bad verifier key: {exc}") from exc
+        if key.name != info["origin"]:
+            raise VerificationError(f"log {log_id}: key name is not the log's origin")
+        if log_id not in pinned:
+            pinned[log_id] = vkey
+            self.keystore.save()
+        identity = LogIdentity(origin=str(info["origin"]), key=key)
+        self._identities[log_id] = identity
+        return identity
+
+    def since(self, log_id: str) -> int:
+        """The size of the newest checkpoint verified for this log (0 if none)."""
+        stored = self.keystore.checkpoint(log_id)
+        return 0 if stored is None else stored.size
+
+    async def accept(
+        self, log_id: str, note: str, *, since: int | None = None, proof: Any = None
+    ) -> Checkpoint:
+        """Verify a checkpoint and its consistency with the newest one verified before.
+
+        `proof` is a consistency proof from size `since` that came with the
+        checkpoint; when it does not start at the stored size, one is fetched.
+        """
+        identity = await self.identity(log_id)
+        try:
+            checkpoint = verify_checkpoint(note, identity.origin, identity.key)
+        except VerificationError as exc:
+            raise VerificationError(f"log {log_id}: checkpoint refused: {exc}") from exc
+        stored = self.keystore.checkpoint(log_id)
+        if stored is not None:
+            old, new = stored.size, checkpoint.size
+            if old == new:
+                if stored.root != checkpoint.root_hash:
+                    raise VerificationError(
+                        f"log {log_id}: two different roots for size {new}: the log forked"
+                    )
+            elif old < new:
+                path = (
+                    _decode_all(proof, "consistency proof")
+                    if since == old and proof is not None
+                    else await self._consistency(log_id, old, new)
+                )
+                self._check_consistency(log_id, old, new, path, stored.root, checkpoint.root_hash)
+            else:
+                path = await self._consistency(log_id, new, old)
+                self._check_consistency(log_id, new, old, path, checkpoint.root_hash, stored.root)
+        if stored is None or checkpoint.size > stored.size:
+            self.keystore.set_checkpoint(log_id, checkpoint.size, checkpoint.root_hash, note)
+            self.keystore.save()
+        self.roots.setdefault(log_id, {})[checkpoint.size] = checkpoint.root_hash
+        return checkpoint
+
+    async def _consistency(self, log_id: str, size1: int, size2: int) -> list[bytes]:
+        answer = await self.http.request(
+            "GET",
+            f"/v1/logs/{log_id}/proof/consistency",
+            params={"size1": size1, "size2": size2},
+        )
+        return _decode_all(answer.get("proof"), "consistency proof")
+
+    @staticmethod
+    def _check_consistency(
+        log_id: str, size1: int, size2: int, proof: list[bytes], root1: bytes, root2: bytes
+    ) -> None:
+        try:
+            verify_consistency(size1, size2, proof, root1, root2)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"log {log_id}: checkpoint of size {size2} is not consistent with size "
+                f"{size1}: {exc} (the log was rewritten or forked)"
+            ) from exc
+
+    async def check_leaf(
+        self,
+        log_id: str,
+        checkpoint: Checkpoint,
+        leaf_b64: Any,
+        proof: Any,
+        *,
+        index: int,
+        type: str,
+        actor_device: str,
+        payload_hash: bytes,
+        signature: str,
+        server_time: int | None = None,
+    ) -> LogLeaf:
+        """Check that a leaf says what the event says and is in the checkpoint's tree."""
+        identity = await self.identity(log_id)
+        try:
+            raw = b64d(str(leaf_b64))
+            leaf = parse_leaf(raw)
+        except ProtocolError as exc:
+            raise VerificationError(f"log {log_id} index {index}: bad leaf: {exc}") from exc
+        expected = {
+            "origin": identity.origin,
+            "index": index,
+            "type": type,
+            "actor_device": actor_device,
+            "payload_sha256": b64e(payload_hash),
+            "signature": signature,
+        }
+        for field, value in expected.items():
+            if getattr(leaf, field) != value:
+                raise VerificationError(
+                    f"log {log_id} index {index}: the leaf's {field} does not match the event"
+                )
+        if server_time is not None and leaf.server_time != server_time:
+            raise VerificationError(f"log {log_id} index {index}: the leaf's time differs")
+        try:
+            verify_inclusion(
+                leaf_hash(raw),
+                index,
+                checkpoint.size,
+                _decode_all(proof, "inclusion proof"),
+                checkpoint.root_hash,
+            )
+        except VerificationError as exc:
+            raise VerificationError(
+                f"log {log_id} index {index}: not included in the checkpoint of size "
+                f"{checkpoint.size}: {exc}"
+            ) from exc
+        return leaf
+
+    async def check_prefix(self, log_id: str, size: int, root: bytes, *, who: str) -> None:
+        """Check that (size, root), a checkpoint someone else saw, is a prefix of our view."""
+        stored = self.keystore.checkpoint(log_id)
+        if stored is None or size == 0:
+            return
+        known = self.roots.get(log_id, {}).get(size)
+        if known is not None:
+            if known != root:
+                raise VerificationError(
+                    f"log {log_id}: {who} saw root {b64e(root)} at size {size}, "
+                    f"we saw {b64e(known)}: the server shows different histories"
+                )
+            return
+        if size > stored.size:
+            return  # newer than our view; our next checkpoint will be checked against it
+        proof = await self._consistency(log_id, size, stored.size)
+        try:
+            verify_consistency(size, stored.size, proof, root, stored.root)
+        except VerificationError as exc:
+            raise VerificationError(
+                f"log {log_id}: {who} saw a checkpoint of size {size} that is not a prefix "
+                "of ours: the server shows different histories"
+            ) from exc
+        self.roots.setdefault(log_id, {})[size] = root

@@ -1,0 +1,71 @@
+"""Wire models for logs, proofs, witnesses and cosignatures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from client_sdk.protocol.models import B64, Ident, Int, WireModel
+
+
+class LogOut(WireModel):
+    """A log's identity: what a verifier needs to check its checkpoints."""
+
+    log_id: Ident
+    origin: str
+    vkey: str
+    size: Int
+    cosigned_size: Int | None
+
+
+class EntryOut(WireModel):
+    """One leaf, its hash, and what its actor signed (never content)."""
+
+    index: Int
+    leaf: B64
+    leaf_hash: B64
+    signed: dict[str, Any] | None
+
+
+class EntriesOut(WireModel):
+    """A range of leaves."""
+
+    entries: list[EntryOut]
+
+
+class InclusionOut(WireModel):
+    """An inclusion proof of leaf `index` in the tree of `size` leaves."""
+
+    index: Int
+    size: Int
+    proof: list[B64]
+
+
+class ConsistencyOut(WireModel):
+    """A consistency proof from `size1` to `size2`."""
+
+    size1: Int
+    size2: Int
+    proof: list[B64]
+
+
+class WitnessIn(WireModel):
+    """An auditor's witness key (c2sp.org/tlog-cosignature, type 0x04)."""
+
+    vkey: str = Field(min_length=1, max_length=500)
+
+
+class WitnessOut(WireModel):
+    """A registered witness key."""
+
+    name: str
+    vkey: str
+    account_id: Ident
+
+
+class CosignatureIn(WireModel):
+    """A witness's cosignature line for the checkpoint of `size`."""
+
+    size: Int = Field(ge=1)
+    cosignature: str = Field(min_length=1, max_length=1000)
