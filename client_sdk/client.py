@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from client_sdk._errors import ProtocolError, VerificationError
 from client_sdk._http import HttpSession
+from client_sdk._logs import LogVerifier
 from client_sdk._stream import EventStream
 from client_sdk._verify import (
     VerifiedAccount,
@@ -37,11 +38,13 @@ from client_sdk.keystore import (
     Keystore,
     KeystoreState,
     PinResult,
+    UntrustedKeyError,
     default_home,
     passphrase_from_env_or_prompt,
 )
-from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.encoding import b64d, b64e, sha256
 from client_sdk.protocol.envelope import (
+    CheckpointRef,
     Envelope,
     Recipient,
     check_envelope,
@@ -50,7 +53,10 @@ from client_sdk.protocol.envelope import (
 )
 from client_sdk.protocol.fingerprint import check_safety_number, safety_number
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
+from client_sdk.protocol.leaf import DIRECTORY_LOG_ID, LogLeaf
+from client_sdk.protocol.merkle import CompactRange, leaf_hash
 from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.note import Checkpoint
 from client_sdk.protocol.statements import (
     DeviceCert,
     EncryptionKeyCert,
@@ -63,6 +69,7 @@ from client_sdk.protocol.statements import (
 )
 
 PLENARY = "plenary"
+PAGE = 200
 DAY_MS = 24 * 3600 * 1000
 DEFAULT_KEY_LIFETIME_MS = 14 * DAY_MS
 ROTATE_AFTER_MS = 7 * DAY_MS
@@ -136,6 +143,10 @@ class _RoomChain:
     """The verified roster versions of one room, in order."""
 
     rosters: dict[int, tuple[Roster, SignedStatement]] = field(default_factory=dict)
+    roster_seqs: dict[int, int] = field(default_factory=dict)
+    """Roster version -> the event that carried it, as read in the event sequence."""
+    message_seqs: dict[str, int] = field(default_factory=dict)
+    """Message id -> the event that carried it: a message is delivered once."""
 
     @property
     def newest(self) -> int:
@@ -163,6 +174,8 @@ class ParleyClient:
             transport=transport,
         )
         self._chains: dict[str, _RoomChain] = {}
+        self._frontiers: dict[str, CompactRange] = {}
+        self.logs = LogVerifier(keystore, self.http)
         self._accounts: dict[str, VerifiedAccount] = {}
 
     @classmethod
@@ -280,14 +293,73 @@ class ParleyClient:
         return await self.http.token()
 
     async def account(self, account_id: str) -> VerifiedAccount:
-        """A directory account, checked by its own signatures and pinned on first sight."""
-        data = await self.http.request("GET", f"/v1/accounts/{account_id}")
-        account = verify_account(account_id, data, now=self.clock())
+        """A directory account, checked by its own signatures and pinned on first sight.
+
+        Raises `UntrustedKeyError` when its key is not the one pinned: account
+        keys never change, so a change (even of a contact never verified) is
+        trusted only after the user compares the safety number again.
+        """
+        account = await self._directory_account(account_id)
+        pin = self.keystore.state.pins.get(account_id)
+        if pin is not None and pin.verified_key is None and pin.account_key != account.account_key:
+            # Keystore.pin would replace an unverified pin silently; refuse instead.
+            raise UntrustedKeyError(
+                f"the key of account {account_id} changed (pinned {key_id(pin.account_key)}, "
+                f"now {key_id(account.account_key)}); compare the safety number and run "
+                f"`parley verify {account_id}` to trust the new key"
+            )
         result = self.keystore.pin(account_id, account.account_key, self.clock())
         if result is not PinResult.SAME:
             self.keystore.save()
+        self.keystore.require_trusted(account_id, account.account_key)
         self._accounts[account_id] = account
         return account
+
+    async def _directory_account(self, account_id: str) -> VerifiedAccount:
+        """The account as the directory shows it now, checked by its signatures and by
+        the directory log (every statement about its keys is a proven leaf); not pinned."""
+        since = self.logs.since(DIRECTORY_LOG_ID)
+        data = await self.http.request("GET", f"/v1/accounts/{account_id}", params={"since": since})
+        account = verify_account(account_id, data, now=self.clock())
+        await self._check_directory(account, data)
+        return account
+
+    async def _check_directory(self, account: VerifiedAccount, data: dict[str, Any]) -> None:
+        """Every statement served about the account must be a leaf of the directory log."""
+        proof = data.get("directory")
+        if not isinstance(proof, dict):
+            raise VerificationError(f"account {account.account_id}: no directory proof")
+        checkpoint = await self.logs.accept(
+            DIRECTORY_LOG_ID,
+            str(proof["checkpoint"]),
+            since=int(proof["since"]),
+            proof=proof["consistency_proof"],
+        )
+        logged: set[bytes] = set()
+        for entry in proof["entries"]:
+            statement = _signed(entry["statement"])
+            await self.logs.check_leaf(
+                DIRECTORY_LOG_ID,
+                checkpoint,
+                entry["leaf"],
+                entry["inclusion_proof"],
+                index=int(entry["index"]),
+                type=str(entry["kind"]),
+                actor_device=key_id(account.account_key),
+                payload_hash=statement.body_hash(),
+                signature=statement.signature,
+            )
+            logged.add(statement.body_hash())
+        served = [data["registration"]]
+        for device in data.get("devices") or []:
+            served.append(device["cert"])
+            if device.get("encryption_key"):
+                served.append(device["encryption_key"]["cert"])
+        for statement in served:
+            if _signed(statement).body_hash() not in logged:
+                raise VerificationError(
+                    f"account {account.account_id}: a key statement is not in the directory log"
+                )
 
     async def accounts(self, role: Role | None = None) -> list[dict[str, str]]:
         """Enrolled accounts (unverified summaries: id, name, role)."""
@@ -297,7 +369,7 @@ class ParleyClient:
 
     async def safety_number(self, account_id: str) -> str:
         """The safety number this account shares with `account_id`, to compare out of band."""
-        other = await self.account(account_id)
+        other = await self._directory_account(account_id)
         state = self.keystore.state
         return safety_number(
             state.account_id, state.account_key.public_bytes(), account_id, other.account_key
@@ -305,7 +377,7 @@ class ParleyClient:
 
     async def verify_contact(self, account_id: str, number: str) -> None:
         """Mark `account_id` verified if `number` is your shared safety number."""
-        other = await self.account(account_id)
+        other = await self._directory_account(account_id)
         state = self.keystore.state
         check_safety_number(
             number,
@@ -314,6 +386,7 @@ class ParleyClient:
             account_id,
             other.account_key,
         )
+        self.keystore.pin(account_id, other.account_key, self.clock())
         self.keystore.mark_verified(account_id, other.account_key)
         self.keystore.save()
 
@@ -428,9 +501,7 @@ class ParleyClient:
 
     async def _room_from(self, data: dict[str, Any]) -> Room:
         room_id = str(data["room_id"])
-        roster, signed = await self._roster(room_id, int(data["roster_version"]))
-        if _signed(data["roster"]).body != signed.body:
-            raise VerificationError(f"room {room_id}: the server's roster differs from the chain")
+        roster, _ = await self._served_roster(room_id, data)
         return Room(
             room_id=room_id,
             title=roster.title,
@@ -454,7 +525,27 @@ class ParleyClient:
 
     async def _current_roster(self, room_id: str) -> tuple[Roster, SignedStatement]:
         data = await self.http.request("GET", f"/v1/rooms/{room_id}")
-        return await self._roster(room_id, int(data["roster_version"]))
+        return await self._served_roster(room_id, data)
+
+    async def _served_roster(
+        self, room_id: str, data: dict[str, Any]
+    ) -> tuple[Roster, SignedStatement]:
+        """The roster a room answer calls current, if the verified chain agrees.
+
+        Never older than a version already verified: a server winding the room
+        back could make us encrypt to a member since removed.
+        """
+        version = int(data["roster_version"])
+        newest = self._chains[room_id].newest if room_id in self._chains else 0
+        if version < newest:
+            raise VerificationError(
+                f"room {room_id}: the server shows roster version {version}, older than "
+                f"version {newest} already verified"
+            )
+        roster, signed = await self._roster(room_id, version)
+        if _signed(data["roster"]).body != signed.body:
+            raise VerificationError(f"room {room_id}: the server's roster differs from the chain")
+        return roster, signed
 
     async def _roster(self, room_id: str, version: int) -> tuple[Roster, SignedStatement]:
         """Roster `version` of a room, verifying every version up to it once."""
@@ -501,12 +592,17 @@ class ParleyClient:
     async def send(
         self, room_id: str, text: str, *, channel: str = PLENARY, message_id: str | None = None
     ) -> Receipt:
-        """Encrypt `text` to every device of the room's current roster, sign it and send it."""
+        """Encrypt `text` to every device of the room's current roster, sign it and send it.
+
+        The receipt is checked: the server's checkpoint is consistent with what
+        this client verified before, and the message's leaf is included in it.
+        """
         await self.maintain_keys()
         data = await self.http.request("GET", f"/v1/rooms/{room_id}")
-        roster, _ = await self._roster(room_id, int(data["roster_version"]))
+        roster, _ = await self._served_roster(room_id, data)
         recipients = await self._recipients(roster, require_verified=bool(data["require_verified"]))
         state = self.keystore.state
+        seen = self.keystore.checkpoint(room_id)
         envelope = seal_envelope(
             content={"type": "text", "text": text},
             room_id=room_id,
@@ -517,15 +613,48 @@ class ParleyClient:
             recipients=recipients,
             sent_at=self.clock(),
             message_id=message_id,
+            checkpoint=None
+            if seen is None
+            else CheckpointRef(size=seen.size, root=b64e(seen.root)),
         )
         result = await self.http.request(
             "POST", f"/v1/rooms/{room_id}/messages", json=envelope.model_dump(mode="json")
         )
+        await self._check_receipt(room_id, envelope, result)
         return Receipt(
             room_id=room_id,
             seq=int(result["seq"]),
             leaf_index=int(result["leaf_index"]),
             message_id=str(result["message_id"]),
+        )
+
+    async def _check_receipt(
+        self, room_id: str, envelope: Envelope, result: dict[str, Any]
+    ) -> None:
+        """The answer's checkpoint is consistent with our view and includes our leaf."""
+        index = int(result["leaf_index"])
+        checkpoint = await self.logs.accept(room_id, str(result["checkpoint"]))
+        identity = await self.logs.identity(room_id)
+        payload_hash = sha256(envelope.signed_bytes())
+        leaf = LogLeaf(
+            origin=identity.origin,
+            index=index,
+            type="message",
+            actor_device=envelope.header.sender_device,
+            server_time=int(result["created_at"]),
+            payload_sha256=b64e(payload_hash),
+            signature=envelope.signature,
+        )
+        await self.logs.check_leaf(
+            room_id,
+            checkpoint,
+            b64e(leaf.to_bytes()),
+            result["inclusion_proof"],
+            index=index,
+            type="message",
+            actor_device=envelope.header.sender_device,
+            payload_hash=payload_hash,
+            signature=envelope.signature,
         )
 
     async def _recipients(self, roster: Roster, *, require_verified: bool) -> list[Recipient]:
@@ -558,45 +687,102 @@ class ParleyClient:
     ) -> AsyncIterator[Message]:
         """Verified, decrypted messages after sequence number `after`.
 
-        With `follow`, keep streaming over the WebSocket, reconnecting and
-        resuming from the last event seen: no gap and no duplicate.
+        Every event is checked before it is handed over: its leaf is in a
+        checkpoint signed by the pinned log key and consistent with every
+        checkpoint verified before; then the roster chain, the recipients, the
+        signature and the sender's view of the log. With `follow`, keep
+        streaming over the WebSocket, reconnecting and resuming from the last
+        event seen: no gap and no duplicate.
         """
         await self.maintain_keys()
         cursor = after
         while True:
             page = await self.http.request(
-                "GET", f"/v1/rooms/{room_id}/events", params={"after": cursor, "limit": 200}
+                "GET",
+                f"/v1/rooms/{room_id}/events",
+                params={"after": cursor, "limit": PAGE, "since": self.logs.since(room_id)},
             )
-            for event in page["events"]:
-                message = await self._process(room_id, event, cursor)
-                cursor = int(event["seq"])
-                if message is not None:
-                    yield message
-            if len(page["events"]) < 200:
+            messages, cursor = await self._process_batch(room_id, page, cursor)
+            for message in messages:
+                yield message
+            if len(page["events"]) < PAGE:
                 break
         if not follow:
             return
-        stream = EventStream(self.http, room_id)
-        async for event in stream.events(after=cursor):
-            message = await self._process(room_id, event, cursor)
-            cursor = int(event["seq"])
-            if message is not None:
+        stream = EventStream(self.http, room_id, since=lambda: self.logs.since(room_id))
+        async for batch in stream.batches(after=cursor):
+            messages, cursor = await self._process_batch(room_id, batch, cursor)
+            for message in messages:
                 yield message
 
-    async def _process(self, room_id: str, event: dict[str, Any], cursor: int) -> Message | None:
+    async def _process_batch(
+        self, room_id: str, batch: dict[str, Any], cursor: int
+    ) -> tuple[list[Message], int]:
+        checkpoint = await self.logs.accept(
+            room_id,
+            str(batch["checkpoint"]),
+            since=int(batch["since"]),
+            proof=batch["consistency_proof"],
+        )
+        messages = []
+        for event in batch["events"]:
+            message = await self._process(room_id, event, cursor, checkpoint)
+            cursor = int(event["seq"])
+            if message is not None:
+                messages.append(message)
+        return messages, cursor
+
+    async def _process(
+        self, room_id: str, event: dict[str, Any], cursor: int, checkpoint: Checkpoint
+    ) -> Message | None:
         seq = int(event["seq"])
-        if seq != cursor + 1:
+        if seq != cursor + 1 or int(event["leaf_index"]) != seq - 1:
             raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
-        if event["kind"] == "roster":
-            await self._accept_roster(room_id, _signed(event["payload"]))
+        kind = str(event["kind"])
+        payload = event.get("payload")
+        if kind == "roster":
+            signed = _signed(payload)
+            payload_hash, signature = signed.body_hash(), signed.signature
+        elif kind == "message":
+            try:
+                envelope = Envelope.model_validate(payload)
+            except ValidationError as exc:
+                raise VerificationError(f"room {room_id}: event {seq} is not an envelope") from exc
+            payload_hash, signature = sha256(envelope.signed_bytes()), envelope.signature
+        else:
+            raise VerificationError(f"room {room_id}: event {seq} has unknown kind {kind!r}")
+        await self.logs.check_leaf(
+            room_id,
+            checkpoint,
+            event["leaf"],
+            event["inclusion_proof"],
+            index=seq - 1,
+            type=kind,
+            actor_device=str(event["sender_device"]),
+            payload_hash=payload_hash,
+            signature=signature,
+            server_time=int(event["created_at"]),
+        )
+        self._track_root(room_id, seq - 1, _b64(str(event["leaf"])))
+        if kind == "roster":
+            roster = await self._accept_roster(room_id, signed)
+            seen = self._chains[room_id].roster_seqs.setdefault(roster.version, seq)
+            if seen != seq:
+                raise VerificationError(
+                    f"room {room_id}: event {seq} replays roster version {roster.version} "
+                    f"of event {seen}"
+                )
             return None
-        if event["kind"] != "message" or event.get("payload") is None:
-            return None
-        try:
-            envelope = Envelope.model_validate(event["payload"])
-        except ValidationError as exc:
-            raise VerificationError(f"room {room_id}: event {seq} is not an envelope") from exc
         return await self._open(room_id, event, envelope)
+
+    def _track_root(self, room_id: str, index: int, leaf: bytes) -> None:
+        """Keep the root at every size of a log read from its start (for gossip checks)."""
+        frontier = self._frontiers.get(room_id, CompactRange())
+        if frontier.size != index:
+            return
+        frontier, _ = frontier.append(leaf_hash(leaf))
+        self._frontiers[room_id] = frontier
+        self.logs.roots.setdefault(room_id, {})[frontier.size] = frontier.root()
 
     async def _open(
         self, room_id: str, event: dict[str, Any], envelope: Envelope
@@ -613,12 +799,39 @@ class ParleyClient:
         sender = roster.device_owner(header.sender_device)
         if sender is None:
             raise VerificationError(f"room {room_id}: event {seq} sender is not in the roster")
-        state = self.keystore.state
-        if state.device_id not in header.recipients:
-            return None  # sent before this device joined the room
         sender_key = next(
             d.signing_key for d in sender.devices if d.device_id == header.sender_device
         )
+        try:  # every event, even one this device cannot open
+            check_envelope(envelope, b64d(sender_key))
+        except VerificationError as exc:
+            raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
+        chain = self._chains[room_id]
+        superseded = [
+            (v, at) for v, at in chain.roster_seqs.items() if v > header.roster_version and at < seq
+        ]
+        if superseded:
+            version, at = min(superseded)
+            raise VerificationError(
+                f"room {room_id}: event {seq} is sealed to roster version "
+                f"{header.roster_version}, but version {version} took effect at event {at}"
+            )
+        first = chain.message_seqs.setdefault(header.message_id, seq)
+        if first != seq:
+            raise VerificationError(
+                f"room {room_id}: event {seq} replays message {header.message_id}, "
+                f"first seen at event {first}"
+            )
+        if header.checkpoint is not None:
+            await self.logs.check_prefix(
+                room_id,
+                header.checkpoint.size,
+                _b64(header.checkpoint.root),
+                who=f"{sender.name} (event {seq})",
+            )
+        state = self.keystore.state
+        if state.device_id not in header.recipients:
+            return None  # sent before this device joined the room
         content = self._decrypt(envelope, b64d(sender_key))
         text = content.get("text")
         return Message(
@@ -659,6 +872,13 @@ class ParleyClient:
         if records and envelope.header.sent_at < min(r.created_at for r in records):
             return {"type": "expired", "text": ""}
         raise failure or VerificationError("no encryption key left to open the message")
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return b64d(value)
+    except ProtocolError as exc:
+        raise VerificationError(str(exc)) from exc
 
 
 def _signed(value: Any) -> SignedStatement:
