@@ -7,9 +7,12 @@ fresh PostgreSQL database (otherwise the PostgreSQL run is skipped, visibly).
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -21,7 +24,9 @@ from server.app import create_app
 from server.config import Settings
 from server.services.identity import IdentityService
 from server.storage.database import create_database as create_engine_database
+from server.storage.ddl import append_only_statements
 from server.storage.migrate import upgrade_to_head
+from server.storage.tables import APPEND_ONLY_TABLES, metadata
 from tests.support.databases import (
     create_database,
     drop_database,
@@ -39,47 +44,78 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-_template: dict[str, str] = {}
+_shared: dict[str, str] = {}
 
 
-async def _postgres_template(admin_url: str) -> str:
-    """A database migrated to head, cloned for each test (made once per session)."""
-    if "name" not in _template:
+async def _migrated(url: str) -> None:
+    database = create_engine_database(url)
+    try:
+        await upgrade_to_head(database)
+    finally:
+        await database.dispose()
+
+
+async def _sqlite_template(directory: Path) -> Path:
+    """A SQLite file migrated to head (made once per session), copied for each test."""
+    if "sqlite" not in _shared:
+        path = directory / "template.db"
+        await _migrated(f"sqlite+aiosqlite:///{path}")
+        _shared["sqlite"] = str(path)
+    return Path(_shared["sqlite"])
+
+
+async def _postgres_session_database(admin_url: str) -> str:
+    """One PostgreSQL database migrated to head for the whole session."""
+    if "postgres" not in _shared:
         name = await create_database(admin_url)
-        database = create_engine_database(
-            with_database(admin_url, name, driver="postgresql+asyncpg")
-        )
-        try:
-            await upgrade_to_head(database)
-        finally:
-            await database.dispose()
-        _template["name"] = name
-    return _template["name"]
+        await _migrated(with_database(admin_url, name, driver="postgresql+asyncpg"))
+        _shared["postgres"] = name
+    return _shared["postgres"]
+
+
+async def _reset_postgres(url: str) -> None:
+    """Empty every table and restore the append-only triggers (a test may drop them)."""
+    conn = await asyncpg.connect(url)
+    try:
+        tables = [t for t in metadata.sorted_tables]
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute(
+                "TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"
+            )
+            for table in APPEND_ONLY_TABLES:
+                await conn.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+                await conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+                for statement in append_only_statements("postgresql", table):
+                    await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     admin = postgres_admin_url()
-    if admin and "name" in _template:
-        import asyncio
-
-        asyncio.run(drop_database(admin, _template.pop("name")))
+    if admin and "postgres" in _shared:
+        asyncio.run(drop_database(admin, _shared.pop("postgres")))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database URL on each backend."""
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty database on each backend: a fresh SQLite file, or the session's
+    PostgreSQL database emptied for this test."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}"
+        template = await _sqlite_template(tmp_path_factory.getbasetemp())
+        path = tmp_path / "parley.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     admin = postgres_admin_url()
     if admin is None:
         pytest.skip("PostgreSQL half skipped: set PARLEY_TEST_POSTGRES_URL to run it")
-    template = await _postgres_template(admin)
-    name = await create_database(admin, template=template)
-    try:
-        yield with_database(admin, name, driver="postgresql+asyncpg")
-    finally:
-        await drop_database(admin, name)
+    name = await _postgres_session_database(admin)
+    await _reset_postgres(with_database(admin, name))
+    yield with_database(admin, name, driver="postgresql+asyncpg")
 
 
 @pytest.fixture

@@ -2,16 +2,24 @@
 `Database.write()` or `Database.read()`; repositories take the connection and
 never commit.
 
-SQLite writers serialize on an in-process lock and ``BEGIN IMMEDIATE`` (so a
-second process, such as ``parley admin enroll``, waits instead of failing);
-PostgreSQL writers serialize per log on the log head's row lock.
+SQLite has one writer at a time, and each commit waits for an fsync
+(``synchronous=FULL``: an acknowledged event survives a power cut, not just a
+crash). So SQLite writes are **group-committed**: concurrent `write()` blocks
+queue up, one leader transaction (``BEGIN IMMEDIATE``, so a second process
+such as ``parley admin enroll`` waits instead of failing) runs each block in
+turn inside its own SAVEPOINT — a block that raises rolls back alone — and one
+commit makes the whole group durable before any block's caller continues.
+PostgreSQL writers run concurrently and serialize per log on row locks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -20,6 +28,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 _BEGIN_OPTION = "parley_sqlite_begin"
+MAX_GROUP = 128
+"""Write blocks committed together at most."""
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One queued write block's handshake with the group leader."""
+
+    granted: asyncio.Future[AsyncConnection] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    finished: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    committed: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Database:
@@ -28,19 +53,65 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._queue: deque[_Ticket] = deque()
+        self._leader: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A read-write transaction, committed when the block exits without error."""
-        if self._write_lock is None:
+        """A read-write transaction; when the block exits without error, it is committed
+        (durably) before this returns. If the block raises, nothing it wrote remains."""
+        if not self.is_sqlite:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.connect() as raw:
+        ticket = _Ticket()
+        self._queue.append(ticket)
+        if self._leader is None or self._leader.done():
+            self._leader = asyncio.create_task(self._lead())
+        try:
+            conn = await ticket.granted
+        except BaseException:
+            ticket.finished.cancel()
+            raise
+        try:
+            async with conn.begin_nested():
+                yield conn
+        except BaseException:
+            ticket.committed.cancel()
+            ticket.finished.set_result(None)
+            raise
+        ticket.finished.set_result(None)
+        await ticket.committed
+
+    async def _lead(self) -> None:
+        """Run queued write blocks in group transactions until the queue is empty."""
+        while self._queue:
+            group = [self._queue.popleft() for _ in range(min(MAX_GROUP, len(self._queue)))]
+            try:
+                await self._run_group(group)
+            except BaseException as exc:  # BEGIN or COMMIT failed: no block in the group landed
+                failure = exc if isinstance(exc, Exception) else RuntimeError("write cancelled")
+                for ticket in group:
+                    for future in (ticket.granted, ticket.committed):
+                        if not future.done():
+                            future.set_exception(failure)
+                            break
+                if not isinstance(exc, Exception):
+                    raise
+
+    async def _run_group(self, group: list[_Ticket]) -> None:
+        async with self.engine.connect() as raw:
             conn = await raw.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             async with conn.begin():
-                yield conn
+                for ticket in group:
+                    if ticket.granted.cancelled():
+                        continue
+                    ticket.granted.set_result(conn)
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticket.finished
+        for ticket in group:
+            if not ticket.committed.done():
+                ticket.committed.set_result(None)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -50,6 +121,9 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._leader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._leader
         await self.engine.dispose()
 
 
