@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -61,6 +61,7 @@ from client_sdk.protocol.statements import (
     DeviceCert,
     EncryptionKeyCert,
     Registration,
+    RoomPolicy,
     Roster,
     RosterDevice,
     RosterMember,
@@ -104,6 +105,8 @@ class Room:
     status: str
     mode: str
     require_verified: bool
+    witnesses: list[str]
+    witness_quorum: int
     roster_version: int
     last_seq: int
     side: str
@@ -433,8 +436,19 @@ class ParleyClient:
 
     # --- rooms ----------------------------------------------------------------------
 
-    async def create_room(self, title: str, *, require_verified: bool = False) -> Room:
-        """(Mediators) open a room with yourself as its only member."""
+    async def create_room(
+        self,
+        title: str,
+        *,
+        require_verified: bool = False,
+        witnesses: Sequence[str] = (),
+        witness_quorum: int = 0,
+    ) -> Room:
+        """(Mediators) open a room with yourself as its only member.
+
+        The policy (`require_verified`, the witness keys and quorum) is part of
+        the signed roster, so the server cannot change it.
+        """
         state = self.keystore.state
         me = await self.account(state.account_id)
         roster = Roster(
@@ -443,16 +457,43 @@ class ParleyClient:
             prev_hash=None,
             title=title,
             members=[_roster_member(me, Side.MEDIATOR)],
+            policy=RoomPolicy(
+                require_verified=require_verified,
+                witnesses=list(witnesses),
+                witness_quorum=witness_quorum,
+            ),
             signer_device=state.device_id,
             issued_at=self.clock(),
         )
         signed = sign_statement(state.device_key, roster)
-        data = await self.http.request(
-            "POST",
-            "/v1/rooms",
-            json={"roster": _dump(signed), "require_verified": require_verified},
-        )
+        data = await self.http.request("POST", "/v1/rooms", json={"roster": _dump(signed)})
         return await self._room_from(data)
+
+    async def set_policy(
+        self,
+        room_id: str,
+        *,
+        require_verified: bool | None = None,
+        witnesses: Sequence[str] | None = None,
+        witness_quorum: int | None = None,
+    ) -> Room:
+        """(Mediators) change the room's policy: a new roster version, signed here."""
+        current, current_signed = await self._current_roster(room_id)
+        changes = {
+            "require_verified": require_verified,
+            "witnesses": None if witnesses is None else list(witnesses),
+            "witness_quorum": witness_quorum,
+        }
+        try:
+            policy = RoomPolicy.model_validate(
+                {
+                    **current.policy.model_dump(),
+                    **{k: v for k, v in changes.items() if v is not None},
+                }
+            )
+        except ValidationError as exc:
+            raise ProtocolError(f"invalid room policy: {exc.errors()[0]['msg']}") from exc
+        return await self._publish_roster(current, current_signed, current.members, policy)
 
     async def add_member(self, room_id: str, account_id: str, side: Side) -> Room:
         """(Mediators) add an account on `side`: a new roster version, signed here."""
@@ -472,7 +513,11 @@ class ParleyClient:
         return await self._publish_roster(room_roster, room_signed, members)
 
     async def _publish_roster(
-        self, current: Roster, current_signed: SignedStatement, members: list[RosterMember]
+        self,
+        current: Roster,
+        current_signed: SignedStatement,
+        members: list[RosterMember],
+        policy: RoomPolicy | None = None,
     ) -> Room:
         state = self.keystore.state
         roster = Roster(
@@ -481,6 +526,7 @@ class ParleyClient:
             prev_hash=b64e(current_signed.body_hash()),
             title=current.title,
             members=members,
+            policy=current.policy if policy is None else policy,
             signer_device=state.device_id,
             issued_at=self.clock(),
         )
@@ -507,7 +553,9 @@ class ParleyClient:
             title=roster.title,
             status=str(data["status"]),
             mode=str(data["mode"]),
-            require_verified=bool(data["require_verified"]),
+            require_verified=roster.policy.require_verified,
+            witnesses=list(roster.policy.witnesses),
+            witness_quorum=roster.policy.witness_quorum,
             roster_version=roster.version,
             last_seq=int(data["last_seq"]),
             side=str(data["side"]),
@@ -600,7 +648,7 @@ class ParleyClient:
         await self.maintain_keys()
         data = await self.http.request("GET", f"/v1/rooms/{room_id}")
         roster, _ = await self._served_roster(room_id, data)
-        recipients = await self._recipients(roster, require_verified=bool(data["require_verified"]))
+        recipients = await self._recipients(roster, require_verified=roster.policy.require_verified)
         state = self.keystore.state
         seen = self.keystore.checkpoint(room_id)
         envelope = seal_envelope(

@@ -28,10 +28,23 @@ def create(
     require_verified: Annotated[
         bool, typer.Option(help="Members may only encrypt to accounts they verified.")
     ] = False,
+    witness: Annotated[
+        list[str] | None, typer.Option(help="A witness verifier key (repeat for several).")
+    ] = None,
+    quorum: Annotated[
+        int, typer.Option(help="Cosignatures a checkpoint needs to count as final.")
+    ] = 0,
     json_output: JsonOption = False,
 ) -> None:
-    """(Mediators) create a room and print its id."""
-    room = with_client(lambda c: c.create_room(title, require_verified=require_verified))
+    """(Mediators) create a room and print its id.
+
+    The policy is part of the roster you sign: the server cannot change it.
+    """
+    room = with_client(
+        lambda c: c.create_room(
+            title, require_verified=require_verified, witnesses=witness or [], witness_quorum=quorum
+        )
+    )
     if json_output:
         print_json(room_json(room))
     else:
@@ -53,6 +66,37 @@ def add(
         out.print(f"Roster version {room.roster_version}: {len(room.members)} members.")
 
 
+@room_app.command("policy")
+def policy(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    require_verified: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-verified/--no-require-verified",
+            help="Members may only encrypt to accounts they verified.",
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None, typer.Option(help="Witness verifier keys (replaces the list).")
+    ] = None,
+    quorum: Annotated[int | None, typer.Option(help="Cosignatures needed for finality.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) change the room's policy: a new roster version, signed by you."""
+    room = with_client(
+        lambda c: c.set_policy(
+            room_id, require_verified=require_verified, witnesses=witness, witness_quorum=quorum
+        )
+    )
+    if json_output:
+        print_json(room_json(room))
+    else:
+        out.print(
+            f"Roster version {room.roster_version}: require_verified={room.require_verified}, "
+            f"{room.witness_quorum} of {len(room.witnesses)} witnesses for finality."
+        )
+
+
 @room_app.command("show")
 def show(
     room_id: Annotated[str, typer.Argument(help="The room.")], json_output: JsonOption = False
@@ -66,6 +110,11 @@ def show(
     out.print(
         f"status {room.status} · mode {room.mode} · roster version {room.roster_version} · "
         f"{room.last_seq} events · you are on side {room.side}",
+        highlight=False,
+    )
+    out.print(
+        f"policy: require_verified={room.require_verified} · "
+        f"finality needs {room.witness_quorum} of {len(room.witnesses)} witnesses",
         highlight=False,
     )
     table = Table("account", "name", "side", "devices", "verified")

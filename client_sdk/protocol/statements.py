@@ -15,9 +15,9 @@ signature; it returns the model or raises `VerificationError`.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, StrictBool, StringConstraints, ValidationError, model_validator
 
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, sha256
 from client_sdk.protocol.errors import ProtocolError, VerificationError
@@ -78,8 +78,29 @@ class RosterMember(WireModel):
     devices: list[RosterDevice] = Field(min_length=1, max_length=MAX_DEVICES_PER_MEMBER)
 
 
+class RoomPolicy(WireModel):
+    """Rules every member's client enforces, signed with the roster so the server
+    cannot change them: encrypt only to verified accounts; treat a checkpoint as
+    final only when `witness_quorum` of the `witnesses` (C2SP type 0x04 verifier
+    keys) cosigned it."""
+
+    require_verified: StrictBool = False
+    witnesses: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=32
+    )
+    witness_quorum: Int = Field(default=0, ge=0, le=32)
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> RoomPolicy:
+        if self.witness_quorum > len(self.witnesses):
+            raise ValueError("witness_quorum is larger than the number of witnesses")
+        if len(set(self.witnesses)) != len(self.witnesses):
+            raise ValueError("a witness is listed twice")
+        return self
+
+
 class Roster(WireModel):
-    """A room's membership at one version, signed by a mediator's device."""
+    """A room's membership and policy at one version, signed by a mediator's device."""
 
     type: Literal["roster"] = "roster"
     room_id: Ident
@@ -87,6 +108,7 @@ class Roster(WireModel):
     prev_hash: B64 | None
     title: Name
     members: list[RosterMember] = Field(min_length=1, max_length=MAX_ROSTER_MEMBERS)
+    policy: RoomPolicy = Field(default_factory=RoomPolicy)
     signer_device: Ident
     issued_at: Int
 

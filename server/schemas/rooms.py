@@ -14,7 +14,8 @@ class CreateRoomRequest(WireModel):
     """A new room, described by its first roster (signed by the creating mediator)."""
 
     roster: SignedStatement
-    require_verified: StrictBool = False  # a JSON boolean, never "yes" or 1
+    require_verified: StrictBool | None = None
+    """Deprecated echo of ``roster.policy.require_verified``; must agree with it if given."""
 
 
 class UpdateRosterRequest(WireModel):

@@ -68,7 +68,7 @@ class RoomService:
         self.log = log
 
     async def create(
-        self, principal: Principal, signed: SignedStatement, *, require_verified: bool
+        self, principal: Principal, signed: SignedStatement, *, require_verified: bool | None
     ) -> RoomView:
         """Create a room from its first roster, signed by the creating mediator."""
         if principal.role is not Role.MEDIATOR:
@@ -76,6 +76,8 @@ class RoomService:
         roster = _parse_roster(signed)
         if roster.version != 1 or roster.prev_hash is not None:
             raise InvalidInput("a new room's roster is version 1 with no previous hash")
+        if require_verified is not None and require_verified != roster.policy.require_verified:
+            raise InvalidInput("require_verified must agree with the signed roster's policy")
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
@@ -88,7 +90,7 @@ class RoomService:
                 room_id=roster.room_id,
                 title=roster.title,
                 created_by=principal.account_id,
-                require_verified=require_verified,
+                require_verified=roster.policy.require_verified,
                 now=now,
             )
             origin = room_origin(self.settings.log_origin_host, roster.room_id)
@@ -281,6 +283,7 @@ async def _store_roster(
         body_hash=signed.body_hash(),
         seq=seq,
         members=members,
+        require_verified=roster.policy.require_verified,
     )
     await rooms.set_last_seq(roster.room_id, seq)
     return seq

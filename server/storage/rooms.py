@@ -107,6 +107,7 @@ class RoomRepository:
         body_hash: bytes,
         seq: int,
         members: dict[str, str],
+        require_verified: bool,
     ) -> None:
         """Store a new roster version and make its members the room's members."""
         await self.conn.execute(
@@ -115,7 +116,9 @@ class RoomRepository:
             )
         )
         await self.conn.execute(
-            update(rooms).where(rooms.c.id == room_id).values(roster_version=version)
+            update(rooms)
+            .where(rooms.c.id == room_id)
+            .values(roster_version=version, require_verified=require_verified)
         )
         await self.conn.execute(delete(room_members).where(room_members.c.room_id == room_id))
         await self.conn.execute(
