@@ -71,6 +71,8 @@ from client_sdk.protocol.statements import (
 
 PLENARY = "plenary"
 PAGE = 200
+_ROSTER_HEADS = "roster_heads"
+"""Keystore ``extra`` entry: room id -> [newest verified roster version, its body hash]."""
 DAY_MS = 24 * 3600 * 1000
 DEFAULT_KEY_LIFETIME_MS = 14 * DAY_MS
 ROTATE_AFTER_MS = 7 * DAY_MS
@@ -341,6 +343,13 @@ class ParleyClient:
         logged: set[bytes] = set()
         for entry in proof["entries"]:
             statement = _signed(entry["statement"])
+            logged_key = statement.body.get("account_key")
+            if entry["kind"] == "registration" and logged_key != b64e(account.account_key):
+                raise VerificationError(
+                    f"account {account.account_id}: the directory log holds a registration "
+                    f"with another account key ({logged_key}); account keys never change, so "
+                    "the server registered a second key for this account"
+                )
             await self.logs.check_leaf(
                 DIRECTORY_LOG_ID,
                 checkpoint,
@@ -584,7 +593,11 @@ class ParleyClient:
         back could make us encrypt to a member since removed.
         """
         version = int(data["roster_version"])
-        newest = self._chains[room_id].newest if room_id in self._chains else 0
+        head = self._roster_heads().get(room_id)
+        newest = max(
+            self._chains[room_id].newest if room_id in self._chains else 0,
+            0 if head is None else int(head[0]),
+        )
         if version < newest:
             raise VerificationError(
                 f"room {room_id}: the server shows roster version {version}, older than "
@@ -632,8 +645,24 @@ class ParleyClient:
             raise VerificationError(
                 f"room {room_id}: roster signer device is not certified by its account"
             )
+        heads, digest = self._roster_heads(), b64e(signed.body_hash())
+        head = heads.get(room_id)
+        if head is not None and head[0] == roster.version and head[1] != digest:
+            raise VerificationError(
+                f"room {room_id}: two different rosters for version {roster.version} "
+                "(the other was verified in an earlier session)"
+            )
         chain.rosters[roster.version] = (roster, signed)
+        if head is None or roster.version > head[0]:
+            heads[room_id] = [roster.version, digest]
+            self.keystore.save()
         return roster
+
+    def _roster_heads(self) -> dict[str, list[Any]]:
+        """Room id -> [newest roster version verified, its body hash], kept in the keystore
+        so that a later session refuses an older or a different roster too."""
+        heads: dict[str, list[Any]] = self.keystore.state.extra.setdefault(_ROSTER_HEADS, {})
+        return heads
 
     # --- messages -------------------------------------------------------------------
 

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from client_sdk.protocol.models import Role
 from server.config import Settings
-from server.log.appender import LogWriter
-from server.log.signer import CheckpointSigner
-from server.services.common import system_clock
-from server.services.identity import EnrollmentTicket, IdentityService
-from server.storage.database import create_database
-from server.storage.migrate import upgrade_to_head
+
+if TYPE_CHECKING:
+    from server.services.identity import EnrollmentTicket
 
 admin_app = typer.Typer(help="Operator commands that work on the server's database.")
 
@@ -89,6 +86,15 @@ def enroll(
 
 
 async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket:
+    # Imported here, like `serve`'s: every `parley` command loads this plugin, and the
+    # database stack would double the start-up time of the client commands.
+    from server.log.appender import LogWriter
+    from server.log.signer import CheckpointSigner
+    from server.services.common import system_clock
+    from server.services.identity import IdentityService
+    from server.storage.database import create_database
+    from server.storage.migrate import upgrade_to_head
+
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = create_database(settings.resolved_database_url())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.models import Role
+from client_sdk.protocol.models import JSON_SAFE_INT, Role
 from client_sdk.protocol.statements import SignedStatement
 from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
 from server.schemas.identity import (
@@ -78,7 +78,9 @@ async def logout(
 
 @router.get("/accounts/me")
 async def me(
-    principal: CurrentPrincipal, identity: IdentityDep, since: int = Query(default=0, ge=0)
+    principal: CurrentPrincipal,
+    identity: IdentityDep,
+    since: int = Query(default=0, ge=0, le=JSON_SAFE_INT),
 ) -> AccountOut:
     """The caller's own account."""
     return account_out(await identity.account(principal.account_id, since=since))
@@ -89,7 +91,7 @@ async def account(
     account_id: PathId,
     _principal: CurrentPrincipal,
     identity: IdentityDep,
-    since: int = Query(default=0, ge=0),
+    since: int = Query(default=0, ge=0, le=JSON_SAFE_INT),
 ) -> AccountOut:
     """Any enrolled account, with its certified keys and their directory-log proofs.
 

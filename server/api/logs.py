@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from client_sdk.protocol.encoding import b64e
-from server.api.deps import CurrentPrincipal, LogsDep
+from client_sdk.protocol.models import JSON_SAFE_INT
+from server.api.deps import CurrentPrincipal, LogsDep, PathId
 from server.errors import InvalidInput, NotFound
 from server.schemas.logs import (
     ConsistencyOut,
@@ -50,7 +51,7 @@ def parse_tile_index(segments: list[str]) -> tuple[int, int | None]:
 
 
 @router.get("/logs/{log_id}")
-async def log_info(log_id: str, principal: CurrentPrincipal, logs: LogsDep) -> LogOut:
+async def log_info(log_id: PathId, principal: CurrentPrincipal, logs: LogsDep) -> LogOut:
     """Origin, verifier key and size of a log."""
     info = await logs.info(principal, log_id)
     return LogOut(
@@ -64,10 +65,10 @@ async def log_info(log_id: str, principal: CurrentPrincipal, logs: LogsDep) -> L
 
 @router.get("/logs/{log_id}/checkpoint")
 async def checkpoint(
-    log_id: str,
+    log_id: PathId,
     principal: CurrentPrincipal,
     logs: LogsDep,
-    size: Annotated[int | None, Query(ge=1)] = None,
+    size: Annotated[int | None, Query(ge=1, le=JSON_SAFE_INT)] = None,
 ) -> Response:
     """The newest (or a given size's) signed checkpoint, with its cosignatures."""
     note = await logs.checkpoint(principal, log_id, size)
@@ -77,7 +78,7 @@ async def checkpoint(
 
 
 @router.get("/logs/{log_id}/tile/{path:path}")
-async def tile(log_id: str, path: str, principal: CurrentPrincipal, logs: LogsDep) -> Response:
+async def tile(log_id: PathId, path: str, principal: CurrentPrincipal, logs: LogsDep) -> Response:
     """c2sp.org/tlog-tiles: ``tile/L/N[.p/W]`` hash tiles and ``tile/entries/N[.p/W]`` bundles."""
     segments = path.split("/")
     if segments[0] == "entries":
@@ -97,11 +98,11 @@ async def tile(log_id: str, path: str, principal: CurrentPrincipal, logs: LogsDe
 
 @router.get("/logs/{log_id}/entries")
 async def entries(
-    log_id: str,
+    log_id: PathId,
     principal: CurrentPrincipal,
     logs: LogsDep,
-    start: Annotated[int, Query(ge=0)] = 0,
-    end: Annotated[int, Query(ge=0)] = 100,
+    start: Annotated[int, Query(ge=0, le=JSON_SAFE_INT)] = 0,
+    end: Annotated[int, Query(ge=0, le=JSON_SAFE_INT)] = 100,
 ) -> EntriesOut:
     """Leaves ``start <= index < end`` with what each actor signed."""
     rows = await logs.entries(principal, log_id, start, end)
@@ -120,12 +121,12 @@ async def entries(
 
 @router.get("/logs/{log_id}/proof/inclusion")
 async def inclusion(
-    log_id: str,
+    log_id: PathId,
     principal: CurrentPrincipal,
     logs: LogsDep,
-    index: Annotated[int | None, Query(ge=0)] = None,
+    index: Annotated[int | None, Query(ge=0, le=JSON_SAFE_INT)] = None,
     leaf_hash: Annotated[str | None, Query(max_length=64)] = None,
-    size: Annotated[int | None, Query(ge=1)] = None,
+    size: Annotated[int | None, Query(ge=1, le=JSON_SAFE_INT)] = None,
 ) -> InclusionOut:
     """An inclusion proof by leaf index or leaf hash (base64url), at `size` or the newest."""
     hashed = None if leaf_hash is None else decode_b64(leaf_hash, "leaf_hash")
@@ -139,11 +140,11 @@ async def inclusion(
 
 @router.get("/logs/{log_id}/proof/consistency")
 async def consistency(
-    log_id: str,
+    log_id: PathId,
     principal: CurrentPrincipal,
     logs: LogsDep,
-    size1: Annotated[int, Query(ge=0)],
-    size2: Annotated[int | None, Query(ge=0)] = None,
+    size1: Annotated[int, Query(ge=0, le=JSON_SAFE_INT)],
+    size2: Annotated[int | None, Query(ge=0, le=JSON_SAFE_INT)] = None,
 ) -> ConsistencyOut:
     """A consistency proof from `size1` to `size2` (default: the newest size)."""
     first, second, proof = await logs.consistency(principal, log_id, size1, size2)
@@ -152,7 +153,7 @@ async def consistency(
 
 @router.post("/logs/{log_id}/cosignatures", status_code=201)
 async def cosign(
-    log_id: str, body: CosignatureIn, principal: CurrentPrincipal, logs: LogsDep
+    log_id: PathId, body: CosignatureIn, principal: CurrentPrincipal, logs: LogsDep
 ) -> Response:
     """Store a registered witness's cosignature of one checkpoint."""
     await logs.add_cosignature(principal, log_id, body.size, body.cosignature)

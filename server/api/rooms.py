@@ -104,7 +104,7 @@ async def events(
     messages: MessagesDep,
     after: int = Query(default=0, ge=0, le=JSON_SAFE_INT),
     limit: int = Query(default=100, ge=1, le=500),
-    since: int = Query(default=0, ge=0),
+    since: int = Query(default=0, ge=0, le=JSON_SAFE_INT),
 ) -> EventsPage:
     """Events with a sequence number above `after`, in order, with their proofs."""
     return events_page(

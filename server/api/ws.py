@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -26,12 +27,14 @@ from starlette.websockets import WebSocketState
 from server.api.deps import Services, bearer_token
 from server.api.errors import WS_CLOSE_OVERFLOW, ws_close_code
 from server.api.rooms import events_page
-from server.errors import DomainError, MalformedInput, NotAuthenticated, RateLimited
+from server.errors import DomainError, MalformedInput, NotAuthenticated, NotFound, RateLimited
 from server.services.common import Principal
 
 router = APIRouter()
 
 AUTH_TIMEOUT_SECONDS = 10.0
+_CURSOR = re.compile(r"[0-9]{1,15}")
+_ROOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PAGE = 200
 
 
@@ -81,6 +84,8 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
     counter: ConnectionCounter = websocket.app.state.ws_connections
     await websocket.accept()
     try:
+        if not _ROOM_ID.fullmatch(room_id):
+            raise NotFound("no such room")
         after = _after(websocket.query_params.get("after", "0"))
         since = _after(websocket.query_params.get("since", "0"))
         principal = await _authenticate(websocket, services)
@@ -94,7 +99,7 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
 
 
 def _after(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    if not _CURSOR.fullmatch(raw):
         raise MalformedInput("after and since must be non-negative integers")
     return int(raw)
 

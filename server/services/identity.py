@@ -334,15 +334,19 @@ class IdentityService:
         """The caller a bearer token stands for; `NotAuthenticated` if none."""
         now = self.clock()
         async with self.database.read() as conn:
-            device_id = await SessionRepository(conn).token_device(secret_hash(token), now)
-            if device_id is None:
-                raise NotAuthenticated("bearer token is invalid or expired")
-            repo = AccountRepository(conn)
-            device = await repo.device(device_id)
-            account = None if device is None else await repo.get(device.account_id)
-            if device is None or device.revoked_at is not None or account is None:
-                raise NotAuthenticated("the token's device is no longer active")
-        return Principal(account_id=account.id, device_id=device.id, role=Role(account.role))
+            holder = await SessionRepository(conn).token_holder(secret_hash(token), now)
+        if holder is None:
+            raise NotAuthenticated("bearer token is invalid or expired")
+        if (
+            holder.device_id is None
+            or holder.device_revoked_at is not None
+            or holder.account_id is None
+            or holder.role is None
+        ):
+            raise NotAuthenticated("the token's device is no longer active")
+        return Principal(
+            account_id=holder.account_id, device_id=holder.device_id, role=Role(holder.role)
+        )
 
     async def logout(self, token: str) -> None:
         """Revoke a bearer token."""

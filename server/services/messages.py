@@ -33,6 +33,7 @@ from server.storage.rooms import RoomRepository
 
 PLENARY = "plenary"
 _POSTING_SIDES = {Side.MEDIATOR, Side.A, Side.B}
+_ROSTER_CACHE_ROOMS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,9 @@ class MessageService:
         self.clock = clock
         self.fanout = fanout
         self.log = log
+        # The newest parsed roster per room. A committed roster version never changes
+        # (the table is append-only), so it is remembered only after a commit.
+        self._rosters: dict[str, tuple[int, Roster]] = {}
 
     async def send(self, principal: Principal, room_id: str, envelope: Envelope) -> SendResult:
         """Store and log one envelope; a retry with the same message id gets the same answer."""
@@ -121,11 +125,11 @@ class MessageService:
                     f"stale roster version {header.roster_version}; "
                     f"the room is at {room.roster_version}"
                 )
-            roster_row = await rooms.roster(room_id, room.roster_version)
-            assert roster_row is not None
-            roster = parse_statement(
-                SignedStatement.model_validate_json(roster_row.statement), Roster
-            )
+            cached = self._rosters.get(room_id)
+            if cached is not None and cached[0] == room.roster_version:
+                roster, fresh = cached[1], False
+            else:
+                roster, fresh = await _read_roster(rooms, room_id, room.roster_version), True
             expected = roster.device_ids()
             if header.recipients != expected:
                 raise InvalidInput(
@@ -167,6 +171,8 @@ class MessageService:
             await rooms.set_last_seq(room_id, row.seq)
             await self.fanout.stage(conn, room_id, row.seq)
         self.fanout.committed(room_id, row.seq)
+        if fresh:
+            self._remember_roster(room_id, room.roster_version, roster)
         return SendResult(
             seq=row.seq,
             leaf_index=row.leaf_index,
@@ -175,6 +181,11 @@ class MessageService:
             checkpoint=appended.checkpoint,
             inclusion_proof=appended.inclusion_proof,
         )
+
+    def _remember_roster(self, room_id: str, version: int, roster: Roster) -> None:
+        if len(self._rosters) >= _ROSTER_CACHE_ROOMS:
+            self._rosters.pop(next(iter(self._rosters)))
+        self._rosters[room_id] = (version, roster)
 
     async def events(
         self, principal: Principal, room_id: str, *, after: int, limit: int, since: int = 0
@@ -228,6 +239,12 @@ async def _result(conn: AsyncConnection, row: EventRow) -> SendResult:
         checkpoint=checkpoint.note,
         inclusion_proof=proof,
     )
+
+
+async def _read_roster(rooms: RoomRepository, room_id: str, version: int) -> Roster:
+    row = await rooms.roster(room_id, version)
+    assert row is not None
+    return parse_statement(SignedStatement.model_validate_json(row.statement), Roster)
 
 
 def event_payload(row: EventRow) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
@@ -134,10 +134,23 @@ class LogRepository:
         ordered = sorted(keys)
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
+            # Grouped by level so that SQLite seeks the primary key; it cannot use it for
+            # `(level, idx) IN (VALUES ...)` and would scan every node of the log.
+            by_level: dict[int, list[int]] = {}
+            for level, idx in chunk:
+                by_level.setdefault(level, []).append(idx)
             rows = await self.conn.execute(
                 select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(
-                    log_nodes.c.log_id == log_id,
-                    tuple_(log_nodes.c.level, log_nodes.c.idx).in_(chunk),
+                    or_(
+                        *(
+                            and_(
+                                log_nodes.c.log_id == log_id,
+                                log_nodes.c.level == level,
+                                log_nodes.c.idx.in_(indexes),
+                            )
+                            for level, indexes in by_level.items()
+                        )
+                    )
                 )
             )
             for level, idx, hashed in rows:

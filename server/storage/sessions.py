@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.storage.tables import access_tokens, login_challenges
+from server.storage.tables import access_tokens, accounts, devices, login_challenges
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """Who a live token belongs to; the device and account fields are None if gone."""
+
+    device_id: str | None
+    device_revoked_at: int | None
+    account_id: str | None
+    role: str | None
 
 
 class SessionRepository:
@@ -56,6 +68,37 @@ class SessionRepository:
             )
         ).first()
         return None if row is None else str(row[0])
+
+    async def token_holder(self, token_hash: bytes, now: int) -> TokenHolder | None:
+        """The device and account of a live token, in one query (one per request)."""
+        row = (
+            await self.conn.execute(
+                select(
+                    devices.c.id.label("device_id"),
+                    devices.c.revoked_at.label("device_revoked_at"),
+                    accounts.c.id.label("account_id"),
+                    accounts.c.role.label("role"),
+                )
+                .select_from(
+                    access_tokens.outerjoin(
+                        devices, devices.c.id == access_tokens.c.device_id
+                    ).outerjoin(accounts, accounts.c.id == devices.c.account_id)
+                )
+                .where(
+                    access_tokens.c.token_hash == token_hash,
+                    access_tokens.c.revoked_at.is_(None),
+                    access_tokens.c.expires_at > now,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return TokenHolder(
+            device_id=row.device_id,
+            device_revoked_at=row.device_revoked_at,
+            account_id=row.account_id,
+            role=row.role,
+        )
 
     async def revoke_token(self, token_hash: bytes, now: int) -> None:
         """Revoke a token (logout)."""
