@@ -17,14 +17,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import httpx
 from pydantic import ValidationError
 
-from client_sdk._errors import ProtocolError, VerificationError
+from client_sdk._errors import ProtocolError, TransportError, VerificationError
 from client_sdk._http import HttpSession
 from client_sdk._logs import LogVerifier
 from client_sdk._stream import EventStream
@@ -48,18 +48,28 @@ from client_sdk.protocol.envelope import (
     Envelope,
     Recipient,
     check_envelope,
+    new_message_id,
     open_envelope,
     seal_envelope,
 )
 from client_sdk.protocol.fingerprint import check_safety_number, safety_number
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID, LogLeaf
+from client_sdk.protocol.mediation import (
+    NotPermitted,
+    RoomState,
+    channel_devices,
+    channel_sides,
+)
 from client_sdk.protocol.merkle import CompactRange, leaf_hash
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.note import Checkpoint
 from client_sdk.protocol.statements import (
+    Action,
     DeviceCert,
     EncryptionKeyCert,
+    Mode,
+    Moderation,
     Registration,
     RoomPolicy,
     Roster,
@@ -67,10 +77,14 @@ from client_sdk.protocol.statements import (
     RosterMember,
     SignedStatement,
     sign_statement,
+    verify_statement,
 )
 
 PLENARY = "plenary"
 PAGE = 200
+SEND_ATTEMPTS = 3
+SEALED_KEPT = 1024
+"""Envelopes remembered by message id, so that a retried send is the same envelope."""
 _ROSTER_HEADS = "roster_heads"
 """Keystore ``extra`` entry: room id -> [newest verified roster version, its body hash]."""
 DAY_MS = 24 * 3600 * 1000
@@ -141,6 +155,35 @@ class Message:
     server_time: int
     text: str
     content: dict[str, Any]
+    signed_sha256: str
+    """Base64url SHA-256 of what the sender signed (header and key wraps)."""
+    relay: Relay | None
+    """For a mediator's relay: what it passes on, and whether we checked it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStateView:
+    """A room's state after a moderation act, as the server answered it."""
+
+    mode: str
+    status: str
+    caucuses: list[str]
+    muted: list[str]
+    seq: int
+    checkpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A relayed message's claim about its original."""
+
+    original_seq: int
+    original_channel: str
+    original_sender_name: str
+    original_sender_account_id: str
+    edited: bool
+    checked: bool
+    """True when this device read the original and the claim matches it."""
 
 
 @dataclass(slots=True)
@@ -152,6 +195,14 @@ class _RoomChain:
     """Roster version -> the event that carried it, as read in the event sequence."""
     message_seqs: dict[str, int] = field(default_factory=dict)
     """Message id -> the event that carried it: a message is delivered once."""
+    state: RoomState = field(default_factory=RoomState)
+    """Mode, caucuses, mutes and status, replayed from the signed moderation acts."""
+    state_known: bool = False
+    """Whether `state` was replayed from the room's first event (else it is unknown)."""
+    position: int = 0
+    """The last event replayed into `state`."""
+    readable: dict[int, Message] = field(default_factory=dict)
+    """Messages this device opened, by event (to check relays of them)."""
 
     @property
     def newest(self) -> int:
@@ -180,6 +231,7 @@ class ParleyClient:
         )
         self._chains: dict[str, _RoomChain] = {}
         self._frontiers: dict[str, CompactRange] = {}
+        self._sealed: dict[tuple[str, str], Envelope] = {}
         self.logs = LogVerifier(keystore, self.http)
         self._accounts: dict[str, VerifiedAccount] = {}
 
@@ -664,24 +716,130 @@ class ParleyClient:
         heads: dict[str, list[Any]] = self.keystore.state.extra.setdefault(_ROSTER_HEADS, {})
         return heads
 
+    # --- moderation -----------------------------------------------------------------
+
+    async def moderate(
+        self,
+        room_id: str,
+        action: Action,
+        *,
+        mode: Mode | None = None,
+        side: Side | None = None,
+        account_id: str | None = None,
+    ) -> RoomStateView:
+        """(Mediators) sign and submit one act on the room; return the room's state after it.
+
+        The answer's checkpoint is checked like a message receipt; after
+        ``close`` it is the room's final checkpoint (see `final_checkpoint`).
+        """
+        current, _ = await self._current_roster(room_id)
+        state = self.keystore.state
+        try:
+            act = Moderation(
+                room_id=room_id,
+                moderation_id=new_message_id(),
+                action=action,
+                mode=mode,
+                side=None if side is None else _party_side(side),
+                account_id=account_id,
+                roster_version=current.version,
+                signer_device=state.device_id,
+                issued_at=self.clock(),
+            )
+        except ValidationError as exc:
+            raise ProtocolError(f"invalid moderation act: {exc.errors()[0]['msg']}") from exc
+        signed = sign_statement(state.device_key, act)
+        result = await self.http.request(
+            "POST", f"/v1/rooms/{room_id}/moderation", json={"statement": _dump(signed)}
+        )
+        await self._check_logged(
+            room_id, result, "moderation", signed.body_hash(), signed.signature
+        )
+        answer = result["state"]
+        return RoomStateView(
+            mode=str(answer["mode"]),
+            status=str(answer["status"]),
+            caucuses=list(answer["caucuses"]),
+            muted=list(answer["muted"]),
+            seq=int(result["seq"]),
+            checkpoint=str(result["checkpoint"]),
+        )
+
     # --- messages -------------------------------------------------------------------
 
     async def send(
         self, room_id: str, text: str, *, channel: str = PLENARY, message_id: str | None = None
     ) -> Receipt:
-        """Encrypt `text` to every device of the room's current roster, sign it and send it.
+        """Encrypt `text` to exactly the devices of `channel` in the room's current roster,
+        sign it and send it.
 
         The receipt is checked: the server's checkpoint is consistent with what
         this client verified before, and the message's leaf is included in it.
         """
+        return await self._send_content(
+            room_id, {"type": "text", "text": text}, channel=channel, message_id=message_id
+        )
+
+    async def relay(self, room_id: str, seq: int, *, to: str, edit: str | None = None) -> Receipt:
+        """(Mediators) pass message `seq` on to channel `to`, re-encrypted and signed by you.
+
+        The relay carries the original's channel, sender and the hash of what its
+        sender signed, so anyone who can read both can check what was passed on
+        and whether (`edit`) it was changed.
+        """
+        original = await self._message_at(room_id, seq)
+        text = original.text if edit is None else edit
+        content = {
+            "type": "relay",
+            "text": text,
+            "edited": edit is not None and edit != original.text,
+            "original": {
+                "seq": original.seq,
+                "channel": original.channel,
+                "message_id": original.message_id,
+                "sender_account_id": original.sender_account_id,
+                "sender_name": original.sender_name,
+                "signed_sha256": original.signed_sha256,
+                "text_sha256": b64e(sha256(original.text.encode("utf-8"))),
+            },
+        }
+        return await self._send_content(room_id, content, channel=to)
+
+    async def _message_at(self, room_id: str, seq: int) -> Message:
+        async for message in self.messages(room_id, after=0):
+            if message.seq == seq:
+                return message
+        raise ProtocolError(f"room {room_id}: no message #{seq} this device can read")
+
+    async def _send_content(
+        self,
+        room_id: str,
+        content: dict[str, Any],
+        *,
+        channel: str,
+        message_id: str | None = None,
+    ) -> Receipt:
+        if channel_sides(channel) is None:
+            raise ProtocolError(f"unknown channel {channel!r}: plenary, caucus-a or caucus-b")
+        sealed = None if message_id is None else self._sealed.get((room_id, message_id))
+        if sealed is not None:
+            # A retry: the very same envelope, so the server answers with the first receipt.
+            return await self._post_envelope(room_id, sealed)
         await self.maintain_keys()
         data = await self.http.request("GET", f"/v1/rooms/{room_id}")
         roster, _ = await self._served_roster(room_id, data)
-        recipients = await self._recipients(roster, require_verified=roster.policy.require_verified)
+        devices = set(channel_devices(roster, channel))
+        recipients = [
+            r
+            for r in await self._recipients(
+                roster, require_verified=roster.policy.require_verified, channel=channel
+            )
+            if r.device_id in devices
+        ]
         state = self.keystore.state
         seen = self.keystore.checkpoint(room_id)
         envelope = seal_envelope(
-            content={"type": "text", "text": text},
+            content=content,
             room_id=room_id,
             channel=channel,
             roster_version=roster.version,
@@ -694,9 +852,25 @@ class ParleyClient:
             if seen is None
             else CheckpointRef(size=seen.size, root=b64e(seen.root)),
         )
-        result = await self.http.request(
-            "POST", f"/v1/rooms/{room_id}/messages", json=envelope.model_dump(mode="json")
-        )
+        if len(self._sealed) >= SEALED_KEPT:
+            self._sealed.pop(next(iter(self._sealed)))
+        self._sealed[(room_id, envelope.header.message_id)] = envelope
+        return await self._post_envelope(room_id, envelope)
+
+    async def _post_envelope(self, room_id: str, envelope: Envelope) -> Receipt:
+        """Post an envelope, retrying it unchanged after a lost connection (the server
+        answers a repeated message id with its first receipt), and check the receipt."""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                result = await self.http.request(
+                    "POST",
+                    f"/v1/rooms/{room_id}/messages",
+                    json=envelope.model_dump(mode="json"),
+                )
+                break
+            except TransportError:
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
         await self._check_receipt(room_id, envelope, result)
         return Receipt(
             room_id=room_id,
@@ -709,18 +883,32 @@ class ParleyClient:
         self, room_id: str, envelope: Envelope, result: dict[str, Any]
     ) -> None:
         """The answer's checkpoint is consistent with our view and includes our leaf."""
+        await self._check_logged(
+            room_id, result, "message", sha256(envelope.signed_bytes()), envelope.signature
+        )
+
+    async def _check_logged(
+        self,
+        room_id: str,
+        result: dict[str, Any],
+        kind: str,
+        payload_hash: bytes,
+        signature: str,
+    ) -> None:
+        """An answer's checkpoint is consistent with our view and includes the leaf of
+        what this device just signed (rebuilt here, not taken from the server)."""
         index = int(result["leaf_index"])
         checkpoint = await self.logs.accept(room_id, str(result["checkpoint"]))
         identity = await self.logs.identity(room_id)
-        payload_hash = sha256(envelope.signed_bytes())
+        device = self.keystore.state.device_id
         leaf = LogLeaf(
             origin=identity.origin,
             index=index,
-            type="message",
-            actor_device=envelope.header.sender_device,
+            type=kind,
+            actor_device=device,
             server_time=int(result["created_at"]),
             payload_sha256=b64e(payload_hash),
-            signature=envelope.signature,
+            signature=signature,
         )
         await self.logs.check_leaf(
             room_id,
@@ -728,15 +916,20 @@ class ParleyClient:
             b64e(leaf.to_bytes()),
             result["inclusion_proof"],
             index=index,
-            type="message",
-            actor_device=envelope.header.sender_device,
+            type=kind,
+            actor_device=device,
             payload_hash=payload_hash,
-            signature=envelope.signature,
+            signature=signature,
         )
 
-    async def _recipients(self, roster: Roster, *, require_verified: bool) -> list[Recipient]:
+    async def _recipients(
+        self, roster: Roster, *, require_verified: bool, channel: str = PLENARY
+    ) -> list[Recipient]:
+        sides = channel_sides(channel) or set()
         recipients = []
         for member in roster.members:
+            if member.side not in sides:
+                continue
             account = await self.account(member.account_id)
             if b64e(account.account_key) != member.account_key:
                 raise VerificationError(
@@ -760,6 +953,15 @@ class ParleyClient:
         return recipients
 
     async def messages(
+        self, room_id: str, *, after: int = 0, follow: bool = False, channel: str | None = None
+    ) -> AsyncIterator[Message]:
+        """Verified, decrypted messages after `after` (only `channel`'s, if given); see
+        `_messages`."""
+        async for message in self._messages(room_id, after=after, follow=follow):
+            if channel is None or message.channel == channel:
+                yield message
+
+    async def _messages(
         self, room_id: str, *, after: int = 0, follow: bool = False
     ) -> AsyncIterator[Message]:
         """Verified, decrypted messages after sequence number `after`.
@@ -817,7 +1019,7 @@ class ParleyClient:
             raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
         kind = str(event["kind"])
         payload = event.get("payload")
-        if kind == "roster":
+        if kind in ("roster", "moderation"):
             signed = _signed(payload)
             payload_hash, signature = signed.body_hash(), signed.signature
         elif kind == "message":
@@ -841,6 +1043,15 @@ class ParleyClient:
             server_time=int(event["created_at"]),
         )
         self._track_root(room_id, seq - 1, _b64(str(event["leaf"])))
+        chain = self._chains.setdefault(room_id, _RoomChain())
+        if seq == 1:
+            chain.state, chain.state_known = RoomState(), True
+        elif chain.position != seq - 1:
+            chain.state_known = False
+        chain.position = seq
+        if kind == "moderation":
+            await self._accept_moderation(room_id, signed, seq)
+            return None
         if kind == "roster":
             roster = await self._accept_roster(room_id, signed)
             seen = self._chains[room_id].roster_seqs.setdefault(roster.version, seq)
@@ -851,6 +1062,46 @@ class ParleyClient:
                 )
             return None
         return await self._open(room_id, event, envelope)
+
+    async def _accept_moderation(self, room_id: str, signed: SignedStatement, seq: int) -> None:
+        """Check a moderation act against the roster in force and replay it."""
+        chain = self._chains[room_id]
+        try:
+            act = Moderation.model_validate(signed.body)
+        except ValidationError as exc:
+            raise VerificationError(f"room {room_id}: event {seq} is not a moderation act") from exc
+        if act.room_id != room_id:
+            raise VerificationError(f"room {room_id}: event {seq} moderates another room")
+        in_force = max((v for v, at in chain.roster_seqs.items() if at < seq), default=None)
+        if in_force is not None and act.roster_version != in_force:
+            raise VerificationError(
+                f"room {room_id}: event {seq} names roster version {act.roster_version}, "
+                f"but version {in_force} was in force"
+            )
+        roster, _ = await self._roster(room_id, act.roster_version)
+        signer = roster.device_owner(act.signer_device)
+        if signer is None or signer.side is not Side.MEDIATOR:
+            raise VerificationError(
+                f"room {room_id}: event {seq} is a moderation act not signed by a mediator"
+            )
+        key = next(d.signing_key for d in signer.devices if d.device_id == act.signer_device)
+        try:
+            verify_statement(signed, b64d(key), Moderation)
+        except VerificationError as exc:
+            raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
+        first = chain.message_seqs.setdefault(act.moderation_id, seq)
+        if first != seq:
+            raise VerificationError(
+                f"room {room_id}: event {seq} replays moderation act of event {first}"
+            )
+        if chain.state_known:
+            try:
+                chain.state = chain.state.apply(act, roster)
+            except NotPermitted as exc:
+                raise VerificationError(
+                    f"room {room_id}: event {seq}: the server logged an act the room's "
+                    f"rules refuse: {exc}"
+                ) from exc
 
     def _track_root(self, room_id: str, index: int, leaf: bytes) -> None:
         """Keep the root at every size of a log read from its start (for gossip checks)."""
@@ -869,13 +1120,23 @@ class ParleyClient:
         if header.room_id != room_id or header.sender_device != event["sender_device"]:
             raise VerificationError(f"room {room_id}: event {seq} envelope is misaddressed")
         roster, _ = await self._roster(room_id, header.roster_version)
-        if header.channel != PLENARY or header.recipients != roster.device_ids():
+        if channel_sides(header.channel) is None or header.recipients != channel_devices(
+            roster, header.channel
+        ):
             raise VerificationError(
-                f"room {room_id}: event {seq} recipients are not the channel's devices"
+                f"room {room_id}: event {seq} recipients are not the devices of {header.channel!r}"
             )
         sender = roster.device_owner(header.sender_device)
         if sender is None:
             raise VerificationError(f"room {room_id}: event {seq} sender is not in the roster")
+        chain = self._chains[room_id]
+        if chain.state_known:
+            try:
+                chain.state.check_post(roster, sender.account_id, header.channel)
+            except NotPermitted as exc:
+                raise VerificationError(
+                    f"room {room_id}: event {seq} from {sender.name} breaks the room's rules: {exc}"
+                ) from exc
         sender_key = next(
             d.signing_key for d in sender.devices if d.device_id == header.sender_device
         )
@@ -911,7 +1172,7 @@ class ParleyClient:
             return None  # sent before this device joined the room
         content = self._decrypt(envelope, b64d(sender_key))
         text = content.get("text")
-        return Message(
+        message = Message(
             room_id=room_id,
             seq=seq,
             leaf_index=int(event["leaf_index"]),
@@ -924,7 +1185,48 @@ class ParleyClient:
             server_time=int(event["created_at"]),
             text=text if isinstance(text, str) else "",
             content=content,
+            signed_sha256=b64e(sha256(envelope.signed_bytes())),
+            relay=None,
         )
+        if content.get("type") == "relay":
+            message = replace(message, relay=self._check_relay(room_id, message, sender.side))
+        chain.readable[seq] = message
+        return message
+
+    def _check_relay(self, room_id: str, message: Message, side: Side) -> Relay:
+        """What a relay says it passes on, checked against the original where we read it."""
+        where = f"room {room_id}: relay #{message.seq}"
+        original = message.content.get("original")
+        if side is not Side.MEDIATOR or not isinstance(original, dict):
+            raise VerificationError(f"{where} is not a mediator's relay of a message")
+        try:
+            relay = Relay(
+                original_seq=int(original["seq"]),
+                original_channel=str(original["channel"]),
+                original_sender_name=str(original["sender_name"]),
+                original_sender_account_id=str(original["sender_account_id"]),
+                edited=bool(message.content.get("edited")),
+                checked=False,
+            )
+            signed_sha256 = str(original["signed_sha256"])
+            text_sha256 = str(original["text_sha256"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VerificationError(f"{where} is malformed") from exc
+        seen = self._chains[room_id].readable.get(relay.original_seq)
+        if seen is None:
+            return relay  # we cannot read the original: nothing to compare
+        if seen.signed_sha256 != signed_sha256 or seen.sender_account_id != (
+            relay.original_sender_account_id
+        ):
+            raise VerificationError(f"{where} misquotes message #{relay.original_seq}")
+        if b64e(sha256(seen.text.encode("utf-8"))) != text_sha256:
+            raise VerificationError(f"{where} misstates the original text's hash")
+        if (seen.text != message.text) != relay.edited:
+            raise VerificationError(
+                f"{where} says it is {'edited' if relay.edited else 'unedited'}, "
+                "but the texts say otherwise"
+            )
+        return replace(relay, checked=True)
 
     def _decrypt(self, envelope: Envelope, sender_key: bytes) -> dict[str, Any]:
         """Open with whichever of this device's keys works.
@@ -949,6 +1251,15 @@ class ParleyClient:
         if records and envelope.header.sent_at < min(r.created_at for r in records):
             return {"type": "expired", "text": ""}
         raise failure or VerificationError("no encryption key left to open the message")
+
+
+def _party_side(side: Side | str) -> Literal["a", "b"]:
+    value = Side(side)
+    if value is Side.A:
+        return "a"
+    if value is Side.B:
+        return "b"
+    raise ProtocolError("a caucus is with side a or side b")
 
 
 def _b64(value: str) -> bytes:

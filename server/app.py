@@ -22,6 +22,7 @@ from server.services.common import Clock, system_clock
 from server.services.identity import IdentityService
 from server.services.logs import LogService
 from server.services.messages import MessageService
+from server.services.moderation import ModerationService
 from server.services.rooms import RoomService
 from server.storage.database import create_database
 from server.storage.migrate import upgrade_to_head
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 rooms=RoomService(database, settings, clock, fanout, log),
                 messages=MessageService(database, settings, clock, fanout, log),
                 logs=LogService(database, settings, clock, signer),
+                moderation=ModerationService(database, settings, clock, fanout, log),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)

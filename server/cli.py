@@ -55,7 +55,9 @@ def serve(
     if database_url is not None:
         overrides["database_url"] = database_url
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, ws="websockets")
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_level=log_level, ws="websockets-sansio"
+    )
 
 
 serve.__doc__ = f"{serve.__doc__}\n\n{_settings_help()}"

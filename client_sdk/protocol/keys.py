@@ -38,6 +38,7 @@ class SigLabel(enum.StrEnum):
     ENCRYPTION_KEY_CERT = "encryption-key-cert"
     LOGIN = "login"
     ROSTER = "roster"
+    MODERATION = "moderation"
     ENVELOPE = "envelope"
     EVENT = "event"
 

@@ -7,7 +7,9 @@ canonical bytes of ``body`` with the label of its type. Who signs what:
 - ``registration``: the account key, over itself (binds id, name, role, key);
 - ``device-cert``: the account key, over a device's signing key;
 - ``encryption-key-cert``: the account key, over a device's HPKE key, with expiry;
-- ``roster``: a mediator's device key, over a room's membership at one version.
+- ``roster``: a mediator's device key, over a room's membership at one version;
+- ``moderation``: a mediator's device key, over one act on a room (mode, caucus,
+  mute, lock, close, auditor grant).
 
 `verify_statement` parses the body strictly into its model and checks the
 signature; it returns the model or raises `VerificationError`.
@@ -15,6 +17,7 @@ signature; it returns the model or raises `VerificationError`.
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, StrictBool, StringConstraints, ValidationError, model_validator
@@ -130,6 +133,63 @@ class Roster(WireModel):
         )
 
 
+class Mode(enum.StrEnum):
+    """Who may post in plenary."""
+
+    OPEN = "open"
+    SHUTTLE = "shuttle"
+
+
+class Action(enum.StrEnum):
+    """What a moderation statement does."""
+
+    SET_MODE = "set-mode"
+    OPEN_CAUCUS = "open-caucus"
+    CLOSE_CAUCUS = "close-caucus"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    LOCK = "lock"
+    UNLOCK = "unlock"
+    CLOSE = "close"
+    GRANT_AUDITOR = "grant-auditor"
+
+
+_NEEDS: dict[Action, set[str]] = {
+    Action.SET_MODE: {"mode"},
+    Action.OPEN_CAUCUS: {"side"},
+    Action.CLOSE_CAUCUS: {"side"},
+    Action.MUTE: {"account_id"},
+    Action.UNMUTE: {"account_id"},
+    Action.LOCK: set(),
+    Action.UNLOCK: set(),
+    Action.CLOSE: set(),
+    Action.GRANT_AUDITOR: {"account_id"},
+}
+
+
+class Moderation(WireModel):
+    """A mediator's act on a room, signed by its device (label ``moderation``)."""
+
+    type: Literal["moderation"] = "moderation"
+    room_id: Ident
+    moderation_id: Ident
+    action: Action
+    mode: Mode | None = None
+    side: Literal["a", "b"] | None = None
+    account_id: Ident | None = None
+    roster_version: Int = Field(ge=1)
+    signer_device: Ident
+    issued_at: Int
+
+    @model_validator(mode="after")
+    def _fields_fit_the_action(self) -> Moderation:
+        given = {name for name in ("mode", "side", "account_id") if getattr(self, name) is not None}
+        if given != _NEEDS[self.action]:
+            needed = ", ".join(sorted(_NEEDS[self.action])) or "nothing more"
+            raise ValueError(f"action {self.action.value} takes {needed}")
+        return self
+
+
 class SignedStatement(WireModel):
     """A statement body as received, with the signature over its canonical bytes."""
 
@@ -146,9 +206,10 @@ _LABELS: dict[type[WireModel], SigLabel] = {
     DeviceCert: SigLabel.DEVICE_CERT,
     EncryptionKeyCert: SigLabel.ENCRYPTION_KEY_CERT,
     Roster: SigLabel.ROSTER,
+    Moderation: SigLabel.MODERATION,
 }
 
-StatementT = TypeVar("StatementT", Registration, DeviceCert, EncryptionKeyCert, Roster)
+StatementT = TypeVar("StatementT", Registration, DeviceCert, EncryptionKeyCert, Roster, Moderation)
 
 
 def sign_statement(key: SigningKey, statement: WireModel) -> SignedStatement:

@@ -13,6 +13,7 @@ from server.services.common import Principal
 from server.services.identity import IdentityService
 from server.services.logs import LogService
 from server.services.messages import MessageService
+from server.services.moderation import ModerationService
 from server.services.rooms import RoomService
 
 
@@ -24,6 +25,7 @@ class Services:
     rooms: RoomService
     messages: MessageService
     logs: LogService
+    moderation: ModerationService
     rate_limiter: RateLimiter
 
 
@@ -46,6 +48,10 @@ def _messages(request: Request) -> MessageService:
 
 def _logs(request: Request) -> LogService:
     return _services(request).logs
+
+
+def _moderation(request: Request) -> ModerationService:
+    return _services(request).moderation
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -75,6 +81,7 @@ IdentityDep = Annotated[IdentityService, Depends(_identity)]
 RoomsDep = Annotated[RoomService, Depends(_rooms)]
 MessagesDep = Annotated[MessageService, Depends(_messages)]
 LogsDep = Annotated[LogService, Depends(_logs)]
+ModerationDep = Annotated[ModerationService, Depends(_moderation)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 BearerToken = Annotated[str, Depends(_bearer)]
 PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

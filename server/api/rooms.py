@@ -8,12 +8,15 @@ from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import Envelope
 from client_sdk.protocol.models import JSON_SAFE_INT
 from client_sdk.protocol.statements import SignedStatement
-from server.api.deps import CurrentPrincipal, MessagesDep, PathId, RoomsDep
+from server.api.deps import CurrentPrincipal, MessagesDep, ModerationDep, PathId, RoomsDep
 from server.schemas.rooms import (
     CreateRoomRequest,
     EventOut,
     EventsPage,
+    ModerateRequest,
+    ModerationOut,
     RoomOut,
+    RoomStateOut,
     RoomSummary,
     RosterOut,
     SendResponse,
@@ -97,6 +100,32 @@ async def send(
     )
 
 
+@router.post("/{room_id}/moderation", status_code=201)
+async def moderate(
+    room_id: PathId, body: ModerateRequest, principal: CurrentPrincipal, moderation: ModerationDep
+) -> ModerationOut:
+    """Apply a mediator's signed act (mode, caucus, mute, lock, close, auditor grant).
+
+    The answer comes after the commit; after ``close`` its checkpoint is the
+    room's final one.
+    """
+    result = await moderation.moderate(principal, room_id, body.statement)
+    state = result.state
+    return ModerationOut(
+        seq=result.seq,
+        leaf_index=result.leaf_index,
+        created_at=result.created_at,
+        checkpoint=result.checkpoint,
+        inclusion_proof=[b64e(h) for h in result.inclusion_proof],
+        state=RoomStateOut(
+            mode=state.mode.value,
+            status=state.status.value,
+            caucuses=sorted(state.caucuses),
+            muted=sorted(state.muted),
+        ),
+    )
+
+
 @router.get("/{room_id}/events")
 async def events(
     room_id: PathId,
@@ -151,6 +180,7 @@ def room_out(view: RoomView) -> RoomOut:
         title=room.title,
         status=room.status,
         mode=room.mode,
+        caucuses=[c for c in room.caucuses.split(",") if c],
         require_verified=room.require_verified,
         roster_version=room.roster_version,
         last_seq=room.last_seq,

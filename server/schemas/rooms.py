@@ -24,6 +24,32 @@ class UpdateRosterRequest(WireModel):
     roster: SignedStatement
 
 
+class ModerateRequest(WireModel):
+    """A mediator's signed moderation act."""
+
+    statement: SignedStatement
+
+
+class RoomStateOut(WireModel):
+    """What moderation changes: mode, status, open caucuses, muted members."""
+
+    mode: str
+    status: str
+    caucuses: list[str]
+    muted: list[Ident]
+
+
+class ModerationOut(WireModel):
+    """Where a moderation act landed, with its proof and the state after it."""
+
+    seq: Int
+    leaf_index: Int
+    created_at: Int
+    checkpoint: str
+    inclusion_proof: list[B64]
+    state: RoomStateOut
+
+
 class RoomOut(WireModel):
     """A room as its members see it."""
 
@@ -31,6 +57,7 @@ class RoomOut(WireModel):
     title: Name
     status: str
     mode: str
+    caucuses: list[str]
     require_verified: bool
     roster_version: Int
     last_seq: Int

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from client_sdk.protocol.encoding import b64d, canonical_json, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
 from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.models import Side
+from client_sdk.protocol.mediation import NotPermitted, channel_devices
 from client_sdk.protocol.statements import Roster, SignedStatement, parse_statement
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
@@ -26,13 +26,12 @@ from server.log.appender import LogWriter
 from server.log.proofs import ProofReader
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
+from server.services.room_state import load_state, refusal_error
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
 from server.storage.logs import LogRepository
 from server.storage.rooms import RoomRepository
 
-PLENARY = "plenary"
-_POSTING_SIDES = {Side.MEDIATOR, Side.A, Side.B}
 _ROSTER_CACHE_ROOMS = 1024
 
 
@@ -112,29 +111,25 @@ class MessageService:
                 ):
                     raise Conflict("this message id was already used for another message")
                 return await _result(conn, earlier)
-            if room.status == "closed":
-                raise Conflict("the room is closed")
-            if room.status == "locked":
-                raise Conflict("the room is locked (read-only)")
-            if Side(side) not in _POSTING_SIDES:
-                raise NotAllowed(f"side {side} may not post")
-            if header.channel != PLENARY:
-                raise InvalidInput(f"unknown channel {header.channel!r}")
-            if header.roster_version != room.roster_version:
-                raise Conflict(
-                    f"stale roster version {header.roster_version}; "
-                    f"the room is at {room.roster_version}"
-                )
             cached = self._rosters.get(room_id)
             if cached is not None and cached[0] == room.roster_version:
                 roster, fresh = cached[1], False
             else:
                 roster, fresh = await _read_roster(rooms, room_id, room.roster_version), True
-            expected = roster.device_ids()
-            if header.recipients != expected:
+            state = await load_state(conn, room)
+            try:
+                state.check_post(roster, principal.account_id, header.channel)
+            except NotPermitted as exc:
+                raise refusal_error(exc) from exc
+            if header.roster_version != room.roster_version:
+                raise Conflict(
+                    f"stale roster version {header.roster_version}; "
+                    f"the room is at {room.roster_version}"
+                )
+            if header.recipients != channel_devices(roster, header.channel):
                 raise InvalidInput(
-                    "recipients must be exactly the channel's devices at roster version "
-                    f"{room.roster_version}"
+                    f"recipients must be exactly the devices of {header.channel} at roster "
+                    f"version {room.roster_version}"
                 )
             sender = roster.device_owner(principal.device_id)
             if sender is None:

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
-from server.storage.tables import room_auditors, room_members, rooms, rosters
+from server.storage.tables import room_auditors, room_members, room_mutes, rooms, rosters
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class RoomRow:
     created_at: int
     status: str
     mode: str
+    caucuses: str
     require_verified: bool
     roster_version: int
     last_seq: int
@@ -153,3 +154,33 @@ class RoomRepository:
             )
         ).first()
         return row is not None
+
+    async def muted(self, room_id: str) -> set[str]:
+        """Accounts muted in the room."""
+        rows = await self.conn.execute(
+            select(room_mutes.c.account_id).where(room_mutes.c.room_id == room_id)
+        )
+        return {str(r[0]) for r in rows}
+
+    async def set_state(
+        self, room_id: str, *, mode: str, status: str, caucuses: list[str], muted: set[str]
+    ) -> None:
+        """Store the room's moderation state."""
+        await self.conn.execute(
+            update(rooms)
+            .where(rooms.c.id == room_id)
+            .values(mode=mode, status=status, caucuses=",".join(sorted(caucuses)))
+        )
+        before = await self.muted(room_id)
+        if before - muted:
+            await self.conn.execute(
+                delete(room_mutes).where(
+                    room_mutes.c.room_id == room_id,
+                    room_mutes.c.account_id.in_(sorted(before - muted)),
+                )
+            )
+        if muted - before:
+            await self.conn.execute(
+                room_mutes.insert(),
+                [{"room_id": room_id, "account_id": a} for a in sorted(muted - before)],
+            )

@@ -100,6 +100,7 @@ rooms = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),  # open | locked | closed
     Column("mode", String(16), nullable=False),  # open | shuttle
+    Column("caucuses", String(64), nullable=False, server_default=""),  # "caucus-a,caucus-b"
     Column("require_verified", Boolean, nullable=False),
     Column("roster_version", Integer, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
@@ -113,6 +114,14 @@ room_members = Table(
     Column("side", String(16), nullable=False),
     Index("ix_room_members_account", "account_id"),
 )
+
+room_mutes = Table(
+    "room_mutes",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+)
+"""Members a mediator muted: the server refuses their sends."""
 
 rosters = Table(
     "rosters",

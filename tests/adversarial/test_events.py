@@ -103,7 +103,7 @@ async def test_a_message_event_tampered_on_the_wire_is_refused(
     ("tamper", "refusal"),
     [
         pytest.param(_shift_sent_at, "bad envelope signature", id="header-field"),
-        pytest.param(_add_a_listener, "recipients are not the channel's", id="listener"),
+        pytest.param(_add_a_listener, "recipients are not the devices of", id="listener"),
         pytest.param(_reattribute_to_the_mediator, "bad envelope signature", id="sender-device"),
         pytest.param(_move_to_another_room, "misaddressed", id="room"),
     ],
