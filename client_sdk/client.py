@@ -120,6 +120,10 @@ class Room:
     title: str
     status: str
     mode: str
+    caucuses: list[str]
+    muted: list[str]
+    state_verified: bool
+    """Whether status, mode, caucuses and mutes were replayed from the signed log."""
     require_verified: bool
     witnesses: list[str]
     witness_quorum: int
@@ -598,8 +602,24 @@ class ParleyClient:
         return await self._room_from(data)
 
     async def room(self, room_id: str) -> Room:
-        """A room with its roster verified back to version 1."""
+        """A room with its roster verified back to version 1, and its mode, caucuses,
+        mutes and status replayed from the signed log (not taken from the server)."""
+        await self._replay(room_id)
         return await self._room_from(await self.http.request("GET", f"/v1/rooms/{room_id}"))
+
+    async def _replay(self, room_id: str) -> None:
+        """Check every event of the room not replayed yet, without decrypting messages."""
+        chain = self._chains.get(room_id)
+        cursor = chain.position if chain is not None and chain.state_known else 0
+        while True:
+            page = await self.http.request(
+                "GET",
+                f"/v1/rooms/{room_id}/events",
+                params={"after": cursor, "limit": PAGE, "since": self.logs.since(room_id)},
+            )
+            _, cursor = await self._process_batch(room_id, page, cursor, decrypt=False)
+            if len(page["events"]) < PAGE:
+                return
 
     async def rooms(self) -> list[dict[str, Any]]:
         """Summaries of the rooms this account is in."""
@@ -609,11 +629,16 @@ class ParleyClient:
     async def _room_from(self, data: dict[str, Any]) -> Room:
         room_id = str(data["room_id"])
         roster, _ = await self._served_roster(room_id, data)
+        chain = self._chains[room_id]
+        known = chain.state_known and chain.position >= int(data["last_seq"])
         return Room(
             room_id=room_id,
             title=roster.title,
-            status=str(data["status"]),
-            mode=str(data["mode"]),
+            status=chain.state.status.value if known else str(data["status"]),
+            mode=chain.state.mode.value if known else str(data["mode"]),
+            caucuses=sorted(chain.state.caucuses) if known else list(data.get("caucuses", [])),
+            muted=sorted(chain.state.muted) if known else [],
+            state_verified=known,
             require_verified=roster.policy.require_verified,
             witnesses=list(roster.policy.witnesses),
             witness_quorum=roster.policy.witness_quorum,
@@ -995,7 +1020,7 @@ class ParleyClient:
                 yield message
 
     async def _process_batch(
-        self, room_id: str, batch: dict[str, Any], cursor: int
+        self, room_id: str, batch: dict[str, Any], cursor: int, *, decrypt: bool = True
     ) -> tuple[list[Message], int]:
         checkpoint = await self.logs.accept(
             room_id,
@@ -1005,14 +1030,20 @@ class ParleyClient:
         )
         messages = []
         for event in batch["events"]:
-            message = await self._process(room_id, event, cursor, checkpoint)
+            message = await self._process(room_id, event, cursor, checkpoint, decrypt=decrypt)
             cursor = int(event["seq"])
             if message is not None:
                 messages.append(message)
         return messages, cursor
 
     async def _process(
-        self, room_id: str, event: dict[str, Any], cursor: int, checkpoint: Checkpoint
+        self,
+        room_id: str,
+        event: dict[str, Any],
+        cursor: int,
+        checkpoint: Checkpoint,
+        *,
+        decrypt: bool = True,
     ) -> Message | None:
         seq = int(event["seq"])
         if seq != cursor + 1 or int(event["leaf_index"]) != seq - 1:
@@ -1061,7 +1092,7 @@ class ParleyClient:
                     f"of event {seen}"
                 )
             return None
-        return await self._open(room_id, event, envelope)
+        return await self._open(room_id, event, envelope, decrypt=decrypt)
 
     async def _accept_moderation(self, room_id: str, signed: SignedStatement, seq: int) -> None:
         """Check a moderation act against the roster in force and replay it."""
@@ -1113,7 +1144,7 @@ class ParleyClient:
         self.logs.roots.setdefault(room_id, {})[frontier.size] = frontier.root()
 
     async def _open(
-        self, room_id: str, event: dict[str, Any], envelope: Envelope
+        self, room_id: str, event: dict[str, Any], envelope: Envelope, *, decrypt: bool = True
     ) -> Message | None:
         header = envelope.header
         seq = int(event["seq"])
@@ -1168,8 +1199,8 @@ class ParleyClient:
                 who=f"{sender.name} (event {seq})",
             )
         state = self.keystore.state
-        if state.device_id not in header.recipients:
-            return None  # sent before this device joined the room
+        if state.device_id not in header.recipients or not decrypt:
+            return None  # not sealed to this device (another channel, or before it joined)
         content = self._decrypt(envelope, b64d(sender_key))
         text = content.get("text")
         message = Message(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -43,6 +44,7 @@ def message_json(message: Message) -> dict[str, object]:
         "server_time": datetime.fromtimestamp(message.server_time / 1000, UTC).isoformat(),
         "leaf_index": message.leaf_index,
         "text": message.text,
+        "relay": None if message.relay is None else dataclasses.asdict(message.relay),
     }
 
 
@@ -52,12 +54,15 @@ def read(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep streaming new messages.")
     ] = False,
+    channel: Annotated[
+        str | None, typer.Option(help="Only this channel (plenary, caucus-a, caucus-b).")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Print the room's messages, each verified and decrypted."""
 
     async def work(client: ParleyClient) -> None:
-        async for message in client.messages(room_id, after=after, follow=follow):
+        async for message in client.messages(room_id, after=after, follow=follow, channel=channel):
             if json_output:
                 print_json(message_json(message))
             else:
@@ -67,12 +72,44 @@ def read(
                     end="",
                     highlight=False,
                 )
+                if message.relay is not None:
+                    relay = message.relay
+                    note = "edited" if relay.edited else "unedited"
+                    checked = ", checked" if relay.checked else ""
+                    out.print(
+                        f"[italic](relaying #{relay.original_seq} from {relay.original_sender_name}"
+                        f" in {relay.original_channel}, {note}{checked})[/] ",
+                        end="",
+                        highlight=False,
+                    )
                 out.print(message.text, markup=False, highlight=False)
 
     with_client(work)
+
+
+def relay(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    seq: Annotated[int, typer.Argument(help="The message to pass on.")],
+    to: Annotated[str, typer.Option(help="The channel to pass it to.")],
+    edit: Annotated[str | None, typer.Option(help="Pass on this text instead.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """(Mediators) pass a message on to another channel, re-encrypted and signed by you.
+
+    The relay carries the hash of the original, so anyone who can read both can
+    check what was passed on and whether it was edited.
+    """
+    receipt = with_client(lambda c: c.relay(room_id, seq, to=to, edit=edit))
+    if json_output:
+        print_json(
+            {"seq": receipt.seq, "leaf_index": receipt.leaf_index, "message_id": receipt.message_id}
+        )
+    else:
+        out.print(f"relayed #{seq} to {to} as #{receipt.seq}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the messaging commands."""
     app.command("send")(send)
     app.command("read")(read)
+    app.command("relay")(relay)

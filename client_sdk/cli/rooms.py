@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Annotated
 
 import typer
@@ -11,10 +12,25 @@ from rich.table import Table
 from client_sdk.cli.common import out, print_json, with_client
 from client_sdk.client import Room
 from client_sdk.protocol.models import Side
+from client_sdk.protocol.statements import Action, Mode
 
 room_app = typer.Typer(help="Rooms and their members.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+class CaucusAction(enum.StrEnum):
+    """What `parley room caucus` does."""
+
+    OPEN = "open"
+    CLOSE = "close"
+
+
+class PartySide(enum.StrEnum):
+    """The sides a caucus can be with."""
+
+    A = "a"
+    B = "b"
 
 
 def room_json(room: Room) -> dict[str, object]:
@@ -112,12 +128,18 @@ def show(
         f"{room.last_seq} events · you are on side {room.side}",
         highlight=False,
     )
+    caucuses = ", ".join(room.caucuses) or "none"
+    source = "verified from the log" if room.state_verified else "as the server says"
+    out.print(
+        f"channels: plenary; open caucuses: {caucuses} · muted: {len(room.muted)} ({source})",
+        highlight=False,
+    )
     out.print(
         f"policy: require_verified={room.require_verified} · "
         f"finality needs {room.witness_quorum} of {len(room.witnesses)} witnesses",
         highlight=False,
     )
-    table = Table("account", "name", "side", "devices", "verified")
+    table = Table("account", "name", "side", "devices", "verified", "muted")
     for m in room.members:
         table.add_row(
             m.account_id,
@@ -125,6 +147,7 @@ def show(
             m.side.value,
             str(len(m.device_ids)),
             "yes" if m.verified else "no",
+            "yes" if m.account_id in room.muted else "",
         )
     out.print(table)
 
@@ -138,3 +161,109 @@ def list_rooms(json_output: JsonOption = False) -> None:
         return
     for r in rooms:
         out.print(f"{r['room_id']}  {r['status']:7} {r['title']}", highlight=False)
+
+
+def _moderate(room_id: str, action: Action, json_output: bool, **params: object) -> None:
+    view = with_client(lambda c: c.moderate(room_id, action, **params))  # type: ignore[arg-type]
+    if json_output:
+        print_json(dataclasses.asdict(view))
+        return
+    caucuses = ", ".join(view.caucuses) or "none"
+    out.print(
+        f"#{view.seq}: {action.value} done · status {view.status} · mode {view.mode} · "
+        f"open caucuses: {caucuses}",
+        highlight=False,
+    )
+    if view.status == "closed":
+        out.print("Final checkpoint:")
+        out.print(view.checkpoint, markup=False, highlight=False)
+
+
+@room_app.command("mode")
+def mode(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    new_mode: Annotated[Mode, typer.Argument(metavar="open|shuttle", help="The new mode.")],
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) switch between open and shuttle mode."""
+    _moderate(room_id, Action.SET_MODE, json_output, mode=new_mode)
+
+
+@room_app.command("caucus")
+def caucus(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    what: Annotated[CaucusAction, typer.Argument(metavar="open|close")],
+    side: Annotated[PartySide, typer.Option(help="The side the caucus is with.")],
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) open or close the caucus channel with one side."""
+    action = Action.OPEN_CAUCUS if what is CaucusAction.OPEN else Action.CLOSE_CAUCUS
+    _moderate(room_id, action, json_output, side=Side(side.value))
+
+
+@room_app.command("mute")
+def mute(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    account_id: Annotated[str, typer.Argument(help="The member to mute.")],
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) mute a member: the server refuses their messages."""
+    _moderate(room_id, Action.MUTE, json_output, account_id=account_id)
+
+
+@room_app.command("unmute")
+def unmute(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    account_id: Annotated[str, typer.Argument(help="The member to unmute.")],
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) unmute a member."""
+    _moderate(room_id, Action.UNMUTE, json_output, account_id=account_id)
+
+
+@room_app.command("remove")
+def remove(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    account_id: Annotated[str, typer.Argument(help="The member to remove.")],
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) remove a member: a new roster version; later messages are not sealed to them."""
+    room = with_client(lambda c: c.remove_member(room_id, account_id))
+    if json_output:
+        print_json(room_json(room))
+    else:
+        out.print(f"Roster version {room.roster_version}: {len(room.members)} members.")
+
+
+@room_app.command("lock")
+def lock(
+    room_id: Annotated[str, typer.Argument(help="The room.")], json_output: JsonOption = False
+) -> None:
+    """(Mediators) make the room read-only."""
+    _moderate(room_id, Action.LOCK, json_output)
+
+
+@room_app.command("unlock")
+def unlock(
+    room_id: Annotated[str, typer.Argument(help="The room.")], json_output: JsonOption = False
+) -> None:
+    """(Mediators) make a locked room writable again."""
+    _moderate(room_id, Action.UNLOCK, json_output)
+
+
+@room_app.command("close")
+def close(
+    room_id: Annotated[str, typer.Argument(help="The room.")], json_output: JsonOption = False
+) -> None:
+    """(Mediators) close the room for good and print its final checkpoint."""
+    _moderate(room_id, Action.CLOSE, json_output)
+
+
+@room_app.command("grant-auditor")
+def grant_auditor(
+    room_id: Annotated[str, typer.Argument(help="The room.")],
+    account_id: Annotated[str, typer.Argument(help="The auditor's account.")],
+    json_output: JsonOption = False,
+) -> None:
+    """(Mediators) let an auditor read and verify the room's log (never its content)."""
+    _moderate(room_id, Action.GRANT_AUDITOR, json_output, account_id=account_id)
