@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from client_sdk.cli import identity, messages, rooms
+from client_sdk.cli import audit, identity, messages, rooms
 
 PLUGIN_GROUP = "parley.cli"
 
@@ -22,6 +22,7 @@ def build_app() -> typer.Typer:
     )
     identity.register(app)
     app.add_typer(rooms.room_app, name="room")
+    app.add_typer(audit.audit_app, name="audit")
     messages.register(app)
     for entry in entry_points(group=PLUGIN_GROUP):
         entry.load()(app)

@@ -1,0 +1,242 @@
+"""The checks of one log entry that need no other entry: leaf, payload hash, signature.
+
+Pure and picklable, so `check_chunk` runs in worker processes. The entry's
+context (which key must have signed it, which roster was in force) is worked
+out beforehand, in log order, by `client_sdk._audit_log`; here each entry is
+checked against it:
+
+- the leaf parses, is canonical, and names the log's origin, the entry's
+  index, the event type, the acting device, the hash of what the actor
+  signed, and the actor's signature;
+- room messages: the envelope header and wraps (no ciphertext) are well
+  formed, sealed to the roster in force, by the device the leaf names, to
+  devices of that roster; label ``envelope`` over ``canonical({header, wraps})``;
+- directory statements: registration, device and encryption-key
+  certificates signed by the account key, under their labels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from client_sdk.protocol.encoding import b64d, b64e, canonical_json, sha256
+from client_sdk.protocol.envelope import Header
+from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
+from client_sdk.protocol.keys import SigLabel, key_id, verify_signature
+from client_sdk.protocol.leaf import parse_leaf
+from client_sdk.protocol.models import JSON_SAFE_INT
+from client_sdk.protocol.statements import (
+    DeviceCert,
+    EncryptionKeyCert,
+    Registration,
+    SignedStatement,
+    verify_statement,
+)
+
+Failure = tuple[int, str]
+"""The index of an entry that failed and why."""
+
+ENVELOPE_FIELDS = frozenset({"header", "wraps", "signature"})
+DIRECTORY_LEAF_TYPES = {
+    "registration": "registration",
+    "device-cert": "device",
+    "encryption-key-cert": "encryption-key",
+}
+"""A directory statement's type -> the type of the leaf that logs it."""
+
+_IDENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkContext:
+    """What every entry of a chunk is checked against."""
+
+    log_id: str
+    origin: str
+    roster_devices: Mapping[int, frozenset[str]]
+    """Room logs: roster version -> its device ids (the versions this chunk's messages use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryJob:
+    """One entry and the context its place in the log gives it."""
+
+    index: int
+    leaf: bytes
+    signed: dict[str, Any]
+    leaf_type: str
+    """``message``, or a directory type (``registration``, ``device``, ``encryption-key``)."""
+    signer_key: bytes
+    """The Ed25519 key that must have signed: the sender device's, or the account key."""
+    actor_device: str
+    roster_version: int = 0
+    """Messages: the roster version in force at this index."""
+
+
+def check_leaf(
+    raw: bytes,
+    *,
+    origin: str,
+    index: int,
+    leaf_type: str,
+    actor_device: str,
+    payload_hash: bytes,
+    signature: str,
+) -> None:
+    """Check that a leaf is the canonical record of exactly this event.
+
+    The leaf's bytes must be the canonical encoding of the expected record
+    (only the server's time is the leaf's own): one comparison checks every
+    field and the canonical form. Raises `VerificationError` saying which
+    field differs.
+    """
+    expected: dict[str, Any] = {
+        "origin": origin,
+        "index": index,
+        "type": leaf_type,
+        "actor_device": actor_device,
+        "payload_sha256": b64e(payload_hash),
+        "signature": signature,
+    }
+    try:
+        server_time = json.loads(raw).get("server_time")
+    except (ValueError, AttributeError):
+        server_time = None
+    if type(server_time) is int and abs(server_time) <= JSON_SAFE_INT:
+        if _fast_canonical({**expected, "server_time": server_time}) == raw:
+            return
+    # Not the record expected: find out why, for the message.
+    try:
+        leaf = parse_leaf(raw)
+    except ProtocolError as exc:
+        raise VerificationError(f"bad leaf: {exc}") from exc
+    for field, value in expected.items():
+        if getattr(leaf, field) != value:
+            raise VerificationError(
+                f"the leaf's {field} is {getattr(leaf, field)!r}, the entry says {value!r}"
+            )
+    # Canonical (parse_leaf checks) and as expected: only the fast encoder differed.
+
+
+def check_chunk(context: ChunkContext, jobs: list[EntryJob]) -> Failure | None:
+    """Check each job in order; return the first failure, or None."""
+    for job in jobs:
+        try:
+            if job.leaf_type == "message":
+                _check_message(context, job)
+            else:
+                _check_statement(context, job)
+        except (ParleyError, ValueError, TypeError, KeyError) as exc:
+            # Whatever made the entry impossible to check, it is not verified.
+            return job.index, str(exc) or type(exc).__name__
+    return None
+
+
+def _fast_canonical(value: Any) -> bytes:
+    # RFC 8785 for what envelopes hold (ASCII text, safe integers); checked by the fallback.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _candidates(value: Any) -> Iterator[bytes]:
+    """The canonical bytes of `value`: a fast encoding first, then RFC 8785 if they differ.
+
+    Only the bytes the actor signed can pass the checks, so trying a second
+    encoding never accepts anything more; it only spares the slow one.
+    """
+    fast = _fast_canonical(value)
+    yield fast
+    exact = canonical_json(value)
+    if exact != fast:
+        yield exact
+
+
+def _wraps(value: Any) -> dict[str, str]:
+    """The key wraps: device id -> text (their bytes are the signature's business)."""
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and _IDENT.fullmatch(k) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ProtocolError("the key wraps are not a map of device ids to text")
+    return value
+
+
+def _check_message(context: ChunkContext, job: EntryJob) -> None:
+    signed = job.signed
+    if set(signed) != ENVELOPE_FIELDS:
+        raise VerificationError(
+            "the signed envelope has fields other than header, wraps, signature"
+        )
+    try:
+        header = Header.model_validate(signed["header"])
+        wraps = _wraps(signed["wraps"])
+        signature = b64d(signed["signature"])
+    except (ValidationError, ProtocolError) as exc:
+        raise VerificationError(f"malformed envelope: {exc}") from exc
+    if header.room_id != context.log_id:
+        raise VerificationError(f"the envelope is for room {header.room_id}")
+    if header.sender_device != job.actor_device:
+        raise VerificationError("the envelope's sender is not the entry's actor")
+    if header.roster_version != job.roster_version:
+        raise VerificationError(
+            f"the envelope is sealed to roster version {header.roster_version}, but version "
+            f"{job.roster_version} is in force"
+        )
+    if sorted(wraps) != header.recipients or len(set(header.recipients)) != len(wraps):
+        raise VerificationError("the key wraps do not match the header's recipient list")
+    if not set(header.recipients) <= context.roster_devices[job.roster_version]:
+        raise VerificationError(
+            f"a recipient is not a device of roster version {job.roster_version}"
+        )
+    failure: VerificationError | None = None
+    for data in _candidates({"header": signed["header"], "wraps": signed["wraps"]}):
+        try:
+            check_leaf(
+                job.leaf,
+                origin=context.origin,
+                index=job.index,
+                leaf_type="message",
+                actor_device=job.actor_device,
+                payload_hash=sha256(data),
+                signature=signed["signature"],
+            )
+            verify_signature(job.signer_key, SigLabel.ENVELOPE, data, signature)
+            return
+        except VerificationError as exc:
+            failure = exc
+    assert failure is not None
+    raise failure
+
+
+def _check_statement(context: ChunkContext, job: EntryJob) -> None:
+    try:
+        signed = SignedStatement.model_validate(job.signed)
+    except ValidationError as exc:
+        raise VerificationError(f"malformed signed statement: {exc}") from exc
+    if job.leaf_type == "registration":
+        registration = verify_statement(signed, job.signer_key, Registration)
+        if b64d(registration.account_key) != job.signer_key:
+            raise VerificationError("the registration is not signed by the key it registers")
+    elif job.leaf_type == "device":
+        device = verify_statement(signed, job.signer_key, DeviceCert)
+        if device.device_id != key_id(b64d(device.signing_key)):
+            raise VerificationError("the device id is not the key id of its signing key")
+    elif job.leaf_type == "encryption-key":
+        encryption = verify_statement(signed, job.signer_key, EncryptionKeyCert)
+        if encryption.key_id != key_id(b64d(encryption.public_key)):
+            raise VerificationError("the key id is not the key id of the encryption key")
+    else:
+        raise VerificationError(f"unknown directory entry type {job.leaf_type!r}")
+    check_leaf(
+        job.leaf,
+        origin=context.origin,
+        index=job.index,
+        leaf_type=job.leaf_type,
+        actor_device=job.actor_device,
+        payload_hash=signed.body_hash(),
+        signature=signed.signature,
+    )

@@ -1,0 +1,467 @@
+"""Auditing one log from its entries: the pass in log order, the tree, the worker pool.
+
+`LogAuditor.feed` takes entries in order, as the log read API serves them
+(``{index, leaf, leaf_hash?, signed}``). For each it hashes the leaf into the
+tree and works out what only log order tells: which roster is in force and
+which mediator may sign the next one (room logs), which account key certifies
+what (the directory). Rosters are checked right there (there are few); every
+other entry becomes an `EntryJob` whose leaf, payload hash and signature are
+checked by `client_sdk._audit_checks.check_chunk`, in a process pool for large
+logs. `finish` returns the first failing index, whichever check found it.
+"""
+
+from __future__ import annotations
+
+import enum
+import gc
+import multiprocessing
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from pydantic import ValidationError
+
+from client_sdk._audit_checks import (
+    DIRECTORY_LEAF_TYPES,
+    ChunkContext,
+    EntryJob,
+    Failure,
+    check_chunk,
+    check_leaf,
+)
+from client_sdk._verify import verify_account, verify_roster_step
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
+from client_sdk.protocol.keys import key_id
+from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
+from client_sdk.protocol.mediation import NotPermitted, RoomState
+from client_sdk.protocol.merkle import CompactRange, leaf_hash, node_hash
+from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.statements import (
+    Moderation,
+    Roster,
+    SignedStatement,
+    parse_statement,
+    verify_statement,
+)
+
+PARALLEL_THRESHOLD = 2000
+"""Logs with more entries than this have their signatures checked in a process pool."""
+CHUNK_SIZE = 256
+
+Progress = Callable[[int], None]
+"""Called with the number of entries just checked (possibly from another thread)."""
+
+
+class LogKind(enum.StrEnum):
+    """What a log records."""
+
+    ROOM = "room"
+    DIRECTORY = "directory"
+
+
+def log_kind(log_id: str) -> LogKind:
+    """The kind of the log with this id."""
+    return LogKind.DIRECTORY if log_id == DIRECTORY_LOG_ID else LogKind.ROOM
+
+
+def check_origin(log_id: str, origin: str) -> None:
+    """Raise `VerificationError` unless `origin` is the origin a log with this id has."""
+    suffix = "/directory" if log_kind(log_id) is LogKind.DIRECTORY else f"/rooms/{log_id}"
+    host = origin.removesuffix(suffix)
+    if host == origin or not host:
+        raise VerificationError(f"log {log_id}: {origin!r} is not the origin of this log")
+
+
+def _warm_up() -> None:
+    """Runs once in each worker, so each starts before the first chunk arrives."""
+
+
+def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """A process pool for `check_chunk`, its workers started now.
+
+    A process that runs no other thread forks its workers: instantly, and
+    they inherit everything imported. Forking beside other threads (an event
+    loop's resolver, database drivers) is unsafe, so then a fork server starts
+    clean, imports the checks once and forks each worker from that.
+    """
+    count = worker_count(workers)
+    context: BaseContext
+    forking = can_fork_now()
+    if forking:
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        # With __main__ preloaded the fork server imports it once; workers then skip it.
+        context.set_forkserver_preload(["__main__", "client_sdk._audit_checks"])
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_warm_up)
+    if forking:
+        gc.freeze()  # so the workers' collections leave the heap they inherit shared
+    try:
+        for _ in range(count):
+            pool.submit(_warm_up)  # a fork context starts every worker on the first submit
+    finally:
+        if forking:
+            gc.unfreeze()
+    return pool
+
+
+def worker_count(workers: int | None) -> int:
+    """How many worker processes to run: as asked, else one per core (at most 8)."""
+    return workers or max(1, min(os.cpu_count() or 1, 8))
+
+
+def can_fork_now() -> bool:
+    """Whether `make_pool` would fork (this process runs no other thread)."""
+    return threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
+class TreeRoots:
+    """Every level of a Merkle tree built from its leaf hashes: the root at any size."""
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        self.size = len(leaf_hashes)
+        self._levels = [list(leaf_hashes)]
+        while len(self._levels[-1]) > 1:
+            below = self._levels[-1]
+            self._levels.append(
+                [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            )
+
+    def root(self, size: int) -> bytes:
+        """The root hash of the first `size` leaves (``0 <= size <= self.size``)."""
+        if not 0 <= size <= self.size:
+            raise ValueError(f"no root of size {size} in a tree of {self.size} leaves")
+        return CompactRange.from_nodes(size, lambda level, index: self._levels[level][index]).root()
+
+
+@dataclass(frozen=True, slots=True)
+class RosterSigner:
+    """Who signed a roster version, as the roster chain names them."""
+
+    index: int
+    version: int
+    account_id: str
+    account_key: str
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditOutcome:
+    """What the entries showed: the tree, the counts, and the first failure if any."""
+
+    tree: TreeRoots
+    counts: dict[str, int]
+    failure: Failure | None
+    roster_signers: list[RosterSigner] = field(default_factory=list)
+
+
+class LogAuditor:
+    """Checks a log's entries, fed in order; `finish` gives the outcome."""
+
+    def __init__(
+        self,
+        *,
+        log_id: str,
+        origin: str,
+        executor: Executor | None = None,
+        progress: Progress | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        """Audit the log `log_id` with this origin; checks run in `executor` if given."""
+        self.log_id = log_id
+        self.origin = origin
+        self.kind = log_kind(log_id)
+        self._executor = executor
+        self._progress = progress
+        self._chunk_size = chunk_size
+        self._hashes: list[bytes] = []
+        self._counts: Counter[str] = Counter()
+        self._failures: list[Failure] = []
+        self._pending: list[EntryJob] = []
+        self._futures: list[Future[Failure | None]] = []
+        self._lock = threading.Lock()
+        self._chunk_failed = False
+        # Room logs: the roster chain so far.
+        self._roster: tuple[Roster, SignedStatement] | None = None
+        self._roster_devices: dict[int, frozenset[str]] = {}
+        self._state = RoomState()
+        self._roster_keys: dict[str, bytes] = {}
+        self._signers: list[RosterSigner] = []
+        # The directory: account keys and certified devices so far.
+        self._accounts: dict[str, bytes] = {}
+        self._devices: dict[str, set[str]] = {}
+
+    @property
+    def size(self) -> int:
+        """How many entries were fed and hashed."""
+        return len(self._hashes)
+
+    @property
+    def failed(self) -> bool:
+        """Whether some entry already failed (feeding more is then pointless)."""
+        with self._lock:
+            return bool(self._failures) or self._chunk_failed
+
+    def feed(self, entries: Sequence[Any]) -> None:
+        """Take the next entries of the log, in order; their checks start before it returns."""
+        for entry in entries:
+            if self._failures:
+                break
+            index = len(self._hashes)
+            try:
+                self._take(index, entry)
+            except (ParleyError, ValueError, TypeError, KeyError) as exc:
+                self._failures.append((index, str(exc) or type(exc).__name__))
+                break
+            if len(self._pending) >= self._chunk_size:
+                self._flush()
+        if self._executor is not None:
+            self._flush()  # idle workers are worth more than full chunks
+
+    def close(self) -> None:
+        """Stop the worker pool: the auditor owns the executor it was given."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def fail(self, index: int, reason: str) -> None:
+        """Record a failure found outside the entries (e.g. missing entries)."""
+        self._failures.append((index, reason))
+
+    def finish(self) -> AuditOutcome:
+        """Wait for every check; the tree, the counts and the first failure."""
+        self._flush()
+        failures = list(self._failures)
+        for future in self._futures:
+            try:
+                result = future.result()
+            except BrokenExecutor as exc:
+                raise ParleyError(f"the processes checking signatures failed: {exc}") from exc
+            if result is not None:
+                failures.append(result)
+        return AuditOutcome(
+            tree=TreeRoots(self._hashes),
+            counts=dict(self._counts),
+            failure=min(failures, default=None),
+            roster_signers=list(self._signers),
+        )
+
+    # The pass in log order.
+
+    def _take(self, index: int, entry: Any) -> None:
+        if not isinstance(entry, Mapping) or entry.get("index") != index:
+            raise VerificationError(f"entry {index} is missing (the log skips or repeats one)")
+        raw = _b64(entry.get("leaf"), "the leaf")
+        hashed = leaf_hash(raw)
+        stored = entry.get("leaf_hash")
+        if stored is not None and stored != b64e(hashed):
+            raise VerificationError("the stored leaf hash is not the hash of the leaf")
+        self._hashes.append(hashed)
+        signed = entry.get("signed")
+        if not isinstance(signed, dict):
+            raise VerificationError("no signed payload is served for this leaf")
+        if self.kind is LogKind.DIRECTORY:
+            self._take_statement(index, raw, signed)
+        elif "header" in signed:
+            self._take_message(index, raw, signed)
+        elif not isinstance(signed.get("body"), dict):
+            raise VerificationError("the signed payload is neither a statement nor an envelope")
+        elif signed["body"].get("type") == "roster":
+            self._take_roster(index, raw, signed)
+        elif signed["body"].get("type") == "moderation":
+            self._take_moderation(index, raw, signed)
+        else:  # fail closed on any act this audit does not know how to check
+            kind = signed["body"].get("type")
+            raise VerificationError(f"a {kind!r} statement, which this audit cannot check")
+
+    def _take_roster(self, index: int, raw: bytes, signed: dict[str, Any]) -> None:
+        try:
+            statement = SignedStatement.model_validate(signed)
+        except ValidationError as exc:
+            raise VerificationError(f"malformed signed roster: {exc}") from exc
+        previous = self._roster
+        roster = verify_roster_step(statement, room_id=self.log_id, previous=previous)
+        check_leaf(
+            raw,
+            origin=self.origin,
+            index=index,
+            leaf_type="roster",
+            actor_device=roster.signer_device,
+            payload_hash=statement.body_hash(),
+            signature=statement.signature,
+        )
+        signer = (previous[0] if previous else roster).device_owner(roster.signer_device)
+        assert signer is not None  # verify_roster_step found it
+        self._signers.append(
+            RosterSigner(
+                index, roster.version, signer.account_id, signer.account_key, roster.signer_device
+            )
+        )
+        self._roster = (roster, statement)
+        self._roster_devices[roster.version] = frozenset(roster.device_ids())
+        self._roster_keys = {
+            d.device_id: b64d(d.signing_key) for m in roster.members for d in m.devices
+        }
+        self._counts["roster"] += 1
+        self._report(1)
+
+    def _take_moderation(self, index: int, raw: bytes, signed: dict[str, Any]) -> None:
+        """A mediator's act: signed by a mediator device of the roster in force, naming
+        that roster's version, and one the room's rules allow at this point."""
+        if self._roster is None:
+            raise VerificationError("a moderation act before the room's first roster")
+        try:
+            statement = SignedStatement.model_validate(signed)
+            act = parse_statement(statement, Moderation)
+        except (ValidationError, ProtocolError) as exc:
+            raise VerificationError(f"malformed moderation act: {exc}") from exc
+        roster = self._roster[0]
+        if act.room_id != self.log_id or act.roster_version != roster.version:
+            raise VerificationError(
+                f"moderation act names room {act.room_id} at roster version "
+                f"{act.roster_version}, but roster version {roster.version} is in force"
+            )
+        signer = roster.device_owner(act.signer_device)
+        if signer is None or signer.side is not Side.MEDIATOR:
+            raise VerificationError("moderation act not signed by a mediator of the room")
+        key = next(d.signing_key for d in signer.devices if d.device_id == act.signer_device)
+        verify_statement(statement, b64d(key), Moderation)
+        check_leaf(
+            raw,
+            origin=self.origin,
+            index=index,
+            leaf_type="moderation",
+            actor_device=act.signer_device,
+            payload_hash=statement.body_hash(),
+            signature=statement.signature,
+        )
+        try:
+            self._state = self._state.apply(act, roster)
+        except NotPermitted as exc:
+            raise VerificationError(f"a moderation act the room's rules refuse: {exc}") from exc
+        self._counts["moderation"] += 1
+        self._report(1)
+
+    def _take_message(self, index: int, raw: bytes, signed: dict[str, Any]) -> None:
+        if self._roster is None:
+            raise VerificationError("a message before the room's first roster")
+        header = signed.get("header")
+        sender = header.get("sender_device") if isinstance(header, dict) else None
+        version = self._roster[0].version
+        key = self._roster_keys.get(sender) if isinstance(sender, str) else None
+        if key is None or not isinstance(sender, str):
+            raise VerificationError(f"the sender device is not in roster version {version}")
+        self._pending.append(EntryJob(index, raw, signed, "message", key, sender, version))
+        self._counts["message"] += 1
+
+    def _take_statement(self, index: int, raw: bytes, signed: dict[str, Any]) -> None:
+        body = signed.get("body")
+        if not isinstance(body, dict):
+            raise VerificationError("the signed statement has no body")
+        leaf_type = DIRECTORY_LEAF_TYPES.get(str(body.get("type")))
+        account_id = body.get("account_id")
+        if leaf_type is None or not isinstance(account_id, str):
+            raise VerificationError(f"unknown directory statement {body.get('type')!r}")
+        if leaf_type == "registration":
+            if account_id in self._accounts:
+                raise VerificationError(f"account {account_id} is registered a second time")
+            key = _b64(body.get("account_key"), "the account key")
+            self._accounts[account_id] = key
+            self._devices[account_id] = set()
+        else:
+            found = self._accounts.get(account_id)
+            if found is None:
+                raise VerificationError(f"a certificate for account {account_id}, not registered")
+            key = found
+            device_id = str(body.get("device_id"))
+            if leaf_type == "device":
+                self._devices[account_id].add(device_id)
+            elif device_id not in self._devices[account_id]:
+                raise VerificationError(
+                    f"an encryption key for device {device_id}, not certified for {account_id}"
+                )
+        self._pending.append(EntryJob(index, raw, signed, leaf_type, key, key_id(key)))
+        self._counts[leaf_type] += 1
+
+    # Running the checks.
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        jobs, self._pending = self._pending, []
+        versions = {job.roster_version for job in jobs if job.leaf_type == "message"}
+        context = ChunkContext(
+            log_id=self.log_id,
+            origin=self.origin,
+            roster_devices={v: self._roster_devices[v] for v in versions},
+        )
+        if self._executor is None:
+            result = check_chunk(context, jobs)
+            self._report(len(jobs))
+            if result is not None:
+                self._failures.append(result)
+            return
+        future = self._executor.submit(check_chunk, context, jobs)
+        count = len(jobs)
+
+        def done(finished: Future[Failure | None]) -> None:
+            if finished.cancelled() or finished.exception() is not None:
+                return
+            if finished.result() is not None:
+                with self._lock:
+                    self._chunk_failed = True
+            self._report(count)
+
+        future.add_done_callback(done)
+        self._futures.append(future)
+
+    def _report(self, count: int) -> None:
+        if self._progress is not None:
+            self._progress(count)
+
+
+def check_roster_signers(
+    signers: Sequence[RosterSigner], accounts: Mapping[str, Any], *, now: int
+) -> Failure | None:
+    """Each roster's signer must be a mediator whose directory record certifies the device.
+
+    `accounts` are directory records (``GET /v1/accounts/{id}``) by account id.
+    """
+    for signer in signers:
+        record = accounts.get(signer.account_id)
+        if record is None:
+            return signer.index, f"no directory record of roster signer {signer.account_id}"
+        try:
+            account = verify_account(signer.account_id, record, now=now)
+        except (VerificationError, ProtocolError) as exc:
+            return signer.index, f"directory record of roster signer {signer.account_id}: {exc}"
+        if account.role is not Role.MEDIATOR:
+            return signer.index, (
+                f"roster version {signer.version} is signed by {signer.account_id}, who is not "
+                "a mediator in the directory"
+            )
+        if b64e(account.account_key) != signer.account_key:
+            return signer.index, (
+                f"roster version {signer.version}: the roster and the directory disagree on the "
+                f"account key of {signer.account_id}"
+            )
+        if signer.device_id not in account.devices:
+            return signer.index, (
+                f"roster version {signer.version}: device {signer.device_id} is not certified "
+                f"by {signer.account_id}"
+            )
+    return None
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what} is missing")
+    try:
+        return b64d(value)
+    except ProtocolError as exc:
+        raise VerificationError(f"{what}: {exc}") from exc

@@ -1,0 +1,191 @@
+"""Running an auditor's witness against a Parley server (`parley audit witness`).
+
+The witness key is a dedicated Ed25519 key in the auditor's keystore
+(``extra["witness_key"]``, the base64url seed), named ``witness.ACCOUNT_ID``,
+and registered with the server once. Each round fetches the log's newest
+checkpoint and a consistency proof from the size the witness cosigned last,
+runs the ``add-checkpoint`` request through `client_sdk.witness.Witness`, and
+posts the cosignature, which the server then serves with the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client_sdk._errors import ConflictError, NotFoundError, TransportError
+from client_sdk._http import raise_for_error
+from client_sdk.client import ParleyClient
+from client_sdk.keystore import Keystore
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.note import verify_checkpoint, verify_cosignature
+from client_sdk.witness import (
+    WITNESS_STATE_FILENAME,
+    AddCheckpointRequest,
+    Witness,
+    WitnessConflictError,
+    WitnessRequestError,
+)
+
+WITNESS_KEY = "witness_key"
+"""Keystore ``extra`` entry: the witness key's 32-byte Ed25519 seed, base64url."""
+_STALE_RETRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedCheckpoint:
+    """A checkpoint the witness cosigned and the server accepted the cosignature of."""
+
+    log_id: str
+    origin: str
+    size: int
+    root: bytes
+    cosignature: str
+    timestamp: int
+
+
+def keystore_witness(keystore: Keystore) -> Witness:
+    """This profile's witness: its key (made and saved on first use) and state file."""
+    witness = existing_witness(keystore)
+    if witness is not None:
+        return witness
+    keystore.state.extra[WITNESS_KEY] = b64e(Ed25519PrivateKey.generate().private_bytes_raw())
+    keystore.save()
+    witness = existing_witness(keystore)
+    assert witness is not None
+    return witness
+
+
+def existing_witness(keystore: Keystore) -> Witness | None:
+    """This profile's witness, or None if it never ran one."""
+    seed = keystore.state.extra.get(WITNESS_KEY)
+    if seed is None:
+        return None
+    try:
+        key = Ed25519PrivateKey.from_private_bytes(b64d(str(seed)))
+    except (ProtocolError, ValueError) as exc:
+        raise ProtocolError("the keystore's witness key is damaged") from exc
+    name = f"witness.{keystore.state.account_id}"
+    return Witness(name, key, keystore.home / WITNESS_STATE_FILENAME)
+
+
+async def register_witness(client: ParleyClient, witness: Witness) -> None:
+    """Register the witness key with the server (auditors only; repeating is harmless)."""
+    await client.http.request("POST", "/v1/witnesses", json={"vkey": witness.vkey})
+
+
+async def fetch_checkpoint(client: ParleyClient, log_id: str, size: int | None = None) -> str:
+    """The log's newest (or `size`'s) signed checkpoint note, with its cosignature lines.
+
+    The answer is ``text/plain``, which `HttpSession.request` (JSON only) does
+    not read, so this sends the request on the session's client itself.
+    """
+    http = client.http
+    path = f"/v1/logs/{log_id}/checkpoint"
+    params = None if size is None else {"size": size}
+    for attempt in range(2):
+        token = await (http.token() if attempt == 0 else http.login())
+        try:
+            response = await http._client.get(  # private: see the docstring
+                path, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(f"cannot reach {http.server}: {exc}") from exc
+        if response.status_code != 401:
+            break
+    raise_for_error(response)
+    return response.text
+
+
+async def witness_once(
+    client: ParleyClient, witness: Witness, log_id: str
+) -> WitnessedCheckpoint | None:
+    """Cosign the log's newest checkpoint if it is new to the witness; None if it is not.
+
+    Raises a `client_sdk.witness.WitnessError` when the witness refuses (a
+    forked, rewritten or rolled-back log) and `VerificationError` when the
+    log's key changed.
+    """
+    identity = await client.logs.identity(log_id)
+    origin = identity.origin
+    witness.follow(origin, identity.key.to_text())
+    try:
+        note = await fetch_checkpoint(client, log_id)
+    except NotFoundError:
+        return None  # an empty log: nothing to cosign yet
+    for _ in range(_STALE_RETRIES):
+        followed = witness.latest(origin)
+        assert followed is not None
+        try:
+            checkpoint = verify_checkpoint(note, origin, identity.key)
+        except VerificationError as exc:
+            raise VerificationError(f"log {log_id}: checkpoint refused: {exc}") from exc
+        if (
+            checkpoint.size == followed.size
+            and checkpoint.root_hash == followed.root
+            and _cosigned_by(note, witness)
+        ):
+            return None
+        proof: list[bytes] = []
+        if 0 < followed.size < checkpoint.size:
+            proof = await _consistency(client, log_id, followed.size, checkpoint.size)
+        request = AddCheckpointRequest(followed.size, tuple(proof), note)
+        try:
+            line = witness.add_checkpoint(request)
+        except WitnessConflictError as exc:
+            if exc.fork:
+                raise
+            continue  # another run of this witness moved on meanwhile: retry from its size
+        except WitnessRequestError as exc:
+            if checkpoint.size < followed.size:
+                raise WitnessRequestError(
+                    f"{exc}: the server's newest checkpoint is older than one this witness "
+                    "cosigned, so the log was rolled back"
+                ) from exc
+            raise
+        timestamp = verify_cosignature(checkpoint.to_text(), line, witness.verifier_key)
+        await _submit(client, log_id, checkpoint.size, line)
+        return WitnessedCheckpoint(
+            log_id, origin, checkpoint.size, checkpoint.root_hash, line, timestamp
+        )
+    latest = witness.latest(origin)
+    raise WitnessConflictError(
+        f"log {log_id}: the witness state keeps changing under this run",
+        size=0 if latest is None else latest.size,
+    )
+
+
+async def _submit(client: ParleyClient, log_id: str, size: int, line: str) -> None:
+    try:
+        await client.http.request(
+            "POST", f"/v1/logs/{log_id}/cosignatures", json={"size": size, "cosignature": line}
+        )
+    except ConflictError:
+        pass  # this witness cosigned this size before (a run that stopped before posting)
+
+
+def _cosigned_by(note: str, witness: Witness) -> bool:
+    """Whether the note already carries a valid cosignature by this witness."""
+    text, _, block = note.partition("\n\n")
+    for line in block.splitlines():
+        if line.startswith(f"\u2014 {witness.name} "):
+            try:
+                verify_cosignature(text + "\n", line, witness.verifier_key)
+            except VerificationError:
+                continue
+            return True
+    return False
+
+
+async def _consistency(client: ParleyClient, log_id: str, size1: int, size2: int) -> list[bytes]:
+    answer: Any = await client.http.request(
+        "GET", f"/v1/logs/{log_id}/proof/consistency", params={"size1": size1, "size2": size2}
+    )
+    proof = answer.get("proof") if isinstance(answer, dict) else None
+    if not isinstance(proof, list):
+        raise ProtocolError(f"log {log_id}: the consistency proof is not a list")
+    return [b64d(str(h)) for h in proof]

@@ -1,0 +1,319 @@
+"""``parley audit ...``: verify a log (online or from a bundle), export it, run a witness.
+
+Exit codes: 0 verified (or cosigned), 1 a verification failed or the witness
+refused (the reason, with the first failing index, on stderr), 2 a usage or
+connection error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, TypeVar
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from client_sdk._errors import ParleyError, VerificationError
+from client_sdk.audit import (
+    AuditReport,
+    KnownCheckpoint,
+    WitnessedCheckpoint,
+    export_log,
+    keystore_witness,
+    read_bundle,
+    register_witness,
+    verify_bundle,
+    verify_log,
+    witness_once,
+    write_bundle,
+)
+from client_sdk.cli.common import err, fail, out, print_json
+from client_sdk.client import ParleyClient
+from client_sdk.keystore import default_home
+from client_sdk.protocol.encoding import b64e
+from client_sdk.protocol.errors import ProtocolError
+from client_sdk.witness import WITNESS_STATE_FILENAME, WitnessError, read_witness_state
+
+T = TypeVar("T")
+
+audit_app = typer.Typer(
+    help="Verify logs, export offline bundles, and cosign checkpoints as a witness.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+LogArgument = Annotated[str, typer.Argument(help="The log: a room id, or `directory`.")]
+PROGRESS_MIN_ENTRIES = 1000
+"""Logs at least this long get a progress bar on stderr."""
+
+
+def _run(work: Callable[[], Coroutine[object, object, T]]) -> T:
+    """Run `work`; a failed check exits 1, any other error (usage, connection) exits 2."""
+    try:
+        return asyncio.run(work())
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except VerificationError as exc:
+        raise fail(f"verification failed: {exc}", 1) from exc
+    except WitnessError as exc:
+        raise fail(f"the witness refuses to cosign: {exc}", 1) from exc
+    except ParleyError as exc:
+        raise fail(str(exc), 2) from exc
+
+
+def _client() -> ParleyClient:
+    try:
+        return ParleyClient.open()
+    except ParleyError as exc:
+        raise fail(str(exc), 2) from exc
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr for long logs; advanced from worker callbacks too."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task = TaskID(0)
+        self._lock = threading.Lock()
+
+    def start(self, total: int) -> None:
+        """Show the bar if the log is long."""
+        if total < PROGRESS_MIN_ENTRIES:
+            return
+        self._progress = Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task = self._progress.add_task("entries", total=total)
+        self._progress.start()
+
+    def advance(self, count: int) -> None:
+        """Count `count` more entries checked."""
+        with self._lock:
+            if self._progress is not None:
+                self._progress.advance(self._task, count)
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with self._lock:
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
+
+
+def _print_report(report: AuditReport, *, offline: bool, pinned: bool) -> None:
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.entries.items()))
+    out.print(f"[bold green]verified[/] log {report.log_id} ({report.origin})", highlight=False)
+    out.print(f"  entries      {report.size}: {counts or 'none'}", highlight=False)
+    out.print(f"  tree         size {report.size}, root {b64e(report.root)}", highlight=False)
+    sizes = ", ".join(str(s) for s in report.checkpoints)
+    out.print(f"  checkpoints  {len(report.checkpoints)} checked (sizes {sizes})", highlight=False)
+    for size, names in report.cosignatures.items():
+        out.print(f"  cosigned     size {size} by {', '.join(names)}", highlight=False)
+    for seen in report.consistent_with:
+        out.print(f"  consistent   with {seen}", highlight=False)
+    if report.quorum is not None:
+        size, names = report.quorum
+        out.print(f"  quorum       met at size {size} ({', '.join(names)})", highlight=False)
+    if offline:
+        key = "pinned with --log-key" if pinned else "the bundle's own (pin it with --log-key)"
+        out.print(f"  log key      {report.log_vkey}, {key}", highlight=False)
+    mode = "in a process pool" if report.parallel else "in process"
+    out.print(f"  time         {report.seconds:.2f} s, signatures checked {mode}", highlight=False)
+
+
+@audit_app.command("verify")
+def verify(
+    log_id: Annotated[
+        str | None, typer.Argument(help="The log: a room id, or `directory`.", show_default=False)
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle", help="Verify this exported bundle offline (no server).", dir_okay=False
+        ),
+    ] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="A witness key for the quorum (repeat for several)."),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(help="How many --witness keys must cosign (default: all of them).", min=1),
+    ] = None,
+    log_key: Annotated[
+        str | None, typer.Option("--log-key", help="With --bundle: the log key it must carry.")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes checking signatures (default: one per core).", min=1),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rebuild a log from its entries and check every leaf, signature and checkpoint."""
+    witnesses = tuple(witness or ())
+    if quorum is not None and not witnesses:
+        raise fail("--quorum counts cosignatures by --witness keys: give at least one", 2)
+    if bundle is None and log_id is None:
+        raise fail("give a LOG_ID, or --bundle FILE to verify offline", 2)
+    if bundle is None and log_key is not None:
+        raise fail("--log-key is for --bundle; online, the keystore pins the log key", 2)
+
+    async def online() -> AuditReport:
+        assert log_id is not None
+        async with _client() as client:
+            with _ProgressBar() as bar:
+                return await verify_log(
+                    client,
+                    log_id,
+                    witnesses=witnesses,
+                    quorum=quorum,
+                    workers=workers,
+                    progress=bar,
+                )
+
+    async def offline() -> AuditReport:
+        assert bundle is not None
+        try:
+            loaded = read_bundle(bundle)
+        except OSError as exc:
+            raise ProtocolError(f"cannot read {bundle}: {exc.strerror}") from exc
+        if log_id is not None and log_id != loaded.log_id:
+            raise ProtocolError(f"{bundle} holds log {loaded.log_id}, not {log_id}")
+        known = []
+        witnessed = read_witness_state(default_home() / WITNESS_STATE_FILENAME).get(loaded.origin)
+        if witnessed is not None and witnessed.root is not None:
+            source = "the checkpoint this profile's witness cosigned"
+            known.append(KnownCheckpoint(source, witnessed.size, witnessed.root))
+        with _ProgressBar() as bar:
+            return verify_bundle(
+                loaded,
+                log_vkey=log_key,
+                known=known,
+                witnesses=witnesses,
+                quorum=quorum,
+                workers=workers,
+                progress=bar,
+            )
+
+    report = _run(online if bundle is None else offline)
+    if json_output:
+        print_json(report.to_json())
+    else:
+        _print_report(report, offline=bundle is not None, pinned=log_key is not None)
+
+
+@audit_app.command("export")
+def export(
+    log_id: LogArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The bundle file to write.")],
+    gzip_output: Annotated[
+        bool | None,
+        typer.Option("--gzip/--no-gzip", help="Compress (default: when FILE ends in .gz)."),
+    ] = None,
+) -> None:
+    """Write a self-contained bundle of the log that `verify --bundle` checks offline."""
+
+    async def work() -> int:
+        async with _client() as client:
+            bundle = await export_log(client, log_id)
+        try:
+            write_bundle(bundle, output, compress=gzip_output)
+        except OSError as exc:
+            raise ProtocolError(f"cannot write {output}: {exc.strerror}") from exc
+        return len(bundle.entries)
+
+    count = _run(work)
+    out.print(f"wrote {count} entries of log {log_id} to {output}", highlight=False)
+
+
+def _witnessed_json(done: WitnessedCheckpoint, witness: str) -> dict[str, object]:
+    return {
+        "log_id": done.log_id,
+        "origin": done.origin,
+        "size": done.size,
+        "root": b64e(done.root),
+        "witness": witness,
+        "timestamp": done.timestamp,
+        "cosignature": done.cosignature.rstrip("\n"),
+    }
+
+
+@audit_app.command("witness")
+def witness(
+    log_id: LogArgument,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep polling and cosigning new checkpoints.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between polls with --follow.", min=0.05, max=3600.0)
+    ] = 5.0,
+    count: Annotated[
+        int | None, typer.Option(help="Stop after cosigning this many checkpoints.", min=1)
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """(Auditors) cosign the log's newest checkpoint once it is consistent with the last one.
+
+    Prints one line per checkpoint cosigned; refuses (exit 1) a log that was
+    forked, rewritten or rolled back.
+    """
+
+    async def work() -> None:
+        async with _client() as client:
+            own = keystore_witness(client.keystore)
+            await register_witness(client, own)
+            cosigned = 0
+            while True:
+                done = await witness_once(client, own, log_id)
+                if done is not None:
+                    cosigned += 1
+                    if json_output:
+                        print_json(_witnessed_json(done, own.name))
+                    else:
+                        out.print(
+                            f"cosigned log {log_id} size {done.size} root {b64e(done.root)} "
+                            f"as {own.name}",
+                            highlight=False,
+                        )
+                    if count is not None and cosigned >= count:
+                        return
+                elif not follow:
+                    err.print(f"log {log_id}: nothing new to cosign", highlight=False)
+                if not follow:
+                    return
+                await asyncio.sleep(interval)  # polling: the log read API has no push
+
+    _run(work)
+
+
+@audit_app.command("witness-key")
+def witness_key() -> None:
+    """(Auditors) print this profile's witness key (made and registered on first use)."""
+
+    async def work() -> str:
+        async with _client() as client:
+            own = keystore_witness(client.keystore)
+            await register_witness(client, own)
+            return own.vkey
+
+    print(_run(work))

@@ -1,0 +1,1 @@
+"""Audit tests: witnesses, full-log verification, bundles and the `parley audit` command."""

@@ -1,0 +1,212 @@
+"""`parley audit ...` as a user runs it: a subprocess against the app served over TCP.
+
+The app of the `app` fixture is served by uvicorn inside the test's event loop,
+so the test keeps its database and services at hand while the `parley`
+subprocess talks HTTP to it; profiles are enrolled in process, with that URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from client_sdk.audit import write_bundle
+from client_sdk.client import ParleyClient
+from client_sdk.keystore import Keystore, KeystoreState
+from client_sdk.protocol.keys import SigningKey
+from client_sdk.protocol.models import Role, Side
+from server.services.identity import IdentityService
+from tests.audit import synthetic
+from tests.audit.conftest import account_id, change_leaf, grant_auditor, sqlite_only
+from tests.conftest import PASSPHRASE, TEST_SCRYPT_N
+from tests.support.cli import CliProcess, cli_env, parley, run_parallel
+from tests.support.server import free_port
+
+
+@dataclass(slots=True)
+class LiveServer:
+    """The app served over TCP from this event loop."""
+
+    url: str
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        self.server.should_exit = True
+        await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
+
+
+@pytest.fixture
+async def live(app: FastAPI) -> AsyncIterator[LiveServer]:
+    """The test app on a free port; connections queue on the bound socket from the start."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    running = LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, task)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        sock.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """A room with traffic on the live server; Audrey (auditor) has a profile for the CLI."""
+
+    room_id: str
+    mediator: ParleyClient
+    alice: ParleyClient
+    auditor: ParleyClient
+    auditor_home: Path
+    alice_home: Path
+
+    def env(self, home: Path | None = None) -> dict[str, str]:
+        """The environment of the auditor's (or another profile's) `parley` commands."""
+        return cli_env(PARLEY_HOME=str(home or self.auditor_home), PARLEY_PASSPHRASE=PASSPHRASE)
+
+
+@pytest.fixture
+async def scene(app: FastAPI, live: LiveServer, tmp_path: Path) -> AsyncIterator[Scene]:
+    """Mona's room with Alice and three messages, and auditor Audrey granted its log."""
+    identity: IdentityService = app.state.services.identity
+    clients: list[ParleyClient] = []
+
+    async def enroll(role: Role, name: str) -> ParleyClient:
+        ticket = await identity.create_enrollment(role=role, name=name)
+        client = await ParleyClient.enroll(
+            server=live.url,
+            token=ticket.token,
+            home=tmp_path / name.lower(),
+            passphrase=PASSPHRASE,
+            transport=httpx.ASGITransport(app=app),
+            scrypt_n=TEST_SCRYPT_N,
+        )
+        clients.append(client)
+        return client
+
+    mediator = await enroll(Role.MEDIATOR, "Mona")
+    alice = await enroll(Role.PARTY, "Alice")
+    auditor = await enroll(Role.AUDITOR, "Audrey")
+    room = await mediator.create_room("Exchange talks")
+    await mediator.add_member(room.room_id, account_id(alice), Side.A)
+    for text in ("One for one.", "Two for one.", "Let us talk."):
+        await alice.send(room.room_id, text)
+    await grant_auditor(app, room.room_id, account_id(auditor), by=account_id(mediator))
+    yield Scene(room.room_id, mediator, alice, auditor, tmp_path / "audrey", tmp_path / "alice")
+    for client in clients:
+        await client.aclose()
+
+
+async def test_verify_passes_on_a_room_and_the_directory(scene: Scene) -> None:
+    room, directory = await asyncio.to_thread(
+        run_parallel,
+        [
+            (["audit", "verify", scene.room_id], scene.env()),
+            (["audit", "verify", "directory", "--json"], scene.env(scene.alice_home)),
+        ],
+    )
+    assert f"verified log {scene.room_id}" in room.ok().stdout
+    assert directory.json()["entries"] == {"registration": 3, "device": 3, "encryption-key": 3}
+
+
+async def test_verify_names_a_leaf_changed_behind_the_servers_back(
+    app: FastAPI, scene: Scene
+) -> None:
+    await change_leaf(app, scene.room_id, 4, with_hash=True, server_time=1)
+    result = await parley(["audit", "verify", scene.room_id], env=scene.env())
+    assert result.returncode == 1, result.describe()
+    assert f"log {scene.room_id} index 4: the leaf was changed" in _oneline(result.stderr)
+
+
+@sqlite_only
+async def test_a_following_witness_cosigns_each_new_checkpoint(
+    scene: Scene, tmp_path: Path
+) -> None:
+    follower = CliProcess(
+        ["audit", "witness", scene.room_id, "--follow", "--interval", "0.1", "--json"],
+        env=scene.env(),
+        stderr_path=tmp_path / "witness.err",
+    )
+    try:
+        first = await follower.next_json()
+        await scene.alice.send(scene.room_id, "A fourth message.")
+        second = await follower.next_json()
+    finally:
+        follower.stop()
+    assert (first["size"], second["size"]) == (5, 6)
+    key = await parley(["audit", "witness-key"], env=scene.env())
+    verified = await parley(
+        ["audit", "verify", scene.room_id, "--witness", key.ok().stdout.strip(), "--quorum", "1"],
+        env=scene.env(scene.alice_home),
+    )
+    assert "quorum       met at size 6" in verified.ok().stdout
+
+
+@sqlite_only
+async def test_an_exported_bundle_verifies_with_no_server_running(
+    scene: Scene, live: LiveServer, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "room.json.gz"
+    exported = await parley(["audit", "export", scene.room_id, "-o", str(bundle)], env=scene.env())
+    assert "wrote 5 entries" in exported.ok().stdout
+    await live.stop()
+    nobody = tmp_path / "nobody"  # no keystore, no server: the bundle alone
+    result = await parley(["audit", "verify", "--bundle", str(bundle)], env=scene.env(nobody))
+    assert f"verified log {scene.room_id}" in result.ok().stdout
+
+
+def test_a_tampered_bundle_fails_naming_the_index(tmp_path: Path) -> None:
+    talks = synthetic.room(messages=6)
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    write_bundle(talks.bundle(), good)
+    document = json.loads(good.read_text())
+    document["entries"][7]["signed"]["header"]["sent_at"] += 1
+    bad.write_text(json.dumps(document))
+    env = cli_env(PARLEY_HOME=str(tmp_path / "nobody"))
+    ok, failed = run_parallel(
+        [(["audit", "verify", "--bundle", str(path), "--json"], env) for path in (good, bad)]
+    )
+    assert ok.json()["size"] == 9
+    assert failed.returncode == 1, failed.describe()
+    assert f"log {talks.log.log_id} index 7: " in _oneline(failed.stderr)
+
+
+def test_usage_and_connection_errors_exit_2(tmp_path: Path) -> None:
+    state = KeystoreState(
+        server=f"http://127.0.0.1:{free_port()}",
+        account_id="audrey",
+        device_id="device",
+        role=Role.AUDITOR,
+        name="Audrey",
+        account_key=SigningKey.generate(),
+        device_key=SigningKey.generate(),
+    )
+    Keystore.create(tmp_path / "audrey", PASSPHRASE, state, scrypt_n=TEST_SCRYPT_N)
+    env = cli_env(PARLEY_HOME=str(tmp_path / "audrey"), PARLEY_PASSPHRASE=PASSPHRASE)
+    results = run_parallel(
+        [
+            (["audit", "verify", "directory"], env),
+            (["audit", "verify"], env),
+            (["audit", "verify", "--bundle", str(tmp_path / "none.json"), "--quorum", "1"], env),
+        ]
+    )
+    assert [r.returncode for r in results] == [2, 2, 2], [r.describe() for r in results]
+    assert "cannot reach" in _oneline(results[0].stderr)
+
+
+def _oneline(text: str) -> str:
+    """Terminal output with rich's line wrapping undone."""
+    return " ".join(text.split())
