@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import update
 
 from bench.common import log
+from client_sdk.audit import parse_bundle, verify_bundle
 from client_sdk.protocol import merkle
 from client_sdk.protocol.keys import SigLabel, SigningKey, verify_signature
 from client_sdk.protocol.note import Checkpoint
@@ -35,6 +36,7 @@ from server.storage.database import Database, create_database
 from server.storage.logs import CheckpointRow, LogRepository
 from server.storage.migrate import upgrade_to_head
 from server.storage.tables import logs as logs_table
+from tests.audit import synthetic
 from tests.support.databases import create_database as create_pg_database
 from tests.support.databases import drop_database, with_database
 
@@ -188,7 +190,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await drop_database(*dropper)
     rate = raw_ed25519_rate()
     figures["raw_ed25519_verifies_per_second"] = round(rate, 1)
+    if args.audit_entries:
+        figures.update(measure_audit(args.audit_entries))
     return figures
+
+
+def measure_audit(entries: int) -> dict[str, Any]:
+    """`audit verify` (offline bundle, process pool) on a signed room log of `entries`,
+    against the raw single-core Ed25519 rate measured just before, in the same run."""
+    log(f"building a signed room log of {entries:,} entries")
+    data = synthetic.room(messages=entries).bundle().to_bytes()
+    raw = raw_ed25519_rate()
+    log("auditing it")
+    started = time.perf_counter()
+    report = verify_bundle(parse_bundle(data))
+    elapsed = time.perf_counter() - started
+    rate = report.size / elapsed
+    return {
+        "audit_entries": report.size,
+        "audit_bundle_mb": round(len(data) / 1e6, 1),
+        "audit_seconds": round(elapsed, 2),
+        "audit_entries_per_second": round(rate, 1),
+        "audit_raw_ed25519_per_second": round(raw, 1),
+        "audit_ratio_to_raw_single_core": round(rate / raw, 3),
+        "audit_target_ratio": 0.7,
+    }
 
 
 def main() -> None:
@@ -198,6 +224,9 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=2000, help="appends to time")
     parser.add_argument("--leaves", type=int, default=1_000_000, help="leaves of the proof tree")
     parser.add_argument("--samples", type=int, default=300, help="proofs of each kind to time")
+    parser.add_argument(
+        "--audit-entries", type=int, default=100_000, help="size of the audited log (0: skip)"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
