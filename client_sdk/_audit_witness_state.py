@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
+from client_sdk._files import write_atomically
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, parse_json_object
 from client_sdk.protocol.errors import ParleyError, ProtocolError
 from client_sdk.protocol.models import B64, Int, WireModel
@@ -119,19 +119,4 @@ def write_witness_state(path: Path, logs: dict[str, WitnessedLog]) -> None:
         },
     )
     data = canonical_json(stored.model_dump(mode="json"))
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+    write_atomically(path, data)

@@ -26,11 +26,9 @@ time is always a parameter, never read from the clock here.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import getpass
 import os
-import tempfile
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import StrictBool, ValidationError
 
+from client_sdk._files import write_atomically
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, parse_json_object
 from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
@@ -250,7 +249,7 @@ class Keystore:
             nonce=b64e(nonce),
             ciphertext=b64e(self._aead.encrypt(nonce, plaintext, _aad(self._header))),
         )
-        _write_atomically(self.path, canonical_json(stored.model_dump(mode="json")))
+        write_atomically(self.path, canonical_json(stored.model_dump(mode="json")))
 
     # Encryption keys.
 
@@ -474,26 +473,6 @@ def _derive_key(passphrase: str, kdf: _KdfParams) -> bytes:
     # NFC, so the same passphrase typed on another system derives the same key.
     secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
     return Scrypt(salt=b64d(kdf.salt), length=32, n=kdf.n, r=kdf.r, p=kdf.p).derive(secret)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            os.fchmod(temp.fileno(), 0o600)
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
 
 
 def _state_to_json(state: KeystoreState) -> dict[str, Any]:
