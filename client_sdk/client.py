@@ -492,8 +492,16 @@ class ParleyClient:
         cert = _encryption_cert(
             state.account_key, state.account_id, state.device_id, enc_key, now, now + lifetime_ms
         )
-        await self.http.request(
+        logged = await self.http.request(
             "POST", "/v1/devices/me/encryption-keys", json={"cert": _dump(cert)}
+        )
+        await self._check_logged(
+            DIRECTORY_LOG_ID,
+            logged,
+            "encryption-key",
+            cert.body_hash(),
+            cert.signature,
+            actor=key_id(state.account_key.public_bytes()),
         )
         record = self.keystore.add_encryption_key(enc_key, now + lifetime_ms, now)
         self.keystore.save()
@@ -532,6 +540,9 @@ class ParleyClient:
         )
         signed = sign_statement(state.device_key, roster)
         data = await self.http.request("POST", "/v1/rooms", json={"roster": _dump(signed)})
+        await self._check_logged(
+            roster.room_id, data["logged"], "roster", signed.body_hash(), signed.signature
+        )
         return await self._room_from(data)
 
     async def set_policy(
@@ -598,6 +609,9 @@ class ParleyClient:
         signed = sign_statement(state.device_key, roster)
         data = await self.http.request(
             "POST", f"/v1/rooms/{current.room_id}/rosters", json={"roster": _dump(signed)}
+        )
+        await self._check_logged(
+            current.room_id, data["logged"], "roster", signed.body_hash(), signed.signature
         )
         return await self._room_from(data)
 
@@ -919,13 +933,15 @@ class ParleyClient:
         kind: str,
         payload_hash: bytes,
         signature: str,
+        *,
+        actor: str | None = None,
     ) -> None:
         """An answer's checkpoint is consistent with our view and includes the leaf of
-        what this device just signed (rebuilt here, not taken from the server)."""
+        what this device (or `actor`) just signed (rebuilt here, not taken from the server)."""
         index = int(result["leaf_index"])
         checkpoint = await self.logs.accept(room_id, str(result["checkpoint"]))
         identity = await self.logs.identity(room_id)
-        device = self.keystore.state.device_id
+        device = actor or self.keystore.state.device_id
         leaf = LogLeaf(
             origin=identity.origin,
             index=index,

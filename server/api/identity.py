@@ -8,6 +8,7 @@ from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.models import JSON_SAFE_INT, Role
 from client_sdk.protocol.statements import SignedStatement
 from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
+from server.log.appender import Appended
 from server.schemas.identity import (
     AccountOut,
     AccountSummary,
@@ -27,6 +28,7 @@ from server.schemas.identity import (
     TokenRequest,
     TokenResponse,
 )
+from server.schemas.logs import LoggedOut
 from server.services.identity import AccountView
 
 router = APIRouter(prefix="/v1")
@@ -42,13 +44,17 @@ async def enroll_preview(body: EnrollPreviewRequest, identity: IdentityDep) -> E
 @router.post("/enroll", status_code=201)
 async def enroll(body: EnrollRequest, identity: IdentityDep) -> EnrollResponse:
     """Redeem a one-time enrollment token with locally generated keys."""
-    device = await identity.enroll(
+    device, logged = await identity.enroll(
         token=body.token,
         registration=body.registration,
         device_cert=body.device_cert,
         encryption_key_cert=body.encryption_key_cert,
     )
-    return EnrollResponse(account_id=device.account_id, device_id=device.id)
+    return EnrollResponse(
+        account_id=device.account_id,
+        device_id=device.id,
+        logged=[logged_out(a) for a in logged],
+    )
 
 
 @router.post("/auth/challenge")
@@ -126,10 +132,19 @@ async def invite(
 @router.post("/devices/me/encryption-keys", status_code=201)
 async def rotate(
     body: RotateKeyRequest, principal: CurrentPrincipal, identity: IdentityDep
-) -> Response:
-    """Publish the calling device's new encryption key."""
-    await identity.rotate_encryption_key(principal, body.cert)
-    return Response(status_code=201)
+) -> LoggedOut:
+    """Publish the calling device's new encryption key; answer with its directory leaf."""
+    return logged_out(await identity.rotate_encryption_key(principal, body.cert))
+
+
+def logged_out(appended: Appended) -> LoggedOut:
+    """The wire form of an appended leaf and its proof."""
+    return LoggedOut(
+        leaf_index=appended.index,
+        created_at=appended.server_time,
+        checkpoint=appended.checkpoint,
+        inclusion_proof=[b64e(h) for h in appended.inclusion_proof],
+    )
 
 
 def account_out(view: AccountView) -> AccountOut:

@@ -9,6 +9,7 @@ from client_sdk.protocol.envelope import Envelope
 from client_sdk.protocol.models import JSON_SAFE_INT
 from client_sdk.protocol.statements import SignedStatement
 from server.api.deps import CurrentPrincipal, MessagesDep, ModerationDep, PathId, RoomsDep
+from server.api.identity import logged_out
 from server.schemas.rooms import (
     CreateRoomRequest,
     EventOut,
@@ -187,4 +188,5 @@ def room_out(view: RoomView) -> RoomOut:
         side=view.side,
         created_at=room.created_at,
         roster=SignedStatement.model_validate_json(view.roster.statement),
+        logged=None if view.logged is None else logged_out(view.logged),
     )

@@ -32,6 +32,7 @@ class Appended:
     index: int
     leaf: bytes
     leaf_hash: bytes
+    server_time: int
     checkpoint: str
     inclusion_proof: list[bytes]
 
@@ -93,6 +94,7 @@ class LogWriter:
             index=head.size,
             leaf=leaf,
             leaf_hash=hashed,
+            server_time=server_time,
             checkpoint=note,
             inclusion_proof=await reader.inclusion(head.size, size),
         )

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field
 
 from client_sdk.protocol.models import B64, Ident, Int, Name, Role, WireModel
 from client_sdk.protocol.statements import SignedStatement
+from server.schemas.logs import LoggedOut
 
 
 class EnrollRequest(WireModel):
@@ -34,10 +35,11 @@ class EnrollPreview(WireModel):
 
 
 class EnrollResponse(WireModel):
-    """The enrolled account and device."""
+    """The enrolled account and device, and the directory leaves that logged them."""
 
     account_id: Ident
     device_id: Ident
+    logged: list[LoggedOut]
 
 
 class ChallengeRequest(WireModel):

@@ -69,3 +69,13 @@ class CosignatureIn(WireModel):
 
     size: Int = Field(ge=1)
     cosignature: str = Field(min_length=1, max_length=1000)
+
+
+class LoggedOut(WireModel):
+    """Where an appended leaf landed: its index and time, the checkpoint of the size it
+    made, and its inclusion proof in that checkpoint."""
+
+    leaf_index: Int
+    created_at: Int
+    checkpoint: str
+    inclusion_proof: list[B64]

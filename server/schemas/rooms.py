@@ -8,6 +8,7 @@ from pydantic import StrictBool
 
 from client_sdk.protocol.models import B64, Ident, Int, Name, WireModel
 from client_sdk.protocol.statements import SignedStatement
+from server.schemas.logs import LoggedOut
 
 
 class CreateRoomRequest(WireModel):
@@ -64,6 +65,8 @@ class RoomOut(WireModel):
     side: str
     created_at: Int
     roster: SignedStatement
+    logged: LoggedOut | None = None
+    """After a roster change: the roster's leaf and its proof."""
 
 
 class RoomSummary(WireModel):

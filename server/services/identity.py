@@ -34,7 +34,7 @@ from client_sdk.protocol.statements import (
 )
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound
-from server.log.appender import LogWriter
+from server.log.appender import Appended, LogWriter
 from server.log.proofs import ProofReader
 from server.services.common import Clock, Principal, decode_b64, decode_key, secret_hash
 from server.storage.accounts import (
@@ -159,8 +159,9 @@ class IdentityService:
         registration: SignedStatement,
         device_cert: SignedStatement,
         encryption_key_cert: SignedStatement,
-    ) -> DeviceRow:
-        """Redeem a token: register the account key, first device and encryption key."""
+    ) -> tuple[DeviceRow, list[Appended]]:
+        """Redeem a token: register the account key, first device and encryption key;
+        return the device and the three directory leaves, with their proofs."""
         now = self.clock()
         async with self.database.write() as conn:
             repo = AccountRepository(conn)
@@ -183,21 +184,25 @@ class IdentityService:
                 account_key=account_key,
                 registration=_json(registration),
             )
-            await self._append_directory(conn, "registration", registration, account_key, now)
-            device = await self._add_device(conn, account_id, account_key, device_cert, now)
-            await self._add_encryption_key(
+            registered = await self._append_directory(
+                conn, "registration", registration, account_key, now
+            )
+            device, certified = await self._add_device(
+                conn, account_id, account_key, device_cert, now
+            )
+            keyed = await self._add_encryption_key(
                 conn, account_id, account_key, device.id, encryption_key_cert, now
             )
-            return device
+            return device, [registered, certified, keyed]
 
-    async def rotate_encryption_key(self, principal: Principal, cert: SignedStatement) -> None:
+    async def rotate_encryption_key(self, principal: Principal, cert: SignedStatement) -> Appended:
         """Record a device's new encryption key, certified by its account key."""
         now = self.clock()
         async with self.database.write() as conn:
             account = await AccountRepository(conn).get(principal.account_id)
             if account is None or account.account_key is None:
                 raise NotAuthenticated("unknown account")
-            await self._add_encryption_key(
+            return await self._add_encryption_key(
                 conn, account.id, account.account_key, principal.device_id, cert, now
             )
 
@@ -208,7 +213,7 @@ class IdentityService:
         account_key: bytes,
         signed: SignedStatement,
         now: int,
-    ) -> DeviceRow:
+    ) -> tuple[DeviceRow, Appended]:
         cert = _verified(signed, account_key, DeviceCert)
         signing_key = decode_key(cert.signing_key, "device signing key", 32)
         if cert.account_id != account_id:
@@ -225,10 +230,10 @@ class IdentityService:
             cert=_json(signed),
             now=now,
         )
-        await self._append_directory(conn, "device", signed, account_key, now)
+        appended = await self._append_directory(conn, "device", signed, account_key, now)
         device = await repo.device(cert.device_id)
         assert device is not None
-        return device
+        return device, appended
 
     async def _add_encryption_key(
         self,
@@ -238,7 +243,7 @@ class IdentityService:
         device_id: str,
         signed: SignedStatement,
         now: int,
-    ) -> None:
+    ) -> Appended:
         cert = _verified(signed, account_key, EncryptionKeyCert)
         public_key = decode_key(cert.public_key, "encryption key", ENCRYPTION_PUBLIC_LEN)
         try:
@@ -262,7 +267,7 @@ class IdentityService:
             not_after=cert.not_after,
             now=now,
         )
-        await self._append_directory(conn, "encryption-key", signed, account_key, now)
+        return await self._append_directory(conn, "encryption-key", signed, account_key, now)
 
     async def _append_directory(
         self,
@@ -271,7 +276,7 @@ class IdentityService:
         signed: SignedStatement,
         account_key: bytes,
         now: int,
-    ) -> None:
+    ) -> Appended:
         appended = await self.log.append(
             conn,
             DIRECTORY_LOG_ID,
@@ -289,6 +294,7 @@ class IdentityService:
                 statement=_json(signed),
             )
         )
+        return appended
 
     async def challenge(self, device_id: str) -> tuple[str, int]:
         """Issue a single-use login nonce bound to `device_id`; returns it and its expiry."""

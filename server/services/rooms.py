@@ -8,7 +8,7 @@ devices) before storing and logging it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +24,7 @@ from client_sdk.protocol.statements import (
 )
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from server.log.appender import LogWriter
+from server.log.appender import Appended, LogWriter
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.storage.accounts import AccountRepository
@@ -48,6 +48,8 @@ class RoomView:
     room: RoomRow
     roster: RosterRow
     side: str
+    logged: Appended | None = None
+    """The roster's leaf and proof, when this view answers a roster change."""
 
 
 class RoomService:
@@ -95,11 +97,13 @@ class RoomService:
             )
             origin = room_origin(self.settings.log_origin_host, roster.room_id)
             await self.log.create(conn, log_id=roster.room_id, origin=origin, now=now)
-            seq = await _store_roster(conn, self.log, roster, signed, members, last_seq=0, now=now)
+            seq, appended = await _store_roster(
+                conn, self.log, roster, signed, members, last_seq=0, now=now
+            )
             await self.fanout.stage(conn, roster.room_id, seq)
             view = await _view(conn, roster.room_id, principal.account_id)
         self.fanout.committed(roster.room_id, seq)
-        return view
+        return replace(view, logged=appended)
 
     async def update_roster(
         self, principal: Principal, room_id: str, signed: SignedStatement
@@ -127,13 +131,13 @@ class RoomService:
                 raise InvalidInput("a roster cannot change the room's title")
             previous = _parse_roster(SignedStatement.model_validate_json(current.statement))
             members = await _check_roster(conn, principal, roster, signed, signers=previous)
-            seq = await _store_roster(
+            seq, appended = await _store_roster(
                 conn, self.log, roster, signed, members, last_seq=room.last_seq, now=now
             )
             await self.fanout.stage(conn, room_id, seq)
             view = await _view(conn, room_id, principal.account_id)
         self.fanout.committed(room_id, seq)
-        return view
+        return replace(view, logged=appended)
 
     async def get(self, principal: Principal, room_id: str) -> RoomView:
         """A room the caller is a member of."""
@@ -249,7 +253,7 @@ async def _store_roster(
     *,
     last_seq: int,
     now: int,
-) -> int:
+) -> tuple[int, Appended]:
     appended = await log.append(
         conn,
         roster.room_id,
@@ -286,4 +290,4 @@ async def _store_roster(
         require_verified=roster.policy.require_verified,
     )
     await rooms.set_last_seq(roster.room_id, seq)
-    return seq
+    return seq, appended
