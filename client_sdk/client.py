@@ -17,16 +17,33 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import httpx
 from pydantic import ValidationError
 
 from client_sdk._errors import ProtocolError, TransportError, VerificationError
+from client_sdk._helpers import (
+    b64,
+    dump,
+    encryption_cert,
+    party_side,
+    roster_member,
+    signed_statement,
+)
 from client_sdk._http import HttpSession
 from client_sdk._logs import LogVerifier
+from client_sdk._models import (
+    Member,
+    Message,
+    Receipt,
+    Relay,
+    Room,
+    RoomStateView,
+    _RoomChain,
+)
 from client_sdk._stream import EventStream
 from client_sdk._verify import (
     VerifiedAccount,
@@ -67,18 +84,26 @@ from client_sdk.protocol.note import Checkpoint
 from client_sdk.protocol.statements import (
     Action,
     DeviceCert,
-    EncryptionKeyCert,
     Mode,
     Moderation,
     Registration,
     RoomPolicy,
     Roster,
-    RosterDevice,
     RosterMember,
     SignedStatement,
     sign_statement,
     verify_statement,
 )
+
+__all__ = [
+    "Member",
+    "Message",
+    "ParleyClient",
+    "Receipt",
+    "Relay",
+    "Room",
+    "RoomStateView",
+]
 
 PLENARY = "plenary"
 PAGE = 200
@@ -99,118 +124,6 @@ Clock = Callable[[], int]
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """A room member as the verified roster lists it."""
-
-    account_id: str
-    name: str
-    side: Side
-    device_ids: list[str]
-    verified: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Room:
-    """A room with its verified current roster."""
-
-    room_id: str
-    title: str
-    status: str
-    mode: str
-    caucuses: list[str]
-    muted: list[str]
-    state_verified: bool
-    """Whether status, mode, caucuses and mutes were replayed from the signed log."""
-    require_verified: bool
-    witnesses: list[str]
-    witness_quorum: int
-    roster_version: int
-    last_seq: int
-    side: str
-    members: list[Member]
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """The server's acknowledgement of a sent message (after commit)."""
-
-    room_id: str
-    seq: int
-    leaf_index: int
-    message_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A decrypted message whose signature and recipients were verified."""
-
-    room_id: str
-    seq: int
-    leaf_index: int
-    channel: str
-    message_id: str
-    sender_account_id: str
-    sender_name: str
-    sender_device: str
-    sent_at: int
-    server_time: int
-    text: str
-    content: dict[str, Any]
-    signed_sha256: str
-    """Base64url SHA-256 of what the sender signed (header and key wraps)."""
-    relay: Relay | None
-    """For a mediator's relay: what it passes on, and whether we checked it."""
-
-
-@dataclass(frozen=True, slots=True)
-class RoomStateView:
-    """A room's state after a moderation act, as the server answered it."""
-
-    mode: str
-    status: str
-    caucuses: list[str]
-    muted: list[str]
-    seq: int
-    checkpoint: str
-
-
-@dataclass(frozen=True, slots=True)
-class Relay:
-    """A relayed message's claim about its original."""
-
-    original_seq: int
-    original_channel: str
-    original_sender_name: str
-    original_sender_account_id: str
-    edited: bool
-    checked: bool
-    """True when this device read the original and the claim matches it."""
-
-
-@dataclass(slots=True)
-class _RoomChain:
-    """The verified roster versions of one room, in order."""
-
-    rosters: dict[int, tuple[Roster, SignedStatement]] = field(default_factory=dict)
-    roster_seqs: dict[int, int] = field(default_factory=dict)
-    """Roster version -> the event that carried it, as read in the event sequence."""
-    message_seqs: dict[str, int] = field(default_factory=dict)
-    """Message id -> the event that carried it: a message is delivered once."""
-    state: RoomState = field(default_factory=RoomState)
-    """Mode, caucuses, mutes and status, replayed from the signed moderation acts."""
-    state_known: bool = False
-    """Whether `state` was replayed from the room's first event (else it is unknown)."""
-    position: int = 0
-    """The last event replayed into `state`."""
-    readable: dict[int, Message] = field(default_factory=dict)
-    """Messages this device opened, by event (to check relays of them)."""
-
-    @property
-    def newest(self) -> int:
-        return max(self.rosters, default=0)
 
 
 class ParleyClient:
@@ -280,7 +193,7 @@ class ParleyClient:
             not_after = now + DEFAULT_KEY_LIFETIME_MS
             body = {
                 "token": token,
-                "registration": _dump(
+                "registration": dump(
                     sign_statement(
                         account_key,
                         Registration(
@@ -292,7 +205,7 @@ class ParleyClient:
                         ),
                     )
                 ),
-                "device_cert": _dump(
+                "device_cert": dump(
                     sign_statement(
                         account_key,
                         DeviceCert(
@@ -303,8 +216,8 @@ class ParleyClient:
                         ),
                     )
                 ),
-                "encryption_key_cert": _dump(
-                    _encryption_cert(account_key, account_id, device_id, enc_key, now, not_after)
+                "encryption_key_cert": dump(
+                    encryption_cert(account_key, account_id, device_id, enc_key, now, not_after)
                 ),
             }
             await http.request("POST", "/v1/enroll", json=body, auth=False)
@@ -398,7 +311,7 @@ class ParleyClient:
         )
         logged: set[bytes] = set()
         for entry in proof["entries"]:
-            statement = _signed(entry["statement"])
+            statement = signed_statement(entry["statement"])
             logged_key = statement.body.get("account_key")
             if entry["kind"] == "registration" and logged_key != b64e(account.account_key):
                 raise VerificationError(
@@ -424,7 +337,7 @@ class ParleyClient:
             if device.get("encryption_key"):
                 served.append(device["encryption_key"]["cert"])
         for statement in served:
-            if _signed(statement).body_hash() not in logged:
+            if signed_statement(statement).body_hash() not in logged:
                 raise VerificationError(
                     f"account {account.account_id}: a key statement is not in the directory log"
                 )
@@ -489,11 +402,11 @@ class ParleyClient:
         state = self.keystore.state
         now = self.clock()
         enc_key = EncryptionKey.generate()
-        cert = _encryption_cert(
+        cert = encryption_cert(
             state.account_key, state.account_id, state.device_id, enc_key, now, now + lifetime_ms
         )
         logged = await self.http.request(
-            "POST", "/v1/devices/me/encryption-keys", json={"cert": _dump(cert)}
+            "POST", "/v1/devices/me/encryption-keys", json={"cert": dump(cert)}
         )
         await self._check_logged(
             DIRECTORY_LOG_ID,
@@ -529,7 +442,7 @@ class ParleyClient:
             version=1,
             prev_hash=None,
             title=title,
-            members=[_roster_member(me, Side.MEDIATOR)],
+            members=[roster_member(me, Side.MEDIATOR)],
             policy=RoomPolicy(
                 require_verified=require_verified,
                 witnesses=list(witnesses),
@@ -539,7 +452,7 @@ class ParleyClient:
             issued_at=self.clock(),
         )
         signed = sign_statement(state.device_key, roster)
-        data = await self.http.request("POST", "/v1/rooms", json={"roster": _dump(signed)})
+        data = await self.http.request("POST", "/v1/rooms", json={"roster": dump(signed)})
         await self._check_logged(
             roster.room_id, data["logged"], "roster", signed.body_hash(), signed.signature
         )
@@ -577,7 +490,7 @@ class ParleyClient:
         if room_roster.member(account_id) is not None:
             raise ProtocolError(f"account {account_id} is already in the room")
         account = await self.account(account_id)
-        members = [*room_roster.members, _roster_member(account, side)]
+        members = [*room_roster.members, roster_member(account, side)]
         return await self._publish_roster(room_roster, room_signed, members)
 
     async def remove_member(self, room_id: str, account_id: str) -> Room:
@@ -608,7 +521,7 @@ class ParleyClient:
         )
         signed = sign_statement(state.device_key, roster)
         data = await self.http.request(
-            "POST", f"/v1/rooms/{current.room_id}/rosters", json={"roster": _dump(signed)}
+            "POST", f"/v1/rooms/{current.room_id}/rosters", json={"roster": dump(signed)}
         )
         await self._check_logged(
             current.room_id, data["logged"], "roster", signed.body_hash(), signed.signature
@@ -695,7 +608,7 @@ class ParleyClient:
                 f"version {newest} already verified"
             )
         roster, signed = await self._roster(room_id, version)
-        if _signed(data["roster"]).body != signed.body:
+        if signed_statement(data["roster"]).body != signed.body:
             raise VerificationError(f"room {room_id}: the server's roster differs from the chain")
         return roster, signed
 
@@ -704,7 +617,7 @@ class ParleyClient:
         chain = self._chains.setdefault(room_id, _RoomChain())
         for v in range(chain.newest + 1, version + 1):
             data = await self.http.request("GET", f"/v1/rooms/{room_id}/rosters/{v}")
-            await self._accept_roster(room_id, _signed(data["roster"]))
+            await self._accept_roster(room_id, signed_statement(data["roster"]))
         if version not in chain.rosters:
             raise VerificationError(f"room {room_id}: no verified roster version {version}")
         return chain.rosters[version]
@@ -779,7 +692,7 @@ class ParleyClient:
                 moderation_id=new_message_id(),
                 action=action,
                 mode=mode,
-                side=None if side is None else _party_side(side),
+                side=None if side is None else party_side(side),
                 account_id=account_id,
                 roster_version=current.version,
                 signer_device=state.device_id,
@@ -789,7 +702,7 @@ class ParleyClient:
             raise ProtocolError(f"invalid moderation act: {exc.errors()[0]['msg']}") from exc
         signed = sign_statement(state.device_key, act)
         result = await self.http.request(
-            "POST", f"/v1/rooms/{room_id}/moderation", json={"statement": _dump(signed)}
+            "POST", f"/v1/rooms/{room_id}/moderation", json={"statement": dump(signed)}
         )
         await self._check_logged(
             room_id, result, "moderation", signed.body_hash(), signed.signature
@@ -1067,7 +980,7 @@ class ParleyClient:
         kind = str(event["kind"])
         payload = event.get("payload")
         if kind in ("roster", "moderation"):
-            signed = _signed(payload)
+            signed = signed_statement(payload)
             payload_hash, signature = signed.body_hash(), signed.signature
         elif kind == "message":
             try:
@@ -1089,7 +1002,7 @@ class ParleyClient:
             signature=signature,
             server_time=int(event["created_at"]),
         )
-        self._track_root(room_id, seq - 1, _b64(str(event["leaf"])))
+        self._track_root(room_id, seq - 1, b64(str(event["leaf"])))
         chain = self._chains.setdefault(room_id, _RoomChain())
         if seq == 1:
             chain.state, chain.state_known = RoomState(), True
@@ -1211,7 +1124,7 @@ class ParleyClient:
             await self.logs.check_prefix(
                 room_id,
                 header.checkpoint.size,
-                _b64(header.checkpoint.root),
+                b64(header.checkpoint.root),
                 who=f"{sender.name} (event {seq})",
             )
         state = self.keystore.state
@@ -1298,65 +1211,3 @@ class ParleyClient:
         if records and envelope.header.sent_at < min(r.created_at for r in records):
             return {"type": "expired", "text": ""}
         raise failure or VerificationError("no encryption key left to open the message")
-
-
-def _party_side(side: Side | str) -> Literal["a", "b"]:
-    value = Side(side)
-    if value is Side.A:
-        return "a"
-    if value is Side.B:
-        return "b"
-    raise ProtocolError("a caucus is with side a or side b")
-
-
-def _b64(value: str) -> bytes:
-    try:
-        return b64d(value)
-    except ProtocolError as exc:
-        raise VerificationError(str(exc)) from exc
-
-
-def _signed(value: Any) -> SignedStatement:
-    try:
-        return SignedStatement.model_validate(value)
-    except ValidationError as exc:
-        raise VerificationError("malformed signed statement") from exc
-
-
-def _dump(signed: SignedStatement) -> dict[str, Any]:
-    return signed.model_dump(mode="json")
-
-
-def _encryption_cert(
-    account_key: SigningKey,
-    account_id: str,
-    device_id: str,
-    enc_key: EncryptionKey,
-    now: int,
-    not_after: int,
-) -> SignedStatement:
-    public = enc_key.public_bytes()
-    return sign_statement(
-        account_key,
-        EncryptionKeyCert(
-            account_id=account_id,
-            device_id=device_id,
-            key_id=key_id(public),
-            public_key=b64e(public),
-            issued_at=now,
-            not_after=not_after,
-        ),
-    )
-
-
-def _roster_member(account: VerifiedAccount, side: Side) -> RosterMember:
-    return RosterMember(
-        account_id=account.account_id,
-        name=account.name,
-        side=side,
-        account_key=b64e(account.account_key),
-        devices=[
-            RosterDevice(device_id=d.device_id, signing_key=b64e(d.signing_key))
-            for d in account.devices.values()
-        ],
-    )

@@ -1,0 +1,122 @@
+"""The SDK's result types: rooms, members, messages, receipts, relays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from client_sdk.protocol.mediation import RoomState
+from client_sdk.protocol.models import Side
+from client_sdk.protocol.statements import Roster, SignedStatement
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A room member as the verified roster lists it."""
+
+    account_id: str
+    name: str
+    side: Side
+    device_ids: list[str]
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """A room with its verified current roster."""
+
+    room_id: str
+    title: str
+    status: str
+    mode: str
+    caucuses: list[str]
+    muted: list[str]
+    state_verified: bool
+    """Whether status, mode, caucuses and mutes were replayed from the signed log."""
+    require_verified: bool
+    witnesses: list[str]
+    witness_quorum: int
+    roster_version: int
+    last_seq: int
+    side: str
+    members: list[Member]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The server's acknowledgement of a sent message (after commit)."""
+
+    room_id: str
+    seq: int
+    leaf_index: int
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decrypted message whose signature and recipients were verified."""
+
+    room_id: str
+    seq: int
+    leaf_index: int
+    channel: str
+    message_id: str
+    sender_account_id: str
+    sender_name: str
+    sender_device: str
+    sent_at: int
+    server_time: int
+    text: str
+    content: dict[str, Any]
+    signed_sha256: str
+    """Base64url SHA-256 of what the sender signed (header and key wraps)."""
+    relay: Relay | None
+    """For a mediator's relay: what it passes on, and whether we checked it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStateView:
+    """A room's state after a moderation act, as the server answered it."""
+
+    mode: str
+    status: str
+    caucuses: list[str]
+    muted: list[str]
+    seq: int
+    checkpoint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """A relayed message's claim about its original."""
+
+    original_seq: int
+    original_channel: str
+    original_sender_name: str
+    original_sender_account_id: str
+    edited: bool
+    checked: bool
+    """True when this device read the original and the claim matches it."""
+
+
+@dataclass(slots=True)
+class _RoomChain:
+    """The verified roster versions of one room, in order."""
+
+    rosters: dict[int, tuple[Roster, SignedStatement]] = field(default_factory=dict)
+    roster_seqs: dict[int, int] = field(default_factory=dict)
+    """Roster version -> the event that carried it, as read in the event sequence."""
+    message_seqs: dict[str, int] = field(default_factory=dict)
+    """Message id -> the event that carried it: a message is delivered once."""
+    state: RoomState = field(default_factory=RoomState)
+    """Mode, caucuses, mutes and status, replayed from the signed moderation acts."""
+    state_known: bool = False
+    """Whether `state` was replayed from the room's first event (else it is unknown)."""
+    position: int = 0
+    """The last event replayed into `state`."""
+    readable: dict[int, Message] = field(default_factory=dict)
+    """Messages this device opened, by event (to check relays of them)."""
+
+    @property
+    def newest(self) -> int:
+        return max(self.rosters, default=0)
