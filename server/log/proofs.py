@@ -100,3 +100,14 @@ class ProofReader:
         """Add nodes written in this transaction to the cache."""
         for node in nodes:
             self._cache[(node.level, node.index)] = node.hash
+
+
+async def proof_at_append(
+    conn: AsyncConnection, log_id: str, index: int
+) -> tuple[str, list[bytes]]:
+    """The checkpoint signed when leaf `index` was appended (size ``index + 1``) and the
+    leaf's inclusion proof in it: the answer a retried request gets again."""
+    checkpoint = await LogRepository(conn).checkpoint(log_id, index + 1)
+    if checkpoint is None:
+        raise RuntimeError(f"log {log_id}: no checkpoint of size {index + 1}")
+    return checkpoint.note, await ProofReader(conn, log_id).inclusion(index, checkpoint.size)

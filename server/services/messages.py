@@ -23,7 +23,7 @@ from client_sdk.protocol.statements import Roster, SignedStatement, parse_statem
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import LogWriter
-from server.log.proofs import ProofReader
+from server.log.proofs import ProofReader, proof_at_append
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.services.room_state import load_state, refusal_error
@@ -223,15 +223,13 @@ class MessageService:
 async def _result(conn: AsyncConnection, row: EventRow) -> SendResult:
     """The original answer to a message, for a retried send."""
     assert row.message_id is not None
-    checkpoint = await LogRepository(conn).checkpoint(row.room_id, row.leaf_index + 1)
-    assert checkpoint is not None
-    proof = await ProofReader(conn, row.room_id).inclusion(row.leaf_index, checkpoint.size)
+    checkpoint, proof = await proof_at_append(conn, row.room_id, row.leaf_index)
     return SendResult(
         seq=row.seq,
         leaf_index=row.leaf_index,
         message_id=row.message_id,
         created_at=row.created_at,
-        checkpoint=checkpoint.note,
+        checkpoint=checkpoint,
         inclusion_proof=proof,
     )
 

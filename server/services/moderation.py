@@ -24,14 +24,13 @@ from client_sdk.protocol.statements import (
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from server.log.appender import LogWriter
-from server.log.proofs import ProofReader
+from server.log.proofs import proof_at_append
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
 from server.services.room_state import current_roster, load_state, refusal_error, save_state
 from server.storage.accounts import AccountRepository
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
-from server.storage.logs import LogRepository
 from server.storage.rooms import RoomRepository
 
 
@@ -156,16 +155,14 @@ class ModerationService:
 async def _result(conn: AsyncConnection, earlier: EventRow) -> ModerationResult:
     """The first answer to an act, for a retry."""
     room_id, leaf_index = earlier.room_id, earlier.leaf_index
-    checkpoint = await LogRepository(conn).checkpoint(room_id, leaf_index + 1)
-    assert checkpoint is not None
-    proof = await ProofReader(conn, room_id).inclusion(leaf_index, checkpoint.size)
+    checkpoint, proof = await proof_at_append(conn, room_id, leaf_index)
     fresh = await RoomRepository(conn).get(room_id)
     assert fresh is not None
     return ModerationResult(
         seq=earlier.seq,
         leaf_index=leaf_index,
         created_at=earlier.created_at,
-        checkpoint=checkpoint.note,
+        checkpoint=checkpoint,
         inclusion_proof=proof,
         state=await load_state(conn, fresh),
     )
