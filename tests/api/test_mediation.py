@@ -9,7 +9,7 @@ import pytest
 from client_sdk import ConflictError, NotFoundError, PermissionDeniedError
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.models import Role, Side
-from client_sdk.protocol.statements import Action, Mode
+from client_sdk.protocol.statements import Action, Mode, Moderation, sign_statement
 from tests.conftest import EnrollFactory
 
 
@@ -143,3 +143,25 @@ async def test_lock_unlock_and_close(session: Session) -> None:
 async def test_only_mediators_moderate(session: Session) -> None:
     with pytest.raises(PermissionDeniedError, match="only a mediator"):
         await session.alice.moderate(session.room_id, Action.LOCK)
+
+
+async def test_a_retried_moderation_act_gets_its_first_answer(session: Session) -> None:
+    mona = session.mona
+    current, _ = await mona._current_roster(session.room_id)
+    state = mona.keystore.state
+    act = Moderation(
+        room_id=session.room_id,
+        moderation_id="retried-act",
+        action=Action.LOCK,
+        roster_version=current.version,
+        signer_device=state.device_id,
+        issued_at=1,
+    )
+    body = {"statement": sign_statement(state.device_key, act).model_dump(mode="json")}
+    path = f"/v1/rooms/{session.room_id}/moderation"
+
+    first = await mona.http.request("POST", path, json=body)
+    again = await mona.http.request("POST", path, json=body)
+
+    assert again == first
+    assert first["state"]["status"] == "locked"
