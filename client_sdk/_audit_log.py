@@ -329,7 +329,7 @@ class LogAuditor:
         signer = roster.device_owner(act.signer_device)
         if signer is None or signer.side is not Side.MEDIATOR:
             raise VerificationError("moderation act not signed by a mediator of the room")
-        key = next(d.signing_key for d in signer.devices if d.device_id == act.signer_device)
+        key = signer.signing_key_of(act.signer_device)
         verify_statement(statement, b64d(key), Moderation)
         check_leaf(
             raw,

@@ -200,7 +200,7 @@ class _Reading(_ClientBase):
             raise VerificationError(
                 f"room {room_id}: event {seq} is a moderation act not signed by a mediator"
             )
-        key = next(d.signing_key for d in signer.devices if d.device_id == act.signer_device)
+        key = signer.signing_key_of(act.signer_device)
         try:
             verify_statement(signed, b64d(key), Moderation)
         except VerificationError as exc:
@@ -253,9 +253,7 @@ class _Reading(_ClientBase):
                 raise VerificationError(
                     f"room {room_id}: event {seq} from {sender.name} breaks the room's rules: {exc}"
                 ) from exc
-        sender_key = next(
-            d.signing_key for d in sender.devices if d.device_id == header.sender_device
-        )
+        sender_key = sender.signing_key_of(header.sender_device)
         try:  # every event, even one this device cannot open
             check_envelope(envelope, b64d(sender_key))
         except VerificationError as exc:

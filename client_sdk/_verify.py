@@ -143,6 +143,6 @@ def verify_roster_step(
         raise VerificationError(
             f"room {room_id}: roster version {roster.version} is not signed by a mediator"
         )
-    key = next(d.signing_key for d in signer.devices if d.device_id == roster.signer_device)
+    key = signer.signing_key_of(roster.signer_device)
     verify_statement(signed, b64d(key), Roster)
     return roster

@@ -80,6 +80,10 @@ class RosterMember(WireModel):
     account_key: B64
     devices: list[RosterDevice] = Field(min_length=1, max_length=MAX_DEVICES_PER_MEMBER)
 
+    def signing_key_of(self, device_id: str) -> str:
+        """The listed signing key (base64url) of one of this member's devices."""
+        return next(d.signing_key for d in self.devices if d.device_id == device_id)
+
 
 class RoomPolicy(WireModel):
     """Rules every member's client enforces, signed with the roster so the server

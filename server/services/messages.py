@@ -134,9 +134,7 @@ class MessageService:
             sender = roster.device_owner(principal.device_id)
             if sender is None:
                 raise NotAllowed("this device is not in the room's roster")
-            sender_key = next(
-                d.signing_key for d in sender.devices if d.device_id == principal.device_id
-            )
+            sender_key = sender.signing_key_of(principal.device_id)
             try:
                 check_envelope(envelope, b64d(sender_key))
             except (VerificationError, ProtocolError) as exc:

@@ -85,7 +85,7 @@ class ModerationService:
             signer = roster.device_owner(principal.device_id)
             if signer is None or signer.side is not Side.MEDIATOR:
                 raise NotAllowed("only a mediator of the room may moderate it")
-            key = next(d.signing_key for d in signer.devices if d.device_id == principal.device_id)
+            key = signer.signing_key_of(principal.device_id)
             try:
                 verify_statement(signed, b64d(key), Moderation)
             except (VerificationError, ProtocolError) as exc:

@@ -210,7 +210,7 @@ async def _check_roster(
         raise NotAllowed("only a mediator of the room may sign its roster")
     if roster.device_owner(principal.device_id) is None and signers is roster:
         raise InvalidInput("the creating mediator must be in the first roster")
-    signer_key = next(d.signing_key for d in signer.devices if d.device_id == principal.device_id)
+    signer_key = signer.signing_key_of(principal.device_id)
     try:
         verify_statement(signed, b64d(signer_key), Roster)
     except (VerificationError, ProtocolError) as exc:
