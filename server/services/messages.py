@@ -19,14 +19,14 @@ from client_sdk.protocol.encoding import b64d, canonical_json, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.mediation import NotPermitted, channel_devices
-from client_sdk.protocol.statements import Roster, SignedStatement, parse_statement
+from client_sdk.protocol.statements import Roster
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import LogWriter
 from server.log.proofs import ProofReader, proof_at_append
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal
-from server.services.room_state import load_state, refusal_error
+from server.services.room_state import current_roster, load_state, refusal_error
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
 from server.storage.logs import LogRepository
@@ -115,7 +115,7 @@ class MessageService:
             if cached is not None and cached[0] == room.roster_version:
                 roster, fresh = cached[1], False
             else:
-                roster, fresh = await _read_roster(rooms, room_id, room.roster_version), True
+                roster, fresh = await current_roster(conn, room), True
             state = await load_state(conn, room)
             try:
                 state.check_post(roster, principal.account_id, header.channel)
@@ -230,12 +230,6 @@ async def _result(conn: AsyncConnection, row: EventRow) -> SendResult:
         checkpoint=checkpoint,
         inclusion_proof=proof,
     )
-
-
-async def _read_roster(rooms: RoomRepository, room_id: str, version: int) -> Roster:
-    row = await rooms.roster(room_id, version)
-    assert row is not None
-    return parse_statement(SignedStatement.model_validate_json(row.statement), Roster)
 
 
 def event_payload(row: EventRow) -> dict[str, Any] | None:
