@@ -61,7 +61,3 @@ class RoomHub:
         """Notify every subscriber of every room (after a possible gap in notifications)."""
         for room_id in list(self._subs):
             self.publish(room_id, seq)
-
-    def subscriber_count(self, room_id: str) -> int:
-        """How many subscribers a room has here."""
-        return len(self._subs.get(room_id, ()))

@@ -201,19 +201,6 @@ class LogRepository:
         row = (await self.conn.execute(query)).first()
         return None if row is None else from_row(CheckpointRow, row)
 
-    async def checkpoints_between(self, log_id: str, start: int, end: int) -> list[CheckpointRow]:
-        """Checkpoints with ``start <= size <= end``, in order."""
-        rows = await self.conn.execute(
-            select(checkpoints)
-            .where(
-                checkpoints.c.log_id == log_id,
-                checkpoints.c.size >= start,
-                checkpoints.c.size <= end,
-            )
-            .order_by(checkpoints.c.size)
-        )
-        return [from_row(CheckpointRow, r) for r in rows]
-
     async def add_cosignature(self, row: CosignatureRow) -> None:
         """Store a witness's cosignature."""
         await self.conn.execute(

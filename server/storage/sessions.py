@@ -56,19 +56,6 @@ class SessionRepository:
             )
         )
 
-    async def token_device(self, token_hash: bytes, now: int) -> str | None:
-        """The device of a live (unexpired, unrevoked) token."""
-        row = (
-            await self.conn.execute(
-                select(access_tokens.c.device_id).where(
-                    access_tokens.c.token_hash == token_hash,
-                    access_tokens.c.revoked_at.is_(None),
-                    access_tokens.c.expires_at > now,
-                )
-            )
-        ).first()
-        return None if row is None else str(row[0])
-
     async def token_holder(self, token_hash: bytes, now: int) -> TokenHolder | None:
         """The device and account of a live token, in one query (one per request)."""
         row = (
