@@ -9,6 +9,19 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from client_sdk.audit.witness import (
+    SIZE_CONTENT_TYPE,
+    AddCheckpointRequest,
+    Witness,
+    WitnessConflictError,
+    WitnessProofError,
+    WitnessRequestError,
+    WitnessSignatureError,
+    WitnessStateError,
+    WitnessUnknownLogError,
+    check_quorum,
+    read_witness_state,
+)
 from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.merkle import (
     consistency_proof_from_leaves,
@@ -21,19 +34,6 @@ from client_sdk.protocol.note import (
     parse_verifier_key,
     sign_note,
     verify_cosignature,
-)
-from client_sdk.witness import (
-    SIZE_CONTENT_TYPE,
-    AddCheckpointRequest,
-    Witness,
-    WitnessConflictError,
-    WitnessProofError,
-    WitnessRequestError,
-    WitnessSignatureError,
-    WitnessStateError,
-    WitnessUnknownLogError,
-    check_quorum,
-    read_witness_state,
 )
 from tests.audit.synthetic import WitnessKey
 

@@ -6,7 +6,7 @@ tree and works out what only log order tells: which roster is in force and
 which mediator may sign the next one (room logs), which account key certifies
 what (the directory). Rosters are checked right there (there are few); every
 other entry becomes an `EntryJob` whose leaf, payload hash and signature are
-checked by `client_sdk._audit_checks.check_chunk`, in a process pool for large
+checked by `client_sdk.audit.checks.check_chunk`, in a process pool for large
 logs. `finish` returns the first failing index, whichever check found it.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from client_sdk._audit_checks import (
+from client_sdk.audit.checks import (
     DIRECTORY_LEAF_TYPES,
     ChunkContext,
     EntryJob,
@@ -34,7 +34,7 @@ from client_sdk._audit_checks import (
     check_chunk,
     check_leaf,
 )
-from client_sdk._verify import verify_account, verify_roster_step
+from client_sdk.client.verify import verify_account, verify_roster_step
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import key_id
@@ -98,7 +98,7 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
     else:
         context = multiprocessing.get_context("forkserver")
         # With __main__ preloaded the fork server imports it once; workers then skip it.
-        context.set_forkserver_preload(["__main__", "client_sdk._audit_checks"])
+        context.set_forkserver_preload(["__main__", "client_sdk.audit.checks"])
     pool = ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_warm_up)
     if forking:
         gc.freeze()  # so the workers' collections leave the heap they inherit shared

@@ -2,7 +2,7 @@
 
 Pure and picklable, so `check_chunk` runs in worker processes. The entry's
 context (which key must have signed it, which roster was in force) is worked
-out beforehand, in log order, by `client_sdk._audit_log`; here each entry is
+out beforehand, in log order, by `client_sdk.audit.log`; here each entry is
 checked against it:
 
 - the leaf parses, is canonical, and names the log's origin, the entry's

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from client_sdk._http import HttpSession
+from client_sdk.client.http import HttpSession
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import ProtocolError, VerificationError

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from client_sdk._errors import TransportError, api_error
-from client_sdk._http import HttpSession
+from client_sdk.client.http import HttpSession
 from client_sdk.protocol.errors import ProtocolError
 
 _FATAL_CLOSE = {4400: 400, 4403: 403, 4404: 404, 4409: 409, 4422: 422}

@@ -14,26 +14,26 @@
 - consistency with every checkpoint seen before: the one this keystore
   verified and the one this profile's witness cosigned;
 - optionally a witness quorum: the newest cosigned checkpoint must carry
-  cosignatures by k of the witness keys given (`client_sdk.witness.check_quorum`).
+  cosignatures by k of the witness keys given (`client_sdk.audit.witness.check_quorum`).
 
 It returns an `AuditReport` or raises `AuditFailure` (a `VerificationError`)
 naming the first entry that fails; a leaf changed behind the server's back is
 located by bisecting the signed checkpoints. Large logs have their
 signatures checked in a process pool. `export_log` writes the same material
 into an `AuditBundle`, which `verify_bundle` checks without any network, and
-`witness_once` runs this profile's witness (`client_sdk.witness`) once.
+`witness_once` runs this profile's witness (`client_sdk.audit.witness`) once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from client_sdk._audit_bundle import AuditBundle, parse_bundle, read_bundle, write_bundle
-from client_sdk._audit_checkpoints import AuditFailure, KnownCheckpoint
-from client_sdk._audit_core import AuditReport, AuditRun, Policy, ProgressSink
-from client_sdk._audit_log import PARALLEL_THRESHOLD
-from client_sdk._audit_online import OnlineLog
-from client_sdk._audit_witness import (
+from client_sdk.audit.bundle import AuditBundle, parse_bundle, read_bundle, write_bundle
+from client_sdk.audit.checkpoints import AuditFailure, KnownCheckpoint
+from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink
+from client_sdk.audit.log import PARALLEL_THRESHOLD
+from client_sdk.audit.online import OnlineLog
+from client_sdk.audit.witness_online import (
     WitnessedCheckpoint,
     existing_witness,
     fetch_checkpoint,

@@ -8,24 +8,24 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from client_sdk._base import (
+from client_sdk._errors import ProtocolError, VerificationError
+from client_sdk.client.base import (
     _ROSTER_HEADS,
     _ClientBase,
 )
-from client_sdk._errors import ProtocolError, VerificationError
-from client_sdk._helpers import (
+from client_sdk.client.helpers import (
     dump,
     party_side,
     roster_member,
     signed_statement,
 )
-from client_sdk._models import (
+from client_sdk.client.models import (
     Member,
     Room,
     RoomStateView,
     _RoomChain,
 )
-from client_sdk._verify import (
+from client_sdk.client.verify import (
     verify_roster_step,
 )
 from client_sdk.protocol.encoding import b64e

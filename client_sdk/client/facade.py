@@ -20,22 +20,22 @@ from typing import Any, Self
 
 import httpx
 
-from client_sdk._base import (
+from client_sdk._errors import ProtocolError, VerificationError
+from client_sdk.client.base import (
     DAY_MS,
     DEFAULT_KEY_LIFETIME_MS,
     RETIRED_KEY_GRACE_MS,
     ROTATE_AFTER_MS,
     Clock,
 )
-from client_sdk._errors import ProtocolError, VerificationError
-from client_sdk._helpers import (
+from client_sdk.client.helpers import (
     dump,
     encryption_cert,
     signed_statement,
 )
-from client_sdk._http import HttpSession
-from client_sdk._logs import LogVerifier
-from client_sdk._models import (
+from client_sdk.client.http import HttpSession
+from client_sdk.client.logs import LogVerifier
+from client_sdk.client.models import (
     Member,
     Message,
     Receipt,
@@ -44,10 +44,10 @@ from client_sdk._models import (
     RoomStateView,
     _RoomChain,
 )
-from client_sdk._reading import _Reading
-from client_sdk._rooms import _Rooms
-from client_sdk._sending import _Sending
-from client_sdk._verify import (
+from client_sdk.client.reading import _Reading
+from client_sdk.client.rooms import _Rooms
+from client_sdk.client.sending import _Sending
+from client_sdk.client.verify import (
     VerifiedAccount,
     verify_account,
 )

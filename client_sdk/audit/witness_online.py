@@ -4,7 +4,7 @@ The witness key is a dedicated Ed25519 key in the auditor's keystore
 (``extra["witness_key"]``, the base64url seed), named ``witness.ACCOUNT_ID``,
 and registered with the server once. Each round fetches the log's newest
 checkpoint and a consistency proof from the size the witness cosigned last,
-runs the ``add-checkpoint`` request through `client_sdk.witness.Witness`, and
+runs the ``add-checkpoint`` request through `client_sdk.audit.witness.Witness`, and
 posts the cosignature, which the server then serves with the checkpoint.
 """
 
@@ -17,19 +17,19 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_sdk._errors import ConflictError, NotFoundError, TransportError
-from client_sdk._http import raise_for_error
-from client_sdk.client import ParleyClient
-from client_sdk.keystore import Keystore
-from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.note import verify_checkpoint, verify_cosignature
-from client_sdk.witness import (
+from client_sdk.audit.witness import (
     WITNESS_STATE_FILENAME,
     AddCheckpointRequest,
     Witness,
     WitnessConflictError,
     WitnessRequestError,
 )
+from client_sdk.client import ParleyClient
+from client_sdk.client.http import raise_for_error
+from client_sdk.keystore import Keystore
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.note import verify_checkpoint, verify_cosignature
 
 WITNESS_KEY = "witness_key"
 """Keystore ``extra`` entry: the witness key's 32-byte Ed25519 seed, base64url."""
@@ -106,7 +106,7 @@ async def witness_once(
 ) -> WitnessedCheckpoint | None:
     """Cosign the log's newest checkpoint if it is new to the witness; None if it is not.
 
-    Raises a `client_sdk.witness.WitnessError` when the witness refuses (a
+    Raises a `client_sdk.audit.witness.WitnessError` when the witness refuses (a
     forked, rewritten or rolled-back log) and `VerificationError` when the
     log's key changed.
     """

@@ -8,21 +8,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from client_sdk._base import (
+from client_sdk._errors import VerificationError
+from client_sdk.client.base import (
     PAGE,
     _ClientBase,
 )
-from client_sdk._errors import VerificationError
-from client_sdk._helpers import (
+from client_sdk.client.helpers import (
     b64,
     signed_statement,
 )
-from client_sdk._models import (
+from client_sdk.client.models import (
     Message,
     Relay,
     _RoomChain,
 )
-from client_sdk._stream import EventStream
+from client_sdk.client.stream import EventStream
 from client_sdk.protocol.encoding import b64d, b64e, sha256
 from client_sdk.protocol.envelope import (
     Envelope,

@@ -53,8 +53,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk._audit_checkpoints import check_quorum
-from client_sdk._audit_witness_state import (
+from client_sdk.audit.checkpoints import check_quorum
+from client_sdk.audit.witness_state import (
     WITNESS_STATE_FILENAME,
     WitnessedLog,
     WitnessStateError,

@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from client_sdk._audit_checkpoints import (
+from client_sdk.audit.checkpoints import (
     AuditFailure,
     CheckpointChecker,
     KnownCheckpoint,
@@ -18,7 +18,7 @@ from client_sdk._audit_checkpoints import (
     first_mismatch,
     parse_witness_keys,
 )
-from client_sdk._audit_log import (
+from client_sdk.audit.log import (
     AuditOutcome,
     LogAuditor,
     LogKind,

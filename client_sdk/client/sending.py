@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from client_sdk._base import (
+from client_sdk._errors import ProtocolError, TransportError, VerificationError
+from client_sdk.client.base import (
     PLENARY,
     SEALED_KEPT,
     SEND_ATTEMPTS,
     _ClientBase,
 )
-from client_sdk._errors import ProtocolError, TransportError, VerificationError
-from client_sdk._models import (
+from client_sdk.client.models import (
     Message,
     Receipt,
 )

@@ -7,10 +7,10 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from client_sdk._audit_bundle import AuditBundle
-from client_sdk._audit_checkpoints import KnownCheckpoint
-from client_sdk._audit_core import AuditReport, AuditRun, Policy, ProgressSink, bisect
-from client_sdk._audit_log import (
+from client_sdk.audit.bundle import AuditBundle
+from client_sdk.audit.checkpoints import KnownCheckpoint
+from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink, bisect
+from client_sdk.audit.log import (
     AuditOutcome,
     LogAuditor,
     LogKind,
@@ -19,10 +19,10 @@ from client_sdk._audit_log import (
     make_pool,
     worker_count,
 )
-from client_sdk._audit_witness import existing_witness, fetch_checkpoint
+from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
+from client_sdk.audit.witness_online import existing_witness, fetch_checkpoint
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.errors import ProtocolError
-from client_sdk.witness import WITNESS_STATE_FILENAME, read_witness_state
 
 PAGE = 1000
 """Entries per request (the server's maximum)."""

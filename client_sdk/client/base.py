@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from client_sdk._http import HttpSession
-from client_sdk._logs import LogVerifier
-from client_sdk._models import (
+from client_sdk.client.http import HttpSession
+from client_sdk.client.logs import LogVerifier
+from client_sdk.client.models import (
     Message,
     _RoomChain,
 )
-from client_sdk._verify import (
+from client_sdk.client.verify import (
     VerifiedAccount,
 )
 from client_sdk.keystore import (
