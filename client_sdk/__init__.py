@@ -1,11 +1,15 @@
 """The Parley client SDK: an async client, the local keystore, and the `parley` command.
 
-Every error it raises is a `ParleyError`; see `client_sdk._errors` for the tree.
+Every error it raises is a `ParleyError`; `client_sdk.protocol.errors` draws the tree.
 """
 
-from client_sdk._errors import (
+from client_sdk.client import Member, Message, ParleyClient, Receipt, Room
+from client_sdk.keystore import Keystore
+from client_sdk.protocol.errors import (
     APIError,
+    AuditFailure,
     AuthenticationError,
+    ClientClosedError,
     ConflictError,
     InvalidRequestError,
     KeystoreError,
@@ -18,13 +22,14 @@ from client_sdk._errors import (
     TransportError,
     UntrustedKeyError,
     VerificationError,
+    WitnessError,
 )
-from client_sdk.client import Member, Message, ParleyClient, Receipt, Room
-from client_sdk.keystore import Keystore
 
 __all__ = [
     "APIError",
+    "AuditFailure",
     "AuthenticationError",
+    "ClientClosedError",
     "ConflictError",
     "InvalidRequestError",
     "Keystore",
@@ -43,4 +48,5 @@ __all__ = [
     "TransportError",
     "UntrustedKeyError",
     "VerificationError",
+    "WitnessError",
 ]

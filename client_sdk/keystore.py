@@ -16,12 +16,8 @@ temporary file in the same directory, fsync, `os.replace`.
 Besides the account's and device's keys the store holds the contacts' pinned
 account keys (trust on first use, failing closed once verified) and the
 newest checkpoint seen of each log. Changes stay in memory until `save`;
-time is always a parameter, never read from the clock here.
-
-    ParleyError
-    ├── KeystoreError           no keystore, wrong passphrase, damaged file
-    └── VerificationError
-        └── UntrustedKeyError   a contact's key is not (or no longer) trusted
+time is always a parameter, never read from the clock here. It raises
+`KeystoreError` and `UntrustedKeyError` (see `client_sdk.protocol.errors`).
 """
 
 from __future__ import annotations
@@ -42,7 +38,12 @@ from pydantic import StrictBool, ValidationError
 
 from client_sdk._files import write_atomically
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, parse_json_object
-from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    KeystoreError,
+    ProtocolError,
+    UntrustedKeyError,
+    VerificationError,
+)
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
 from client_sdk.protocol.models import B64, Int, Role, WireModel
 
@@ -76,14 +77,6 @@ _MAX_SCRYPT_P = 16
 _SALT_LEN = 16
 _NONCE_LEN = 12
 _AAD_LABEL = b"parley/v1/keystore\x00"
-
-
-class KeystoreError(ParleyError):
-    """The keystore is missing, damaged, or cannot be decrypted (wrong passphrase or modified)."""
-
-
-class UntrustedKeyError(VerificationError):
-    """A contact's account key is not trusted; the message says why and what to do."""
 
 
 class PinResult(enum.Enum):

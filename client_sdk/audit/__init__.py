@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from client_sdk.audit.bundle import AuditBundle, parse_bundle, read_bundle, write_bundle
-from client_sdk.audit.checkpoints import AuditFailure, KnownCheckpoint
+from client_sdk.audit.checkpoints import KnownCheckpoint
 from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink
 from client_sdk.audit.log import PARALLEL_THRESHOLD
 from client_sdk.audit.online import OnlineLog
@@ -42,6 +42,7 @@ from client_sdk.audit.witness_online import (
     witness_once,
 )
 from client_sdk.client import ParleyClient
+from client_sdk.protocol.errors import AuditFailure
 
 __all__ = [
     "PARALLEL_THRESHOLD",

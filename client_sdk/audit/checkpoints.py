@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.errors import AuditFailure, ProtocolError, VerificationError
 from client_sdk.protocol.note import (
     SIG_COSIGNATURE_V1,
     Checkpoint,
@@ -15,24 +15,6 @@ from client_sdk.protocol.note import (
     parse_verifier_key,
     verify_checkpoint,
 )
-
-
-class AuditFailure(VerificationError):
-    """A log failed its audit; `index` is the first entry that fails, when one does."""
-
-    def __init__(
-        self, log_id: str, reason: str, *, index: int | None = None, last: int | None = None
-    ) -> None:
-        if index is None:
-            where = ""
-        elif last is None or last == index:
-            where = f" index {index}"
-        else:
-            where = f" index {index}..{last}"
-        super().__init__(f"log {log_id}{where}: {reason}")
-        self.log_id = log_id
-        self.index = index
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from client_sdk.audit.checkpoints import (
-    AuditFailure,
     CheckpointChecker,
     KnownCheckpoint,
     SignedCheckpoint,
@@ -30,7 +29,7 @@ from client_sdk.audit.log import (
     worker_count,
 )
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import ParleyError, ProtocolError
+from client_sdk.protocol.errors import AuditFailure, ParleyError, ProtocolError
 from client_sdk.protocol.note import parse_verifier_key
 
 

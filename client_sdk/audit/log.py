@@ -36,10 +36,10 @@ from client_sdk.audit.checks import (
 )
 from client_sdk.client.verify import verify_account, verify_roster_step
 from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
+from client_sdk.protocol.errors import NotPermitted, ParleyError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
-from client_sdk.protocol.mediation import NotPermitted, RoomState
+from client_sdk.protocol.mediation import RoomState
 from client_sdk.protocol.merkle import CompactRange, leaf_hash, node_hash
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (

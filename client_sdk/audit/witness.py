@@ -23,18 +23,10 @@ is replaced atomically (temporary file, fsync, `os.replace`), so a witness
 never cosigns two inconsistent checkpoints, nor a smaller tree after a larger
 one, across processes and restarts.
 
-`Witness.add_checkpoint` returns the cosignature line or raises the error the
-specification prescribes, its HTTP status in ``status``::
-
-    ParleyError
-    ├── WitnessStateError          the state file is unreadable or damaged (never reset)
-    └── WitnessError               the witness refuses
-        ├── WitnessRequestError    400 malformed request, or a checkpoint smaller than the old size
-        ├── WitnessSignatureError  403 no signature by the pinned log key verifies
-        ├── WitnessUnknownLogError 404 the witness does not follow this origin
-        ├── WitnessConflictError   409 old size is not the cosigned size (body: that size), or
-        │                              a second root for the cosigned size: a fork
-        └── WitnessProofError      422 the consistency proof does not verify: a fork or rewrite
+`Witness.add_checkpoint` returns the cosignature line or raises the
+`WitnessError` the specification prescribes, its HTTP status in ``status``; a
+damaged state file is a `WitnessStateError` and is never reset (the tree is
+drawn in `client_sdk.protocol.errors`).
 
 `check_quorum` is the client's side: a checkpoint counts only with the log's
 signature and cosignatures by at least k of the witnesses it names.
@@ -57,12 +49,19 @@ from client_sdk.audit.checkpoints import check_quorum
 from client_sdk.audit.witness_state import (
     WITNESS_STATE_FILENAME,
     WitnessedLog,
-    WitnessStateError,
     locked,
     read_witness_state,
     write_witness_state,
 )
-from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    ProtocolError,
+    VerificationError,
+    WitnessConflictError,
+    WitnessProofError,
+    WitnessRequestError,
+    WitnessSignatureError,
+    WitnessUnknownLogError,
+)
 from client_sdk.protocol.merkle import verify_consistency
 from client_sdk.protocol.note import (
     SIG_COSIGNATURE_V1,
@@ -76,93 +75,17 @@ from client_sdk.protocol.note import (
 
 __all__ = [
     "MAX_PROOF_LINES",
-    "SIZE_CONTENT_TYPE",
     "WITNESS_STATE_FILENAME",
     "AddCheckpointRequest",
     "Witness",
-    "WitnessConflictError",
-    "WitnessError",
-    "WitnessProofError",
-    "WitnessRequestError",
-    "WitnessSignatureError",
-    "WitnessStateError",
-    "WitnessUnknownLogError",
     "WitnessedLog",
     "check_quorum",
     "read_witness_state",
 ]
 
-SIZE_CONTENT_TYPE: Final = "text/x.tlog.size"
-"""The media type of a 409 answer's body: the cosigned size in decimal and a newline."""
 MAX_PROOF_LINES: Final = 63
 _OLD_LINE = re.compile(r"old (0|[1-9][0-9]*)")
 _HASH_SIZE = 32
-
-
-class WitnessError(ParleyError):
-    """The witness refuses a request; `status` is the tlog-witness HTTP status."""
-
-    status = 400
-
-    @property
-    def content_type(self) -> str:
-        """The media type of the answer body."""
-        return "text/plain; charset=utf-8"
-
-    @property
-    def body(self) -> str:
-        """The answer body: the reason, on one line."""
-        return f"{self}\n"
-
-
-class WitnessRequestError(WitnessError):
-    """400: the request is malformed, or its checkpoint is smaller than its old size."""
-
-    status = 400
-
-
-class WitnessSignatureError(WitnessError):
-    """403: no signature on the checkpoint verifies with the pinned log key."""
-
-    status = 403
-
-
-class WitnessUnknownLogError(WitnessError):
-    """404: the witness does not follow a log with this origin."""
-
-    status = 404
-
-
-class WitnessConflictError(WitnessError):
-    """409: the old size is not the size cosigned last, or that size has another root.
-
-    `size` is the size the witness cosigned last; a client whose view is
-    stale retries with it as the old size.
-    """
-
-    status = 409
-
-    def __init__(self, message: str, *, size: int, fork: bool = False) -> None:
-        super().__init__(message)
-        self.size = size
-        self.fork = fork
-        """True when the conflict is a second root for the cosigned size (a forked log)."""
-
-    @property
-    def content_type(self) -> str:
-        """``text/x.tlog.size``, as the specification requires."""
-        return SIZE_CONTENT_TYPE
-
-    @property
-    def body(self) -> str:
-        """The cosigned size in decimal, then a newline."""
-        return f"{self.size}\n"
-
-
-class WitnessProofError(WitnessError):
-    """422: the consistency proof does not verify from the cosigned checkpoint."""
-
-    status = 422
 
 
 def _std_b64decode(text: str) -> bytes:

@@ -16,19 +16,20 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk._errors import ConflictError, NotFoundError, TransportError
-from client_sdk.audit.witness import (
-    WITNESS_STATE_FILENAME,
-    AddCheckpointRequest,
-    Witness,
-    WitnessConflictError,
-    WitnessRequestError,
-)
+from client_sdk.audit.witness import WITNESS_STATE_FILENAME, AddCheckpointRequest, Witness
 from client_sdk.client import ParleyClient
 from client_sdk.client.http import raise_for_error
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    ConflictError,
+    NotFoundError,
+    ProtocolError,
+    TransportError,
+    VerificationError,
+    WitnessConflictError,
+    WitnessRequestError,
+)
 from client_sdk.protocol.note import verify_checkpoint, verify_cosignature
 
 WITNESS_KEY = "witness_key"
@@ -106,7 +107,7 @@ async def witness_once(
 ) -> WitnessedCheckpoint | None:
     """Cosign the log's newest checkpoint if it is new to the witness; None if it is not.
 
-    Raises a `client_sdk.audit.witness.WitnessError` when the witness refuses (a
+    Raises a `client_sdk.protocol.errors.WitnessError` when the witness refuses (a
     forked, rewritten or rolled-back log) and `VerificationError` when the
     log's key changed.
     """

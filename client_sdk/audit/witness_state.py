@@ -26,15 +26,11 @@ from pydantic import ValidationError
 
 from client_sdk._files import write_atomically
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, parse_json_object
-from client_sdk.protocol.errors import ParleyError, ProtocolError
+from client_sdk.protocol.errors import ProtocolError, WitnessStateError
 from client_sdk.protocol.models import B64, Int, WireModel
 
 WITNESS_STATE_FILENAME: Final = "witness.json"
 _STATE_VERSION: Final = 1
-
-
-class WitnessStateError(ParleyError):
-    """The witness state file cannot be read, or is damaged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from client_sdk._errors import ParleyError, VerificationError
 from client_sdk.audit import (
     AuditReport,
     KnownCheckpoint,
@@ -38,12 +37,12 @@ from client_sdk.audit import (
     witness_once,
     write_bundle,
 )
-from client_sdk.audit.witness import WITNESS_STATE_FILENAME, WitnessError, read_witness_state
+from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
 from client_sdk.cli.common import err, fail, out, print_json
 from client_sdk.client import ParleyClient
 from client_sdk.keystore import default_home
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError, WitnessError
 
 T = TypeVar("T")
 

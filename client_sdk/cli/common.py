@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 
-from client_sdk._errors import ParleyError, TransportError, VerificationError
 from client_sdk.client import ParleyClient
+from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
 
 T = TypeVar("T")
 

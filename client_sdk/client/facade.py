@@ -20,7 +20,6 @@ from typing import Any, Self
 
 import httpx
 
-from client_sdk._errors import ProtocolError, VerificationError
 from client_sdk.client.base import (
     DAY_MS,
     DEFAULT_KEY_LIFETIME_MS,
@@ -56,7 +55,6 @@ from client_sdk.keystore import (
     Keystore,
     KeystoreState,
     PinResult,
-    UntrustedKeyError,
     default_home,
     passphrase_from_env_or_prompt,
 )
@@ -64,6 +62,7 @@ from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import (
     Envelope,
 )
+from client_sdk.protocol.errors import ProtocolError, UntrustedKeyError, VerificationError
 from client_sdk.protocol.fingerprint import check_safety_number, safety_number
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID

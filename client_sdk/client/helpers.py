@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from client_sdk._errors import ProtocolError, VerificationError
 from client_sdk.client.verify import VerifiedAccount
 from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import (

@@ -11,9 +11,8 @@ from typing import Any
 
 import httpx
 
-from client_sdk._errors import AuthenticationError, TransportError, api_error
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.errors import AuthenticationError, ProtocolError, TransportError, api_error
 from client_sdk.protocol.keys import SigLabel, SigningKey
 from client_sdk.protocol.statements import login_payload
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from client_sdk._errors import VerificationError
 from client_sdk.client.base import (
     PAGE,
     _ClientBase,
@@ -29,12 +28,8 @@ from client_sdk.protocol.envelope import (
     check_envelope,
     open_envelope,
 )
-from client_sdk.protocol.mediation import (
-    NotPermitted,
-    RoomState,
-    channel_devices,
-    channel_sides,
-)
+from client_sdk.protocol.errors import NotPermitted, VerificationError
+from client_sdk.protocol.mediation import RoomState, channel_devices, channel_sides
 from client_sdk.protocol.merkle import CompactRange, leaf_hash
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.note import Checkpoint

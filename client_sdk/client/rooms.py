@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from client_sdk._errors import ProtocolError, VerificationError
 from client_sdk.client.base import (
     _ROSTER_HEADS,
     _ClientBase,
@@ -32,6 +31,7 @@ from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import (
     new_message_id,
 )
+from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (
     Action,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from client_sdk._errors import ProtocolError, TransportError, VerificationError
 from client_sdk.client.base import (
     PLENARY,
     SEALED_KEPT,
@@ -22,6 +21,7 @@ from client_sdk.protocol.envelope import (
     Recipient,
     seal_envelope,
 )
+from client_sdk.protocol.errors import ProtocolError, TransportError, VerificationError
 from client_sdk.protocol.mediation import (
     channel_devices,
     channel_sides,

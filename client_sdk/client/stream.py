@@ -20,9 +20,8 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from client_sdk._errors import TransportError, api_error
 from client_sdk.client.http import HttpSession
-from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.errors import ProtocolError, TransportError, api_error
 
 _FATAL_CLOSE = {4400: 400, 4403: 403, 4404: 404, 4409: 409, 4422: 422}
 _RELOGIN_CLOSE = 4401

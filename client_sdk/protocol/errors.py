@@ -1,11 +1,74 @@
-"""The exceptions shared by the protocol code, the SDK and (for parsing) the server.
+"""Every exception the Parley SDK raises, in one tree; catch `ParleyError` to catch them all.
 
-ParleyError                 the one base class SDK users catch
-├── ProtocolError           bytes or JSON that do not parse as the protocol says
-└── VerificationError       a signature, hash, proof or policy check failed
+They live here, under `client_sdk.protocol`, because the protocol code raises
+them and the server may import only `client_sdk.protocol` from the SDK::
+
+    ParleyError                     the one base class SDK users catch
+    ├── ProtocolError               bytes or JSON that do not parse as the protocol says
+    ├── VerificationError           a signature, hash, proof or policy check failed
+    │   ├── UntrustedKeyError       a contact's key is unknown-and-required or changed
+    │   └── AuditFailure            a log failed its audit (first failing index, if any)
+    ├── NotPermitted                an act the room's state does not allow (``reason``)
+    ├── KeystoreError               no keystore, wrong passphrase, damaged file
+    ├── ClientClosedError           this client was closed; open a new one
+    ├── TransportError              the server could not be reached, or the connection broke
+    ├── APIError                    the server refused the request (status, code, message)
+    │   ├── InvalidRequestError     400, 422
+    │   ├── AuthenticationError     401
+    │   ├── PermissionDeniedError   403
+    │   ├── NotFoundError           404
+    │   ├── ConflictError           409 (closed room, stale roster, used id)
+    │   ├── TooLargeError           413
+    │   └── RateLimitedError        429
+    ├── WitnessStateError           the witness state file is unreadable or damaged
+    └── WitnessError                the witness refuses (tlog-witness status in ``status``)
+        ├── WitnessRequestError     400 malformed, or a checkpoint smaller than the old size
+        ├── WitnessSignatureError   403 no signature by the pinned log key verifies
+        ├── WitnessUnknownLogError  404 the witness does not follow this origin
+        ├── WitnessConflictError    409 old size is not the cosigned size, or a fork
+        └── WitnessProofError       422 the consistency proof does not verify
+
+`api_error` picks the `APIError` subclass for an error answer's status.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from client_sdk.protocol.mediation import Refusal
+
+__all__ = [
+    "SIZE_CONTENT_TYPE",
+    "APIError",
+    "AuditFailure",
+    "AuthenticationError",
+    "ClientClosedError",
+    "ConflictError",
+    "InvalidRequestError",
+    "KeystoreError",
+    "NotFoundError",
+    "NotPermitted",
+    "ParleyError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RateLimitedError",
+    "TooLargeError",
+    "TransportError",
+    "UntrustedKeyError",
+    "VerificationError",
+    "WitnessConflictError",
+    "WitnessError",
+    "WitnessProofError",
+    "WitnessRequestError",
+    "WitnessSignatureError",
+    "WitnessStateError",
+    "WitnessUnknownLogError",
+    "api_error",
+]
+
+SIZE_CONTENT_TYPE: Final = "text/x.tlog.size"
+"""The media type of a witness's 409 answer: the cosigned size in decimal and a newline."""
 
 
 class ParleyError(Exception):
@@ -18,3 +81,170 @@ class ProtocolError(ParleyError):
 
 class VerificationError(ParleyError):
     """A cryptographic or policy check failed; the message says which and why."""
+
+
+class UntrustedKeyError(VerificationError):
+    """A contact's account key is not trusted; the message says why and what to do."""
+
+
+class AuditFailure(VerificationError):
+    """A log failed its audit; `index` is the first entry that fails, when one does."""
+
+    def __init__(
+        self, log_id: str, reason: str, *, index: int | None = None, last: int | None = None
+    ) -> None:
+        if index is None:
+            where = ""
+        elif last is None or last == index:
+            where = f" index {index}"
+        else:
+            where = f" index {index}..{last}"
+        super().__init__(f"log {log_id}{where}: {reason}")
+        self.log_id = log_id
+        self.index = index
+        self.reason = reason
+
+
+class NotPermitted(ParleyError):
+    """An act the room's state does not allow; `reason` says which rule, the message why."""
+
+    def __init__(self, reason: Refusal, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class KeystoreError(ParleyError):
+    """The keystore is missing, damaged, or cannot be decrypted (wrong passphrase or modified)."""
+
+
+class ClientClosedError(ParleyError):
+    """This client was closed; open a new one."""
+
+
+class TransportError(ParleyError):
+    """The server could not be reached or the connection broke."""
+
+
+class APIError(ParleyError):
+    """The server answered with an error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} ({status} {code})")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class InvalidRequestError(APIError):
+    """The server found the request malformed or invalid (400, 422)."""
+
+
+class AuthenticationError(APIError):
+    """Not authenticated (401)."""
+
+
+class PermissionDeniedError(APIError):
+    """Authenticated but not allowed (403)."""
+
+
+class NotFoundError(APIError):
+    """No such thing, or not visible to this account (404)."""
+
+
+class ConflictError(APIError):
+    """The request clashes with the current state (409)."""
+
+
+class TooLargeError(APIError):
+    """Over a server limit (413)."""
+
+
+class RateLimitedError(APIError):
+    """Too many requests (429)."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: TooLargeError,
+    422: InvalidRequestError,
+    429: RateLimitedError,
+}
+
+
+def api_error(status: int, code: str, message: str) -> APIError:
+    """The exception for an error answer: the `APIError` subclass for `status`."""
+    return _BY_STATUS.get(status, APIError)(status, code, message)
+
+
+class WitnessStateError(ParleyError):
+    """The witness state file cannot be read, or is damaged."""
+
+
+class WitnessError(ParleyError):
+    """The witness refuses a request; `status` is the tlog-witness HTTP status."""
+
+    status = 400
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the answer body."""
+        return "text/plain; charset=utf-8"
+
+    @property
+    def body(self) -> str:
+        """The answer body: the reason, on one line."""
+        return f"{self}\n"
+
+
+class WitnessRequestError(WitnessError):
+    """400: the request is malformed, or its checkpoint is smaller than its old size."""
+
+    status = 400
+
+
+class WitnessSignatureError(WitnessError):
+    """403: no signature on the checkpoint verifies with the pinned log key."""
+
+    status = 403
+
+
+class WitnessUnknownLogError(WitnessError):
+    """404: the witness does not follow a log with this origin."""
+
+    status = 404
+
+
+class WitnessConflictError(WitnessError):
+    """409: the old size is not the size cosigned last, or that size has another root.
+
+    `size` is the size the witness cosigned last; a client whose view is
+    stale retries with it as the old size.
+    """
+
+    status = 409
+
+    def __init__(self, message: str, *, size: int, fork: bool = False) -> None:
+        super().__init__(message)
+        self.size = size
+        self.fork = fork
+        """True when the conflict is a second root for the cosigned size (a forked log)."""
+
+    @property
+    def content_type(self) -> str:
+        """``text/x.tlog.size``, as the specification requires."""
+        return SIZE_CONTENT_TYPE
+
+    @property
+    def body(self) -> str:
+        """The cosigned size in decimal, then a newline."""
+        return f"{self.size}\n"
+
+
+class WitnessProofError(WitnessError):
+    """422: the consistency proof does not verify from the cosigned checkpoint."""
+
+    status = 422

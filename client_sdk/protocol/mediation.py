@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from client_sdk.protocol.errors import NotPermitted
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import Action, Mode, Moderation, Roster
 
@@ -67,14 +68,6 @@ class Refusal(enum.StrEnum):
     MUTED = "muted"
     SHUTTLE = "shuttle"
     INVALID = "invalid"
-
-
-class NotPermitted(Exception):
-    """An act the room's state does not allow; the message says why."""
-
-    def __init__(self, reason: Refusal, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

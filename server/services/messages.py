@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol.encoding import b64d, canonical_json, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
-from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.mediation import NotPermitted, channel_devices
+from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
+from client_sdk.protocol.mediation import channel_devices
 from client_sdk.protocol.statements import Roster
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge

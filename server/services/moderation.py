@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol.encoding import b64d
-from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.mediation import NotPermitted, RoomState
+from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
+from client_sdk.protocol.mediation import RoomState
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (
     Action,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from client_sdk.protocol.mediation import NotPermitted, Refusal, RoomState, Status
+from client_sdk.protocol.errors import NotPermitted
+from client_sdk.protocol.mediation import Refusal, RoomState, Status
 from client_sdk.protocol.statements import Mode, Roster, SignedStatement, parse_statement
 from server.errors import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from server.storage.rooms import RoomRepository, RoomRow

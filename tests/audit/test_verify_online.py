@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 
-from client_sdk._errors import NotFoundError
 from client_sdk.audit import (
     AuditFailure,
     export_log,
@@ -13,6 +12,7 @@ from client_sdk.audit import (
     verify_bundle,
     verify_log,
 )
+from client_sdk.protocol.errors import NotFoundError
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.merkle import root_from_leaf_hashes
 from client_sdk.protocol.note import Checkpoint

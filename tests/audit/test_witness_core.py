@@ -9,20 +9,17 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.audit.witness import (
+from client_sdk.audit.witness import AddCheckpointRequest, Witness, check_quorum, read_witness_state
+from client_sdk.protocol.errors import (
     SIZE_CONTENT_TYPE,
-    AddCheckpointRequest,
-    Witness,
+    VerificationError,
     WitnessConflictError,
     WitnessProofError,
     WitnessRequestError,
     WitnessSignatureError,
     WitnessStateError,
     WitnessUnknownLogError,
-    check_quorum,
-    read_witness_state,
 )
-from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.merkle import (
     consistency_proof_from_leaves,
     leaf_hash,

@@ -8,7 +8,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
-from client_sdk._errors import PermissionDeniedError
 from client_sdk.audit import (
     AuditFailure,
     fetch_checkpoint,
@@ -17,15 +16,16 @@ from client_sdk.audit import (
     verify_log,
     witness_once,
 )
-from client_sdk.audit.witness import (
-    Witness,
+from client_sdk.audit.witness import Witness
+from client_sdk.audit.witness_online import WITNESS_KEY
+from client_sdk.protocol.encoding import b64d
+from client_sdk.protocol.errors import (
+    PermissionDeniedError,
+    VerificationError,
     WitnessConflictError,
     WitnessProofError,
     WitnessRequestError,
 )
-from client_sdk.audit.witness_online import WITNESS_KEY
-from client_sdk.protocol.encoding import b64d
-from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.merkle import root_from_leaf_hashes
 from client_sdk.protocol.note import Checkpoint, cosign, parse_verifier_key, verify_cosignature

@@ -14,15 +14,13 @@ from client_sdk.keystore import (
     KEYSTORE_FILENAME,
     CheckpointRecord,
     Keystore,
-    KeystoreError,
     KeystoreState,
     PinResult,
-    UntrustedKeyError,
     default_home,
     passphrase_from_env_or_prompt,
 )
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json
-from client_sdk.protocol.errors import VerificationError
+from client_sdk.protocol.errors import KeystoreError, UntrustedKeyError, VerificationError
 from client_sdk.protocol.keys import EncryptionKey, SigningKey
 from client_sdk.protocol.models import Role
 
