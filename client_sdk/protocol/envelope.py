@@ -16,7 +16,10 @@ Sealing a message:
 5. The sender's Ed25519 device key signs ``canonical({header, wraps})``.
 
 `open_envelope` checks everything before returning a plaintext; any failure
-is a `VerificationError`.
+is a `VerificationError`. Its two halves serve verifiable excerpts: a member
+unwraps one message's content key (`unwrap_content_key`) to reveal it, and an
+outsider opens that message alone with it (`decrypt_content`), after the key
+commitment matches.
 """
 
 from __future__ import annotations
@@ -250,19 +253,44 @@ def open_envelope(
 ) -> dict[str, Any]:
     """Verify and decrypt `envelope` for `recipient_device`; return the content object."""
     check_envelope(envelope, sender_signing_key)
-    header = envelope.header
+    content_key = unwrap_content_key(
+        envelope, recipient_device=recipient_device, recipient_key=recipient_key
+    )
+    return decrypt_content(envelope, content_key)
+
+
+def unwrap_content_key(
+    envelope: Envelope, *, recipient_device: str, recipient_key: EncryptionKey
+) -> bytes:
+    """The content key, unwrapped from this device's key wrap (HPKE).
+
+    Checks neither the signature (`check_envelope`) nor the key commitment
+    (`decrypt_content`). A member reveals this key to prove one message in a
+    verifiable excerpt. Raises `VerificationError`.
+    """
     wrap = envelope.wraps.get(recipient_device)
     if wrap is None:
         raise VerificationError("this device is not a recipient of the message")
-    suite = _SUITES[header.suite]
+    suite = _SUITES[envelope.header.suite]
     try:
-        content_key = suite.decrypt(
+        return suite.decrypt(
             b64d(wrap),
             recipient_key.hpke_private(),
-            info=wrap_info(header, envelope.header_hash(), recipient_device),
+            info=wrap_info(envelope.header, envelope.header_hash(), recipient_device),
         )
     except (InvalidTag, ValueError, ProtocolError) as exc:
         raise VerificationError("cannot unwrap the content key for this device") from exc
+
+
+def decrypt_content(envelope: Envelope, content_key: bytes) -> dict[str, Any]:
+    """Decrypt with a content key already in hand; return the content object.
+
+    Checks the key against the header's commitment first, so a revealed key
+    (a verifiable excerpt) opens this message and proves it is the one the
+    sender committed to. It does not check the signature: `check_envelope`
+    does. Raises `VerificationError`.
+    """
+    header = envelope.header
     if len(content_key) != CONTENT_KEY_LEN:
         raise VerificationError("content key has the wrong length")
     if not secrets.compare_digest(
@@ -273,7 +301,7 @@ def open_envelope(
         padded = ChaCha20Poly1305(content_key).decrypt(
             _ZERO_NONCE, b64d(envelope.ciphertext), _aad(header)
         )
-    except InvalidTag as exc:
+    except (InvalidTag, ProtocolError) as exc:
         raise VerificationError("ciphertext fails authentication") from exc
     try:
         return parse_json_object(unpad(padded))
