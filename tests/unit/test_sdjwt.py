@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -449,3 +450,25 @@ def test_a_payload_outside_the_dossier_format_is_refused(
     payload = {**claims([{"...": digest("x")}]), **change}
     with pytest.raises(VerificationError, match="not a dossier"):
         verify(resign(key, payload, []), key)
+
+
+# The RFC's own examples
+
+RFC9901_VECTORS = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "rfc9901" / "disclosures.json").read_text()
+)
+
+
+@pytest.mark.parametrize("vector", RFC9901_VECTORS, ids=lambda v: v["disclosure"][:16])
+def test_the_rfc_example_disclosures_decode_and_hash_as_the_rfc_says(
+    vector: dict[str, Any],
+) -> None:
+    decoded = parse_disclosure(vector["disclosure"])
+    contents = vector["contents"]
+    assert (decoded.salt, decoded.value) == (contents[0], contents[-1])
+    assert decoded.name == (contents[1] if len(contents) == 3 else None)
+    first = RFC9901_VECTORS[0]["digest"]
+    if vector["digest"] is not None:
+        assert decoded.digest == digest(vector["disclosure"]) == vector["digest"]
+    else:
+        assert decoded.digest != first  # another encoding of the same claim
