@@ -190,7 +190,7 @@ class World:
         )
         self.messages[index] = ExcerptMessage(
             envelope=envelope,
-            content_key=b64e(self._content_key(envelope, sender)),
+            content_key=b64e(self._content_key(envelope, people[devices[0]])),
             entry=self.room.entry(index),
         )
         return index

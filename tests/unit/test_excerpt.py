@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.excerpt import Excerpt, parse_excerpt, verify_excerpt
+from client_sdk.protocol.excerpt import Excerpt, build_excerpt, parse_excerpt, verify_excerpt
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.note import format_verifier_key
 from tests.support.excerpts import HOST, ROOM, T0, World
@@ -214,6 +214,27 @@ def test_a_message_sealed_to_other_devices_than_its_channel_is_refused(world: Wo
     data["messages"][0]["envelope"]["header"]["channel"] = "plenary"
     with pytest.raises(VerificationError, match="not sealed to exactly the devices of plenary"):
         verify_excerpt(parse_excerpt(json.dumps(data).encode()))
+
+
+def test_a_message_posted_by_a_side_outside_its_channel_is_refused() -> None:
+    w = World()
+    w.publish_roster([w.mediator, w.alice, w.bob])
+    index = w.send(w.bob, "Into side A's caucus.", channel="caucus-a")
+    with pytest.raises(VerificationError, match="side b does not post in caucus-a"):
+        verify_excerpt(w.excerpt([index]))
+
+
+def test_building_without_the_roster_a_message_needs_is_refused(world: World) -> None:
+    excerpt = world.excerpt([5])
+    with pytest.raises(ProtocolError, match="roster version 1 is needed"):
+        build_excerpt(
+            room_id=ROOM,
+            room_log=excerpt.room_log,
+            directory_log=excerpt.directory_log,
+            messages=excerpt.messages,
+            rosters=excerpt.rosters[1:],
+            directory=excerpt.directory,
+        )
 
 
 @pytest.mark.parametrize(

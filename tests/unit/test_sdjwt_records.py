@@ -14,6 +14,7 @@ from client_sdk.protocol.sdjwt import (
     DossierLimits,
     check_records,
     issue_dossier,
+    load_records,
     parse_fields_spec,
     parse_records_spec,
 )
@@ -144,3 +145,15 @@ def test_any_json_record_file_is_accepted_or_refused_with_protocol_error(value: 
         check_records(value)
     except ProtocolError:
         pass
+
+
+def test_a_record_file_is_read_strictly() -> None:
+    assert load_records(b'[{"name": "A", "rank": "cpl"}]') == [{"name": "A", "rank": "cpl"}]
+    with pytest.raises(ProtocolError, match="repeats the member 'name'"):
+        load_records(b'[{"name": "A", "name": "B"}]')
+    with pytest.raises(ProtocolError, match="not JSON"):
+        load_records(b"name,rank\nA,cpl\n")
+    with pytest.raises(ProtocolError, match="not JSON"):
+        load_records(b'[{"n": NaN}]')
+    with pytest.raises(ProtocolError, match="larger than 10 bytes"):
+        load_records(b'[{"name": "A"}]', DossierLimits(max_bytes=10))

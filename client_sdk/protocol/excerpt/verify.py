@@ -36,7 +36,7 @@ from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.excerpt.format import Excerpt, ExcerptMessage, LogEntry, LoggedStatement
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import LogLeaf, parse_leaf
-from client_sdk.protocol.mediation import channel_devices
+from client_sdk.protocol.mediation import channel_devices, channel_sides
 from client_sdk.protocol.merkle import leaf_hash, verify_inclusion
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.note import (
@@ -307,6 +307,10 @@ def _message(
     member = roster.device_owner(header.sender_device)
     if member is None:
         raise VerificationError(f"{what}: the sender is not in roster version {roster.version}")
+    if member.side is Side.OBSERVER or member.side not in (channel_sides(header.channel) or ()):
+        raise VerificationError(
+            f"{what}: side {member.side.value} does not post in {header.channel}"
+        )
     signing_key = member.signing_key_of(header.sender_device)
     _check_device(
         directory, member.account_id, member.account_key, header.sender_device, signing_key

@@ -19,6 +19,7 @@ from client_sdk.protocol.sdjwt.records import (
     DEFAULT_LIMITS,
     DossierLimits,
     check_records,
+    load_records,
     parse_fields_spec,
     parse_records_spec,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "issue_dossier",
     "jwk_public_key",
     "load_issued",
+    "load_records",
     "parse_fields_spec",
     "parse_records_spec",
     "public_jwk",

@@ -25,7 +25,7 @@ from typing import Any
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.models import JSON_SAFE_INT
 from client_sdk.protocol.sdjwt.disclosure import RESERVED_NAMES
-from client_sdk.protocol.sdjwt.jws import dumps_compact
+from client_sdk.protocol.sdjwt.jws import dumps_compact, loads_strict
 
 MAX_NAME_LEN = 128
 _SPEC_TOKEN = re.compile(r"([0-9]+)(?:-([0-9]+))?")
@@ -104,6 +104,18 @@ def check_records(records: object, limits: DossierLimits = DEFAULT_LIMITS) -> li
     if len(dumps_compact(records)) > limits.max_bytes:
         raise ProtocolError(f"the records are larger than {limits.max_bytes} bytes")
     return records
+
+
+def load_records(data: bytes, limits: DossierLimits = DEFAULT_LIMITS) -> list[dict[str, Any]]:
+    """Parse and check a record file's bytes: size first, then strict JSON (a field
+    named twice in one record is an error, not a silent overwrite), then the format."""
+    if len(data) > limits.max_bytes:
+        raise ProtocolError(f"the record file is larger than {limits.max_bytes} bytes")
+    try:
+        records = loads_strict(data)
+    except ProtocolError as exc:
+        raise ProtocolError(f"the record file is not JSON: {exc}") from exc
+    return check_records(records, limits)
 
 
 def parse_records_spec(spec: str, count: int) -> list[int]:
