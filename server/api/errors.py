@@ -3,11 +3,14 @@ WebSocket close codes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from client_sdk.protocol.wire.errors import error_body as wire_error_body
 from server.errors import (
     Conflict,
     DomainError,
@@ -56,9 +59,9 @@ _HTTP_CODES = {
 }
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The JSON error body every failure uses."""
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The JSON error body every failure uses (`client_sdk.protocol.wire.errors.ErrorBody`)."""
+    return wire_error_body(code, message).model_dump(mode="json")
 
 
 def status_for(error: DomainError) -> int:

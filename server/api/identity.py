@@ -7,9 +7,7 @@ from fastapi import APIRouter, Query, Response
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.models import JSON_SAFE_INT, Role
 from client_sdk.protocol.statements import SignedStatement
-from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
-from server.log.appender import Appended
-from server.schemas.identity import (
+from client_sdk.protocol.wire.identity import (
     AccountOut,
     AccountSummary,
     ChallengeRequest,
@@ -28,7 +26,9 @@ from server.schemas.identity import (
     TokenRequest,
     TokenResponse,
 )
-from server.schemas.logs import LoggedOut
+from client_sdk.protocol.wire.logs import LoggedOut
+from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
+from server.log.appender import Appended
 from server.services.identity import AccountView
 
 router = APIRouter(prefix="/v1")

@@ -9,9 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.models import JSON_SAFE_INT
-from server.api.deps import CurrentPrincipal, LogsDep, PathId
-from server.errors import InvalidInput, NotFound
-from server.schemas.logs import (
+from client_sdk.protocol.wire.logs import (
     ConsistencyOut,
     CosignatureIn,
     EntriesOut,
@@ -21,6 +19,8 @@ from server.schemas.logs import (
     WitnessIn,
     WitnessOut,
 )
+from server.api.deps import CurrentPrincipal, LogsDep, PathId
+from server.errors import InvalidInput, NotFound
 from server.services.common import decode_b64
 
 router = APIRouter(prefix="/v1")

@@ -2,32 +2,35 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import APIRouter, Query
 
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import Envelope
-from client_sdk.protocol.models import JSON_SAFE_INT
-from client_sdk.protocol.statements import SignedStatement
-from server.api.deps import CurrentPrincipal, MessagesDep, ModerationDep, PathId, RoomsDep
-from server.api.identity import logged_out
-from server.schemas.rooms import (
+from client_sdk.protocol.mediation import Status
+from client_sdk.protocol.models import JSON_SAFE_INT, Side
+from client_sdk.protocol.statements import Mode, SignedStatement
+from client_sdk.protocol.wire.events import EventKind, EventOut, EventsPage, SendResponse
+from client_sdk.protocol.wire.rooms import (
     CreateRoomRequest,
-    EventOut,
-    EventsPage,
     ModerateRequest,
     ModerationOut,
     RoomOut,
     RoomStateOut,
     RoomSummary,
     RosterOut,
-    SendResponse,
     UpdateRosterRequest,
 )
+from server.api.deps import CurrentPrincipal, MessagesDep, ModerationDep, PathId, RoomsDep
+from server.api.identity import logged_out
 from server.services.messages import EventBatch, event_payload
 from server.services.rooms import RoomView
 from server.storage.events import EventRow
 
 router = APIRouter(prefix="/v1/rooms")
+
+PageT = TypeVar("PageT", bound=EventsPage)
 
 
 @router.post("", status_code=201)
@@ -47,8 +50,8 @@ async def list_rooms(principal: CurrentPrincipal, rooms: RoomsDep) -> list[RoomS
         RoomSummary(
             room_id=r.id,
             title=r.title,
-            status=r.status,
-            mode=r.mode,
+            status=Status(r.status),
+            mode=Mode(r.mode),
             roster_version=r.roster_version,
             last_seq=r.last_seq,
         )
@@ -119,8 +122,8 @@ async def moderate(
         checkpoint=result.checkpoint,
         inclusion_proof=[b64e(h) for h in result.inclusion_proof],
         state=RoomStateOut(
-            mode=state.mode.value,
-            status=state.status.value,
+            mode=state.mode,
+            status=state.status,
             caucuses=sorted(state.caucuses),
             muted=sorted(state.muted),
         ),
@@ -138,13 +141,15 @@ async def events(
 ) -> EventsPage:
     """Events with a sequence number above `after`, in order, with their proofs."""
     return events_page(
-        await messages.events(principal, room_id, after=after, limit=limit, since=since), after
+        await messages.events(principal, room_id, after=after, limit=limit, since=since),
+        after,
+        EventsPage,
     )
 
 
-def events_page(batch: EventBatch, after: int) -> EventsPage:
-    """The wire form of a batch of events and their proofs."""
-    return EventsPage(
+def events_page(batch: EventBatch, after: int, shape: type[PageT]) -> PageT:
+    """The wire form of a batch of events and their proofs (a page, or a stream frame)."""
+    return shape(
         events=[
             event_out(r, batch.leaves[r.leaf_index], batch.inclusion_proofs[r.leaf_index])
             for r in batch.events
@@ -161,7 +166,7 @@ def event_out(row: EventRow, leaf: bytes, proof: list[bytes]) -> EventOut:
     """The wire form of a stored event."""
     return EventOut(
         seq=row.seq,
-        kind=row.kind,
+        kind=EventKind(row.kind),
         channel=row.channel,
         message_id=row.message_id,
         sender_device=row.sender_device,
@@ -179,13 +184,13 @@ def room_out(view: RoomView) -> RoomOut:
     return RoomOut(
         room_id=room.id,
         title=room.title,
-        status=room.status,
-        mode=room.mode,
+        status=Status(room.status),
+        mode=Mode(room.mode),
         caucuses=[c for c in room.caucuses.split(",") if c],
         require_verified=room.require_verified,
         roster_version=room.roster_version,
         last_seq=room.last_seq,
-        side=view.side,
+        side=Side(view.side),
         created_at=room.created_at,
         roster=SignedStatement.model_validate_json(view.roster.statement),
         logged=None if view.logged is None else logged_out(view.logged),

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from client_sdk.protocol.wire.stream import BatchFrame, PongFrame, ReadyFrame
 from server.api.deps import Services, bearer_token
 from server.api.errors import WS_CLOSE_OVERFLOW, ws_close_code
 from server.api.rooms import events_page
@@ -114,7 +115,7 @@ async def _serve(
 ) -> None:
     hub = services.messages.fanout.hub
     with hub.subscribe(room_id) as sub:
-        await websocket.send_json({"type": "ready"})
+        await websocket.send_json(ReadyFrame().model_dump(mode="json"))
         cursor = after
 
         async def pump() -> None:
@@ -124,8 +125,8 @@ async def _serve(
                     principal, room_id, after=cursor, limit=PAGE, since=since
                 )
                 if batch.events:
-                    page = events_page(batch, cursor).model_dump(mode="json")
-                    await websocket.send_json({"type": "batch", **page})
+                    frame = events_page(batch, cursor, BatchFrame)
+                    await websocket.send_json(frame.model_dump(mode="json"))
                     cursor = batch.events[-1].seq
                     since = batch.size
                 if len(batch.events) < PAGE:
@@ -149,7 +150,7 @@ async def _serve(
                 if message["type"] == "websocket.disconnect":
                     return
                 if message.get("text") and '"ping"' in message["text"]:
-                    await websocket.send_json({"type": "pong"})
+                    await websocket.send_json(PongFrame().model_dump(mode="json"))
 
         sender = asyncio.ensure_future(send_loop())
         receiver = asyncio.ensure_future(receive_loop())

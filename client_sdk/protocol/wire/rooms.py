@@ -1,14 +1,14 @@
-"""Wire models for rooms, rosters and events."""
+"""Rooms, rosters and moderation."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import StrictBool
 
-from client_sdk.protocol.models import B64, Ident, Int, Name, WireModel
-from client_sdk.protocol.statements import SignedStatement
-from server.schemas.logs import LoggedOut
+from client_sdk.protocol.mediation import Status
+from client_sdk.protocol.models import B64, Ident, Int, Name, Side, WireModel
+from client_sdk.protocol.statements import Mode, SignedStatement
+from client_sdk.protocol.wire.base import Answer
+from client_sdk.protocol.wire.logs import LoggedOut
 
 
 class CreateRoomRequest(WireModel):
@@ -31,16 +31,16 @@ class ModerateRequest(WireModel):
     statement: SignedStatement
 
 
-class RoomStateOut(WireModel):
+class RoomStateOut(Answer):
     """What moderation changes: mode, status, open caucuses, muted members."""
 
-    mode: str
-    status: str
+    mode: Mode
+    status: Status
     caucuses: list[str]
     muted: list[Ident]
 
 
-class ModerationOut(WireModel):
+class ModerationOut(Answer):
     """Where a moderation act landed, with its proof and the state after it."""
 
     seq: Int
@@ -51,79 +51,38 @@ class ModerationOut(WireModel):
     state: RoomStateOut
 
 
-class RoomOut(WireModel):
+class RoomOut(Answer):
     """A room as its members see it."""
 
     room_id: Ident
     title: Name
-    status: str
-    mode: str
+    status: Status
+    mode: Mode
     caucuses: list[str]
     require_verified: bool
     roster_version: Int
     last_seq: Int
-    side: str
+    side: Side
     created_at: Int
     roster: SignedStatement
     logged: LoggedOut | None = None
     """After a roster change: the roster's leaf and its proof."""
 
 
-class RoomSummary(WireModel):
+class RoomSummary(Answer):
     """One line of the room list."""
 
     room_id: Ident
     title: Name
-    status: str
-    mode: str
+    status: Status
+    mode: Mode
     roster_version: Int
     last_seq: Int
 
 
-class RosterOut(WireModel):
+class RosterOut(Answer):
     """One signed roster version and the event that carried it."""
 
     version: Int
     seq: Int
     roster: SignedStatement
-
-
-class SendResponse(WireModel):
-    """Where an accepted message landed."""
-
-    seq: Int
-    leaf_index: Int
-    message_id: Ident
-    created_at: Int
-    checkpoint: str
-    inclusion_proof: list[B64]
-
-
-class EventOut(WireModel):
-    """One room event: a signed roster or an envelope, as stored."""
-
-    seq: Int
-    kind: str
-    channel: str | None
-    message_id: str | None
-    sender_device: Ident
-    leaf_index: Int
-    created_at: Int
-    payload: dict[str, Any] | None
-    leaf: B64
-    inclusion_proof: list[B64]
-
-
-class EventsPage(WireModel):
-    """A page of events; ask again with ``after=next_after`` for more.
-
-    Every event's leaf is proven included in `checkpoint` (the log at `size`),
-    and `consistency_proof` shows that checkpoint extends the size `since`.
-    """
-
-    events: list[EventOut]
-    next_after: Int
-    size: Int
-    checkpoint: str
-    since: Int
-    consistency_proof: list[B64]

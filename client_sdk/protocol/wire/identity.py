@@ -1,4 +1,4 @@
-"""Wire models for enrollment, login and the key directory."""
+"""Enrollment, login and the key directory."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pydantic import AfterValidator, Field
 
 from client_sdk.protocol.models import B64, Ident, Int, Name, Role, WireModel
 from client_sdk.protocol.statements import SignedStatement
-from server.schemas.logs import LoggedOut
+from client_sdk.protocol.wire.base import Answer
+from client_sdk.protocol.wire.logs import LoggedOut
 
 
 class EnrollRequest(WireModel):
@@ -26,7 +27,7 @@ class EnrollPreviewRequest(WireModel):
     token: str = Field(min_length=1, max_length=200)
 
 
-class EnrollPreview(WireModel):
+class EnrollPreview(Answer):
     """The pending account a token enrolls: what the registration must state."""
 
     account_id: Ident
@@ -34,7 +35,7 @@ class EnrollPreview(WireModel):
     role: Role
 
 
-class EnrollResponse(WireModel):
+class EnrollResponse(Answer):
     """The enrolled account and device, and the directory leaves that logged them."""
 
     account_id: Ident
@@ -48,7 +49,7 @@ class ChallengeRequest(WireModel):
     device_id: Ident
 
 
-class ChallengeResponse(WireModel):
+class ChallengeResponse(Answer):
     """A single-use nonce and its expiry (ms since the epoch)."""
 
     nonce: B64
@@ -63,14 +64,14 @@ class TokenRequest(WireModel):
     signature: B64
 
 
-class TokenResponse(WireModel):
+class TokenResponse(Answer):
     """An opaque bearer token and its expiry (ms since the epoch)."""
 
     token: str
     expires_at: Int
 
 
-class EncryptionKeyOut(WireModel):
+class EncryptionKeyOut(Answer):
     """A device's current encryption key with its certificate."""
 
     key_id: Ident
@@ -79,7 +80,7 @@ class EncryptionKeyOut(WireModel):
     cert: SignedStatement
 
 
-class DeviceOut(WireModel):
+class DeviceOut(Answer):
     """A device with its certificate and current encryption key."""
 
     device_id: Ident
@@ -88,7 +89,7 @@ class DeviceOut(WireModel):
     encryption_key: EncryptionKeyOut | None
 
 
-class DirectoryEntryOut(WireModel):
+class DirectoryEntryOut(Answer):
     """One directory leaf about the account, the statement it logs, and its proof."""
 
     index: Int
@@ -98,7 +99,7 @@ class DirectoryEntryOut(WireModel):
     inclusion_proof: list[B64]
 
 
-class DirectoryProofOut(WireModel):
+class DirectoryProofOut(Answer):
     """The account's directory leaves proven against one checkpoint."""
 
     entries: list[DirectoryEntryOut]
@@ -108,7 +109,7 @@ class DirectoryProofOut(WireModel):
     consistency_proof: list[B64]
 
 
-class AccountOut(WireModel):
+class AccountOut(Answer):
     """An enrolled account as the directory shows it."""
 
     account_id: Ident
@@ -120,7 +121,7 @@ class AccountOut(WireModel):
     directory: DirectoryProofOut | None
 
 
-class AccountSummary(WireModel):
+class AccountSummary(Answer):
     """One line of the account list."""
 
     account_id: Ident
@@ -140,7 +141,7 @@ class EnrollmentTokenRequest(WireModel):
     name: Annotated[Name, AfterValidator(_no_nul)]
 
 
-class EnrollmentTokenResponse(WireModel):
+class EnrollmentTokenResponse(Answer):
     """A pending party account and its one-time token."""
 
     account_id: Ident

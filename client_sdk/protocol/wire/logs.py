@@ -1,4 +1,4 @@
-"""Wire models for logs, proofs, witnesses and cosignatures."""
+"""Logs, proofs, witnesses and cosignatures; `LoggedOut` answers every append."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import Field
 
 from client_sdk.protocol.models import B64, Ident, Int, WireModel
+from client_sdk.protocol.wire.base import Answer
 
 
-class LogOut(WireModel):
+class LogOut(Answer):
     """A log's identity: what a verifier needs to check its checkpoints."""
 
     log_id: Ident
@@ -19,7 +20,7 @@ class LogOut(WireModel):
     cosigned_size: Int | None
 
 
-class EntryOut(WireModel):
+class EntryOut(Answer):
     """One leaf, its hash, and what its actor signed (never content)."""
 
     index: Int
@@ -28,13 +29,13 @@ class EntryOut(WireModel):
     signed: dict[str, Any] | None
 
 
-class EntriesOut(WireModel):
+class EntriesOut(Answer):
     """A range of leaves."""
 
     entries: list[EntryOut]
 
 
-class InclusionOut(WireModel):
+class InclusionOut(Answer):
     """An inclusion proof of leaf `index` in the tree of `size` leaves."""
 
     index: Int
@@ -42,7 +43,7 @@ class InclusionOut(WireModel):
     proof: list[B64]
 
 
-class ConsistencyOut(WireModel):
+class ConsistencyOut(Answer):
     """A consistency proof from `size1` to `size2`."""
 
     size1: Int
@@ -56,7 +57,7 @@ class WitnessIn(WireModel):
     vkey: str = Field(min_length=1, max_length=500)
 
 
-class WitnessOut(WireModel):
+class WitnessOut(Answer):
     """A registered witness key."""
 
     name: str
@@ -71,7 +72,7 @@ class CosignatureIn(WireModel):
     cosignature: str = Field(min_length=1, max_length=1000)
 
 
-class LoggedOut(WireModel):
+class LoggedOut(Answer):
     """Where an appended leaf landed: its index and time, the checkpoint of the size it
     made, and its inclusion proof in that checkpoint."""
 
