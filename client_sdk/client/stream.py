@@ -22,9 +22,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from client_sdk.client.http import HttpSession
 from client_sdk.protocol.errors import ProtocolError, TransportError, api_error
+from client_sdk.protocol.wire.stream import CloseCode
 
-_FATAL_CLOSE = {4400: 400, 4403: 403, 4404: 404, 4409: 409, 4422: 422}
-_RELOGIN_CLOSE = 4401
 MAX_BACKOFF_SECONDS = 5.0
 MAX_CONSECUTIVE_FAILURES = 50
 
@@ -46,6 +45,14 @@ _ALLOWED = {
     StreamState.BACKING_OFF: {StreamState.CONNECTING, StreamState.CLOSED},
     StreamState.CLOSED: set(),
 }
+
+
+def _close_code(code: int | None) -> CloseCode | None:
+    """The server's close code, or None for any other (a network close: reconnect)."""
+    try:
+        return None if code is None else CloseCode(code)
+    except ValueError:
+        return None
 
 
 def ws_url(server: str) -> str:
@@ -110,9 +117,10 @@ class EventStream:
                 except ConnectionClosed as closed:
                     code = closed.rcvd.code if closed.rcvd else None
                     reason = closed.rcvd.reason if closed.rcvd else ""
-                    if code in _FATAL_CLOSE:
-                        raise api_error(_FATAL_CLOSE[code], "stream_closed", reason) from closed
-                    relogin = code == _RELOGIN_CLOSE
+                    close = _close_code(code)
+                    if close is not None and close.fatal and close.http_status is not None:
+                        raise api_error(close.http_status, "stream_closed", reason) from closed
+                    relogin = close is CloseCode.UNAUTHENTICATED
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
                     failures += 1
                     if failures >= MAX_CONSECUTIVE_FAILURES:

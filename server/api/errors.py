@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from client_sdk.protocol.wire.errors import error_body as wire_error_body
+from client_sdk.protocol.wire.stream import CloseCode
 from server.errors import (
     Conflict,
     DomainError,
@@ -34,17 +35,15 @@ STATUS: dict[type[DomainError], int] = {
     RateLimited: 429,
 }
 
-WS_CLOSE: dict[type[DomainError], int] = {
-    MalformedInput: 4400,
-    NotAuthenticated: 4401,
-    NotAllowed: 4403,
-    NotFound: 4404,
-    Conflict: 4409,
-    InvalidInput: 4422,
-    RateLimited: 4429,
+WS_CLOSE: dict[type[DomainError], CloseCode] = {
+    MalformedInput: CloseCode.MALFORMED,
+    NotAuthenticated: CloseCode.UNAUTHENTICATED,
+    NotAllowed: CloseCode.FORBIDDEN,
+    NotFound: CloseCode.NOT_FOUND,
+    Conflict: CloseCode.CONFLICT,
+    InvalidInput: CloseCode.INVALID,
+    RateLimited: CloseCode.RATE_LIMITED,
 }
-WS_CLOSE_OVERFLOW = 4008
-"""The subscriber fell behind; reconnect and resume from the cursor."""
 
 _HTTP_CODES = {
     400: "malformed",
@@ -72,12 +71,12 @@ def status_for(error: DomainError) -> int:
     return 400
 
 
-def ws_close_code(error: DomainError) -> int:
+def ws_close_code(error: DomainError) -> CloseCode:
     """The WebSocket close code of a domain error."""
     for cls in type(error).__mro__:
         if cls in WS_CLOSE:
             return WS_CLOSE[cls]
-    return 4400
+    return CloseCode.MALFORMED
 
 
 async def _domain(_request: Request, exc: Exception) -> JSONResponse:

@@ -8,8 +8,9 @@ after ``SEQ`` and then streams new ones as ``{"type": "batch", ...}`` frames
 shaped like a page of ``GET /v1/rooms/{id}/events`` (events with their
 inclusion proofs, the checkpoint, and its consistency proof from the previous
 batch's size, or from ``since`` for the first): no gap, no duplicate. A
-subscriber that falls behind is closed with 4008 and resumes from its
-cursor; other failures close with the codes of `server.api.errors`.
+subscriber that falls behind is closed with `CloseCode.OVERFLOW` (4008) and
+resumes from its cursor; other failures close with the `CloseCode` that
+`server.api.errors` maps them to (`client_sdk.protocol.wire.stream`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from client_sdk.protocol.wire.stream import BatchFrame, PongFrame, ReadyFrame
+from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, PongFrame, ReadyFrame
 from server.api.deps import Services, bearer_token
-from server.api.errors import WS_CLOSE_OVERFLOW, ws_close_code
+from server.api.errors import ws_close_code
 from server.api.rooms import events_page
 from server.errors import DomainError, MalformedInput, NotAuthenticated, NotFound, RateLimited
 from server.services.common import Principal
@@ -139,7 +140,7 @@ async def _serve(
                 while not sub.queue.empty():
                     seq = max(seq, sub.queue.get_nowait())
                 if sub.overflowed.is_set():
-                    await _close(websocket, WS_CLOSE_OVERFLOW, "subscriber fell behind; resume")
+                    await _close(websocket, CloseCode.OVERFLOW, "subscriber fell behind; resume")
                     return
                 if seq > cursor:
                     await pump()
