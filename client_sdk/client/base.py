@@ -41,7 +41,9 @@ SEALED_KEPT = 1024
 _ROSTER_HEADS = "roster_heads"
 """Keystore ``extra`` entry: room id -> [newest verified roster version, its body hash]."""
 DAY_MS = 24 * 3600 * 1000
+"""One day in milliseconds, the unit of every time the SDK keeps."""
 DEFAULT_KEY_LIFETIME_MS = 14 * DAY_MS
+"""How long a new encryption key's certificate is valid (``not_after``)."""
 ROTATE_AFTER_MS = 7 * DAY_MS
 """Encryption keys are replaced weekly..."""
 RETIRED_KEY_GRACE_MS = 7 * DAY_MS
