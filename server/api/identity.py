@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fastapi import APIRouter, Query, Response
 
 from client_sdk.protocol.encoding import b64e
@@ -28,7 +30,6 @@ from client_sdk.protocol.wire.identity import (
 )
 from client_sdk.protocol.wire.logs import LoggedOut
 from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
-from server.log.appender import Appended
 from server.services.identity import AccountView
 
 router = APIRouter(prefix="/v1")
@@ -137,7 +138,28 @@ async def rotate(
     return logged_out(await identity.rotate_encryption_key(principal, body.cert))
 
 
-def logged_out(appended: Appended) -> LoggedOut:
+class AppendedLeaf(Protocol):
+    """What a service answers an append with: where the leaf landed, the checkpoint of the
+    size it made, and its inclusion proof. (Routes never import the log itself.)"""
+
+    @property
+    def index(self) -> int:
+        """The leaf's index in its log."""
+
+    @property
+    def server_time(self) -> int:
+        """When the server appended it (ms since the epoch)."""
+
+    @property
+    def checkpoint(self) -> str:
+        """The signed checkpoint of the size it made."""
+
+    @property
+    def inclusion_proof(self) -> list[bytes]:
+        """The leaf's inclusion proof in that checkpoint."""
+
+
+def logged_out(appended: AppendedLeaf) -> LoggedOut:
     """The wire form of an appended leaf and its proof."""
     return LoggedOut(
         leaf_index=appended.index,

@@ -26,7 +26,6 @@ from server.api.deps import CurrentPrincipal, MessagesDep, ModerationDep, PathId
 from server.api.identity import logged_out
 from server.services.messages import EventBatch, event_payload
 from server.services.rooms import RoomView
-from server.storage.events import EventRow
 
 router = APIRouter(prefix="/v1/rooms")
 
@@ -151,30 +150,25 @@ def events_page(batch: EventBatch, after: int, shape: type[PageT]) -> PageT:
     """The wire form of a batch of events and their proofs (a page, or a stream frame)."""
     return shape(
         events=[
-            event_out(r, batch.leaves[r.leaf_index], batch.inclusion_proofs[r.leaf_index])
-            for r in batch.events
+            EventOut(
+                seq=row.seq,
+                kind=EventKind(row.kind),
+                channel=row.channel,
+                message_id=row.message_id,
+                sender_device=row.sender_device,
+                leaf_index=row.leaf_index,
+                created_at=row.created_at,
+                payload=event_payload(row),
+                leaf=b64e(batch.leaves[row.leaf_index]),
+                inclusion_proof=[b64e(h) for h in batch.inclusion_proofs[row.leaf_index]],
+            )
+            for row in batch.events
         ],
         next_after=batch.events[-1].seq if batch.events else after,
         size=batch.size,
         checkpoint=batch.checkpoint,
         since=batch.since,
         consistency_proof=[b64e(h) for h in batch.consistency_proof],
-    )
-
-
-def event_out(row: EventRow, leaf: bytes, proof: list[bytes]) -> EventOut:
-    """The wire form of a stored event."""
-    return EventOut(
-        seq=row.seq,
-        kind=EventKind(row.kind),
-        channel=row.channel,
-        message_id=row.message_id,
-        sender_device=row.sender_device,
-        leaf_index=row.leaf_index,
-        created_at=row.created_at,
-        payload=event_payload(row),
-        leaf=b64e(leaf),
-        inclusion_proof=[b64e(h) for h in proof],
     )
 
 

@@ -114,8 +114,7 @@ async def _serve(
     after: int,
     since: int,
 ) -> None:
-    hub = services.messages.fanout.hub
-    with hub.subscribe(room_id) as sub:
+    with services.messages.subscribe(room_id) as sub:
         await websocket.send_json(ReadyFrame().model_dump(mode="json"))
         cursor = after
 
