@@ -1,7 +1,7 @@
 """Running an auditor's witness against a Parley server (`parley audit witness`).
 
 The witness key is a dedicated Ed25519 key in the auditor's keystore
-(``extra["witness_key"]``, the base64url seed), named ``witness.ACCOUNT_ID``,
+(`KeystoreState.witness_key`, its 32-byte seed), named ``witness.ACCOUNT_ID``,
 and registered with the server once. Each round fetches the log's newest
 checkpoint and a consistency proof from the size the witness cosigned last,
 runs the ``add-checkpoint`` request through `client_sdk.audit.witness.Witness`, and
@@ -20,7 +20,7 @@ from client_sdk.audit.witness import WITNESS_STATE_FILENAME, AddCheckpointReques
 from client_sdk.client import ParleyClient
 from client_sdk.client.http import raise_for_error
 from client_sdk.keystore import Keystore
-from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.encoding import b64d
 from client_sdk.protocol.errors import (
     ConflictError,
     NotFoundError,
@@ -32,8 +32,6 @@ from client_sdk.protocol.errors import (
 )
 from client_sdk.protocol.note import verify_checkpoint, verify_cosignature
 
-WITNESS_KEY = "witness_key"
-"""Keystore ``extra`` entry: the witness key's 32-byte Ed25519 seed, base64url."""
 _STALE_RETRIES = 3
 
 
@@ -54,8 +52,8 @@ def keystore_witness(keystore: Keystore) -> Witness:
     witness = existing_witness(keystore)
     if witness is not None:
         return witness
-    keystore.state.extra[WITNESS_KEY] = b64e(Ed25519PrivateKey.generate().private_bytes_raw())
-    keystore.save()
+    # Another process may have made one meanwhile: the first one stored stays.
+    keystore.set_witness_key(Ed25519PrivateKey.generate().private_bytes_raw())
     witness = existing_witness(keystore)
     assert witness is not None
     return witness
@@ -63,12 +61,12 @@ def keystore_witness(keystore: Keystore) -> Witness:
 
 def existing_witness(keystore: Keystore) -> Witness | None:
     """This profile's witness, or None if it never ran one."""
-    seed = keystore.state.extra.get(WITNESS_KEY)
+    seed = keystore.witness_key()
     if seed is None:
         return None
     try:
-        key = Ed25519PrivateKey.from_private_bytes(b64d(str(seed)))
-    except (ProtocolError, ValueError) as exc:
+        key = Ed25519PrivateKey.from_private_bytes(seed)
+    except ValueError as exc:
         raise ProtocolError("the keystore's witness key is damaged") from exc
     name = f"witness.{keystore.state.account_id}"
     return Witness(name, key, keystore.home / WITNESS_STATE_FILENAME)

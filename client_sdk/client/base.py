@@ -38,8 +38,6 @@ PAGE = 200
 SEND_ATTEMPTS = 3
 SEALED_KEPT = 1024
 """Envelopes remembered by message id, so that a retried send is the same envelope."""
-_ROSTER_HEADS = "roster_heads"
-"""Keystore ``extra`` entry: room id -> [newest verified roster version, its body hash]."""
 DAY_MS = 24 * 3600 * 1000
 """One day in milliseconds, the unit of every time the SDK keeps."""
 DEFAULT_KEY_LIFETIME_MS = 14 * DAY_MS

@@ -52,9 +52,10 @@ from client_sdk.client.verify import (
 )
 from client_sdk.keystore import (
     DEFAULT_SCRYPT_N,
+    EncryptionKeyRecord,
     Keystore,
     KeystoreState,
-    PinResult,
+    Pin,
     default_home,
     passphrase_from_env_or_prompt,
 )
@@ -190,6 +191,7 @@ class ParleyClient(_Rooms, _Sending, _Reading):
             await http.request("POST", "/v1/enroll", json=body, auth=False)
         finally:
             await http.aclose()
+        own_key = account_key.public_bytes()
         state = KeystoreState(
             server=server,
             account_id=account_id,
@@ -198,12 +200,14 @@ class ParleyClient(_Rooms, _Sending, _Reading):
             name=name,
             account_key=account_key,
             device_key=device_key,
+            encryption_keys=(EncryptionKeyRecord.new(enc_key, not_after, now),),
+            pins={
+                account_id: Pin(
+                    account_key=own_key, first_seen=now, verified=True, verified_key=own_key
+                )
+            },
         )
         keystore = Keystore.create(home, passphrase, state, scrypt_n=scrypt_n)
-        keystore.add_encryption_key(enc_key, not_after, now)
-        keystore.pin(account_id, account_key.public_bytes(), now)
-        keystore.mark_verified(account_id, account_key.public_bytes())
-        keystore.save()
         return cls(keystore, transport=transport, clock=clock)
 
     async def __aenter__(self) -> Self:
@@ -249,9 +253,7 @@ class ParleyClient(_Rooms, _Sending, _Reading):
                 f"now {key_id(account.account_key)}); compare the safety number and run "
                 f"`parley verify {account_id}` to trust the new key"
             )
-        result = self.keystore.pin(account_id, account.account_key, self.clock())
-        if result is not PinResult.SAME:
-            self.keystore.save()
+        self.keystore.pin(account_id, account.account_key, self.clock())
         self.keystore.require_trusted(account_id, account.account_key)
         self._accounts[account_id] = account
         return account
@@ -334,14 +336,11 @@ class ParleyClient(_Rooms, _Sending, _Reading):
             account_id,
             other.account_key,
         )
-        self.keystore.pin(account_id, other.account_key, self.clock())
-        self.keystore.mark_verified(account_id, other.account_key)
-        self.keystore.save()
+        self.keystore.pin_and_verify(account_id, other.account_key, self.clock())
 
     def is_verified(self, account_id: str) -> bool:
         """Whether the user verified this contact's current key."""
-        pin = self.keystore.state.pins.get(account_id)
-        return bool(pin and pin.verified and pin.pending_key is None)
+        return self.keystore.is_verified(account_id)
 
     async def invite(self, name: str) -> dict[str, Any]:
         """(Mediators) a party's one-time enrollment token."""
@@ -359,10 +358,7 @@ class ParleyClient(_Rooms, _Sending, _Reading):
         current = self.keystore.current_encryption_key()
         if now - current.created_at >= ROTATE_AFTER_MS or current.not_after - now < DAY_MS:
             await self.rotate_encryption_key()
-        purged = self.keystore.purge_retired(now, RETIRED_KEY_GRACE_MS)
-        if purged:
-            self.keystore.save()
-        return purged
+        return self.keystore.purge_retired(now, RETIRED_KEY_GRACE_MS)
 
     async def rotate_encryption_key(self, *, lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS) -> str:
         """Publish a new encryption key; the old one is kept for a grace period."""
@@ -384,5 +380,4 @@ class ParleyClient(_Rooms, _Sending, _Reading):
             actor=key_id(state.account_key.public_bytes()),
         )
         record = self.keystore.add_encryption_key(enc_key, now + lifetime_ms, now)
-        self.keystore.save()
         return record.key_id

@@ -22,9 +22,6 @@ from client_sdk.protocol.note import (
     verify_checkpoint,
 )
 
-_LOG_KEYS = "log_keys"
-"""Keystore ``extra`` entry: log id -> pinned verifier key string."""
-
 
 @dataclass(frozen=True, slots=True)
 class LogIdentity:
@@ -59,10 +56,10 @@ class LogVerifier:
             return self._identities[log_id]
         info = await self.http.request("GET", f"/v1/logs/{log_id}")
         vkey = str(info["vkey"])
-        pinned: dict[str, str] = self.keystore.state.extra.setdefault(_LOG_KEYS, {})
-        if log_id in pinned and pinned[log_id] != vkey:
+        pinned = self.keystore.log_key(log_id)
+        if pinned is not None and pinned != vkey:
             raise VerificationError(
-                f"log {log_id}: the server's log key changed from {pinned[log_id]} to {vkey}"
+                f"log {log_id}: the server's log key changed from {pinned} to {vkey}"
             )
         try:
             key = parse_verifier_key(vkey)
@@ -70,9 +67,7 @@ class LogVerifier:
             raise VerificationError(f"log {log_id}: bad verifier key: {exc}") from exc
         if key.name != info["origin"]:
             raise VerificationError(f"log {log_id}: key name is not the log's origin")
-        if log_id not in pinned:
-            pinned[log_id] = vkey
-            self.keystore.save()
+        self.keystore.pin_log_key(log_id, vkey)  # refused if another process pinned another
         identity = LogIdentity(origin=str(info["origin"]), key=key)
         self._identities[log_id] = identity
         return identity
@@ -114,8 +109,14 @@ class LogVerifier:
                 path = await self._consistency(log_id, new, old)
                 self._check_consistency(log_id, new, old, path, checkpoint.root_hash, stored.root)
         if stored is None or checkpoint.size > stored.size:
-            self.keystore.set_checkpoint(log_id, checkpoint.size, checkpoint.root_hash, note)
-            self.keystore.save()
+            kept = self.keystore.set_checkpoint(log_id, checkpoint.size, checkpoint.root_hash, note)
+            if kept.size > checkpoint.size:
+                # Another process on this profile verified a newer checkpoint
+                # meanwhile; ours must be a prefix of it, or the log forked.
+                path = await self._consistency(log_id, checkpoint.size, kept.size)
+                self._check_consistency(
+                    log_id, checkpoint.size, kept.size, path, checkpoint.root_hash, kept.root
+                )
         self.roots.setdefault(log_id, {})[checkpoint.size] = checkpoint.root_hash
         return checkpoint
 

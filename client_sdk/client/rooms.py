@@ -9,7 +9,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from client_sdk.client.base import (
-    _ROSTER_HEADS,
     _ClientBase,
 )
 from client_sdk.client.helpers import (
@@ -211,10 +210,10 @@ class _Rooms(_ClientBase):
         back could make us encrypt to a member since removed.
         """
         version = int(data["roster_version"])
-        head = self._roster_heads().get(room_id)
+        head = self.keystore.roster_head(room_id)
         newest = max(
             self._chains[room_id].newest if room_id in self._chains else 0,
-            0 if head is None else int(head[0]),
+            0 if head is None else head.version,
         )
         if version < newest:
             raise VerificationError(
@@ -263,24 +262,11 @@ class _Rooms(_ClientBase):
             raise VerificationError(
                 f"room {room_id}: roster signer device is not certified by its account"
             )
-        heads, digest = self._roster_heads(), b64e(signed.body_hash())
-        head = heads.get(room_id)
-        if head is not None and head[0] == roster.version and head[1] != digest:
-            raise VerificationError(
-                f"room {room_id}: two different rosters for version {roster.version} "
-                "(the other was verified in an earlier session)"
-            )
+        # The newest version verified is kept in the keystore, so that a later
+        # session (or another process) refuses a different roster for it too.
+        self.keystore.set_roster_head(room_id, roster.version, signed.body_hash())
         chain.rosters[roster.version] = (roster, signed)
-        if head is None or roster.version > head[0]:
-            heads[room_id] = [roster.version, digest]
-            self.keystore.save()
         return roster
-
-    def _roster_heads(self) -> dict[str, list[Any]]:
-        """Room id -> [newest roster version verified, its body hash], kept in the keystore
-        so that a later session refuses an older or a different roster too."""
-        heads: dict[str, list[Any]] = self.keystore.state.extra.setdefault(_ROSTER_HEADS, {})
-        return heads
 
     # --- moderation -----------------------------------------------------------------
 

@@ -17,8 +17,6 @@ from client_sdk.audit import (
     witness_once,
 )
 from client_sdk.audit.witness import Witness
-from client_sdk.audit.witness_online import WITNESS_KEY
-from client_sdk.protocol.encoding import b64d
 from client_sdk.protocol.errors import (
     PermissionDeniedError,
     VerificationError,
@@ -187,7 +185,8 @@ async def test_a_cosignature_over_another_checkpoint_fails_the_audit(
     app: FastAPI, talks: Talks, witness: Witness
 ) -> None:
     # The witness's name and key, but a signature over the checkpoint of size 5.
-    seed = b64d(str(talks.auditor.keystore.state.extra[WITNESS_KEY]))
+    seed = talks.auditor.keystore.witness_key()
+    assert seed is not None
     older = await fetch_checkpoint(talks.auditor, talks.room_id, 5)
     misplaced = cosign(
         older.partition("\n\n")[0] + "\n",

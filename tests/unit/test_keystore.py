@@ -1,9 +1,8 @@
-"""The encrypted keystore: file format and safety, key rotation, pinning, checkpoints."""
+"""The encrypted keystore file: format, safety, and what a change writes (or does not)."""
 
 from __future__ import annotations
 
 import getpass
-import json
 import stat
 from pathlib import Path
 
@@ -12,44 +11,27 @@ import pytest
 from client_sdk.keystore import (
     DEFAULT_SCRYPT_N,
     KEYSTORE_FILENAME,
-    CheckpointRecord,
+    LOCK_FILENAME,
     Keystore,
-    KeystoreState,
-    PinResult,
     default_home,
     passphrase_from_env_or_prompt,
 )
-from client_sdk.protocol.encoding import b64d, b64e, canonical_json
-from client_sdk.protocol.errors import KeystoreError, UntrustedKeyError, VerificationError
-from client_sdk.protocol.keys import EncryptionKey, SigningKey
-from client_sdk.protocol.models import Role
-
-PASSPHRASE = "correct horse battery staple"
-FAST_N = 2**10  # the smallest n the keystore accepts; keeps each test in milliseconds
-NOW = 1_700_000_000
-DAY = 86_400
-BOB_KEY = bytes(range(32))
-BOB_NEW_KEY = bytes(range(32, 64))
-
-
-def make_state(
-    *, account_id: str = "alice", role: Role = Role.PARTY, name: str = "Alice"
-) -> KeystoreState:
-    """A keystore state with fresh keys and nothing pinned."""
-    return KeystoreState(
-        server="https://parley.example",
-        account_id=account_id,
-        device_id="dev-1",
-        role=role,
-        name=name,
-        account_key=SigningKey.generate(),
-        device_key=SigningKey.generate(),
-    )
-
-
-def make_keystore(home: Path, state: KeystoreState | None = None) -> Keystore:
-    """A keystore created in `home` with fast scrypt parameters."""
-    return Keystore.create(home, PASSPHRASE, state or make_state(), scrypt_n=FAST_N)
+from client_sdk.keystore.models import RosterHead
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import KeystoreError, VerificationError
+from client_sdk.protocol.keys import EncryptionKey
+from tests.unit.keystores import (
+    BOB_KEY,
+    BOB_NEW_KEY,
+    DAY,
+    FAST_N,
+    NOW,
+    PASSPHRASE,
+    make_keystore,
+    make_state,
+    read_document,
+    write_document,
+)
 
 
 @pytest.fixture
@@ -60,16 +42,6 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def keystore(home: Path) -> Keystore:
     return make_keystore(home)
-
-
-def read_document(home: Path) -> dict[str, object]:
-    value = json.loads((home / KEYSTORE_FILENAME).read_bytes())
-    assert isinstance(value, dict)
-    return value
-
-
-def write_document(home: Path, document: dict[str, object]) -> None:
-    (home / KEYSTORE_FILENAME).write_bytes(canonical_json(document))
 
 
 # The file.
@@ -90,29 +62,29 @@ def test_round_trip_restores_identity_and_keys(keystore: Keystore, home: Path) -
     assert reopened.device_key.private_bytes() == state.device_key.private_bytes()
 
 
-def test_round_trip_restores_encryption_keys_pins_checkpoints_and_extra(
-    keystore: Keystore, home: Path
-) -> None:
+def test_round_trip_restores_every_trust_anchor(keystore: Keystore, home: Path) -> None:
     keystore.add_encryption_key(EncryptionKey.generate(), not_after=NOW + 7 * DAY, now=NOW)
     keystore.add_encryption_key(EncryptionKey.generate(), not_after=NOW + 8 * DAY, now=NOW + DAY)
     keystore.pin("bob", BOB_KEY, NOW)
     keystore.mark_verified("bob", BOB_KEY)
     keystore.pin("bob", BOB_NEW_KEY, NOW + 1)
     keystore.set_checkpoint("room-1", 5, b"\x01" * 32, "parley.example/room-1\n5\nAQ==\n")
-    keystore.state.extra["policy"] = {"require_verified": True}
-    keystore.save()
+    keystore.pin_log_key("room-1", "parley.example/room-1+01234567+AAAA")
+    keystore.set_roster_head("room-1", 3, b"\x02" * 32)
+    keystore.set_witness_key(b"\x03" * 32)
 
     reopened = Keystore.open(home, PASSPHRASE).state
 
     assert reopened.encryption_keys == keystore.state.encryption_keys
     assert reopened.pins == keystore.state.pins
     assert reopened.checkpoints == keystore.state.checkpoints
-    assert reopened.extra == {"policy": {"require_verified": True}}
+    assert reopened.log_keys == {"room-1": "parley.example/room-1+01234567+AAAA"}
+    assert reopened.roster_heads == {"room-1": RosterHead(version=3, body_hash=b"\x02" * 32)}
+    assert reopened.witness_key == b"\x03" * 32
 
 
-def test_open_with_a_wrong_passphrase_raises(keystore: Keystore, home: Path) -> None:
-    with pytest.raises(KeystoreError, match="wrong passphrase"):
-        Keystore.open(home, "incorrect horse")
+def test_the_file_is_format_version_2(keystore: Keystore, home: Path) -> None:
+    assert read_document(home)["version"] == 2
 
 
 def test_open_normalizes_the_passphrase_to_nfc(home: Path) -> None:
@@ -166,9 +138,9 @@ def test_open_refuses_scrypt_parameters_beyond_the_bounds(keystore: Keystore, ho
 
 
 def test_open_refuses_an_unknown_version(keystore: Keystore, home: Path) -> None:
-    write_document(home, {**read_document(home), "version": 2})
+    write_document(home, {**read_document(home), "version": 3})
 
-    with pytest.raises(KeystoreError, match="version 2"):
+    with pytest.raises(KeystoreError, match="version 3"):
         Keystore.open(home, PASSPHRASE)
 
 
@@ -212,258 +184,102 @@ def test_created_profile_directory_mode_is_0700(keystore: Keystore, home: Path) 
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
 
-def test_save_leaves_no_temporary_files(keystore: Keystore, home: Path) -> None:
-    keystore.state.name = "Alice B."
-    keystore.save()
+def test_changes_leave_no_temporary_files(keystore: Keystore, home: Path) -> None:
+    keystore.pin("bob", BOB_KEY, NOW)
+    keystore.mark_verified("bob", BOB_KEY)
 
-    assert sorted(p.name for p in home.iterdir()) == [KEYSTORE_FILENAME]
-
-
-def test_save_persists_changes(keystore: Keystore, home: Path) -> None:
-    keystore.state.name = "Alice B."
-    keystore.save()
-
-    assert Keystore.open(home, PASSPHRASE).state.name == "Alice B."
+    assert sorted(p.name for p in home.iterdir()) == [KEYSTORE_FILENAME, LOCK_FILENAME]
 
 
-def test_a_failed_save_keeps_the_previous_file(keystore: Keystore, home: Path) -> None:
-    keystore.state.extra["bad"] = float("nan")
+def test_a_change_is_on_disk_when_it_returns(keystore: Keystore, home: Path) -> None:
+    keystore.pin("bob", BOB_KEY, NOW)
 
-    with pytest.raises(KeystoreError, match="cannot save"):
-        keystore.save()
-
-    assert Keystore.open(home, PASSPHRASE).state.extra == {}
-    assert sorted(p.name for p in home.iterdir()) == [KEYSTORE_FILENAME]
+    assert Keystore.open(home, PASSPHRASE).state.pins["bob"].account_key == BOB_KEY
 
 
-def test_each_save_uses_a_fresh_nonce(keystore: Keystore, home: Path) -> None:
+def test_a_change_that_fails_writes_nothing(keystore: Keystore, home: Path) -> None:
+    keystore.set_checkpoint("room-1", 7, b"\x02" * 32, "seven")
+    before = (home / KEYSTORE_FILENAME).read_bytes()
+
+    with pytest.raises(VerificationError, match="two different roots"):
+        keystore.set_checkpoint("room-1", 7, b"\x03" * 32, "fork")
+
+    assert (home / KEYSTORE_FILENAME).read_bytes() == before
+
+
+def test_a_change_that_changes_nothing_writes_nothing(keystore: Keystore, home: Path) -> None:
+    keystore.pin("bob", BOB_KEY, NOW)
+    keystore.set_checkpoint("room-1", 7, b"\x02" * 32, "seven")
+    before = (home / KEYSTORE_FILENAME).read_bytes()
+
+    keystore.pin("bob", BOB_KEY, NOW + 1)
+    keystore.set_checkpoint("room-1", 6, b"\x03" * 32, "six")
+    keystore.update(lambda state: state)
+
+    assert (home / KEYSTORE_FILENAME).read_bytes() == before
+
+
+def test_each_change_uses_a_fresh_nonce(keystore: Keystore, home: Path) -> None:
     first = read_document(home)["nonce"]
 
-    keystore.save()
+    keystore.pin("bob", BOB_KEY, NOW)
 
     assert read_document(home)["nonce"] != first
 
 
-# Encryption keys.
+# A keystore the passphrase cannot open is never written.
 
 
-def test_added_encryption_key_becomes_current(keystore: Keystore) -> None:
-    key = EncryptionKey.generate()
-
-    record = keystore.add_encryption_key(key, not_after=NOW + 7 * DAY, now=NOW)
-
-    assert keystore.current_encryption_key() is record
-    assert record.public == key.public_bytes()
-    assert (record.created_at, record.not_after, record.retired_at) == (NOW, NOW + 7 * DAY, None)
-
-
-def test_adding_an_encryption_key_retires_the_previous_one(keystore: Keystore) -> None:
-    old = keystore.add_encryption_key(EncryptionKey.generate(), not_after=NOW + 7 * DAY, now=NOW)
-
-    keystore.add_encryption_key(EncryptionKey.generate(), not_after=NOW + 14 * DAY, now=NOW + DAY)
-
-    assert old.retired_at == NOW + DAY
-
-
-def test_adding_the_same_encryption_key_twice_is_refused(keystore: Keystore) -> None:
-    key = EncryptionKey.generate()
-    keystore.add_encryption_key(key, not_after=NOW + 7 * DAY, now=NOW)
-
-    with pytest.raises(KeystoreError, match="already"):
-        keystore.add_encryption_key(key, not_after=NOW + 8 * DAY, now=NOW + DAY)
-
-
-def test_retired_encryption_key_is_still_found_by_id(keystore: Keystore) -> None:
-    old = keystore.add_encryption_key(EncryptionKey.generate(), not_after=NOW + 7 * DAY, now=NOW)
-    keystore.add_encryption_key(EncryptionKey.generate(), not_after=NOW + 14 * DAY, now=NOW + DAY)
-
-    assert keystore.encryption_key_by_id(old.key_id) is old
-
-
-def test_unknown_encryption_key_id_is_none(keystore: Keystore) -> None:
-    assert keystore.encryption_key_by_id("nope") is None
-
-
-def test_current_encryption_key_raises_when_there_is_none(keystore: Keystore) -> None:
-    with pytest.raises(KeystoreError, match="no current encryption key"):
-        keystore.current_encryption_key()
-
-
-def test_purge_retired_deletes_only_keys_retired_longer_than_the_grace(
-    keystore: Keystore,
+def test_open_with_a_wrong_passphrase_leaves_the_file_as_it_was(
+    keystore: Keystore, home: Path
 ) -> None:
-    oldest = keystore.add_encryption_key(EncryptionKey.generate(), NOW + 7 * DAY, now=NOW)
-    recent = keystore.add_encryption_key(EncryptionKey.generate(), NOW + 14 * DAY, now=NOW + DAY)
-    current = keystore.add_encryption_key(
-        EncryptionKey.generate(), NOW + 21 * DAY, now=NOW + 5 * DAY
-    )
+    before = (home / KEYSTORE_FILENAME).read_bytes()
 
-    purged = keystore.purge_retired(now=NOW + 5 * DAY, grace=3 * DAY)
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        Keystore.open(home, "incorrect horse")
 
-    assert purged == [oldest.key_id]
-    assert keystore.state.encryption_keys == [recent, current]
+    assert (home / KEYSTORE_FILENAME).read_bytes() == before
 
 
-def test_purge_retired_never_deletes_the_current_key(keystore: Keystore) -> None:
-    current = keystore.add_encryption_key(EncryptionKey.generate(), NOW + 7 * DAY, now=NOW)
-
-    assert keystore.purge_retired(now=NOW + 365 * DAY, grace=0) == []
-    assert keystore.current_encryption_key() is current
-
-
-# Pinned account keys.
-
-
-def test_first_sighting_of_an_account_is_new(keystore: Keystore) -> None:
-    assert keystore.pin("bob", BOB_KEY, NOW) is PinResult.NEW
-    assert keystore.state.pins["bob"].first_seen == NOW
-
-
-def test_seeing_the_pinned_key_again_is_same(keystore: Keystore) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-
-    assert keystore.pin("bob", BOB_KEY, NOW + DAY) is PinResult.SAME
-    assert keystore.state.pins["bob"].first_seen == NOW
-
-
-def test_a_new_key_of_an_unverified_contact_is_changed_and_replaces_the_pin(
-    keystore: Keystore,
+def test_a_change_to_a_file_damaged_since_it_was_opened_is_refused_and_writes_nothing(
+    keystore: Keystore, home: Path
 ) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
+    document = read_document(home)
+    ciphertext = bytearray(b64d(str(document["ciphertext"])))
+    ciphertext[0] ^= 0x01
+    write_document(home, {**document, "ciphertext": b64e(bytes(ciphertext))})
+    damaged = (home / KEYSTORE_FILENAME).read_bytes()
 
-    assert keystore.pin("bob", BOB_NEW_KEY, NOW + DAY) is PinResult.CHANGED
-    keystore.require_trusted("bob", BOB_NEW_KEY)
+    with pytest.raises(KeystoreError, match="modified"):
+        keystore.pin("bob", BOB_KEY, NOW)
+
+    assert (home / KEYSTORE_FILENAME).read_bytes() == damaged
 
 
-def test_a_new_key_of_a_verified_contact_is_kept_pending_and_unverified(
-    keystore: Keystore,
+def test_a_change_to_a_file_truncated_since_it_was_opened_is_refused_and_writes_nothing(
+    keystore: Keystore, home: Path
 ) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-    keystore.mark_verified("bob", BOB_KEY)
+    path = home / KEYSTORE_FILENAME
+    path.write_bytes(path.read_bytes()[:100])
 
-    assert keystore.pin("bob", BOB_NEW_KEY, NOW + DAY) is PinResult.CHANGED
+    with pytest.raises(KeystoreError, match="damaged"):
+        keystore.mark_verified("alice", BOB_KEY)
 
-    pin = keystore.state.pins["bob"]
-    assert (pin.account_key, pin.pending_key, pin.verified) == (BOB_KEY, BOB_NEW_KEY, False)
+    assert len(path.read_bytes()) == 100
 
 
-def test_verified_contact_whose_key_changed_is_untrusted_with_a_readable_reason(
-    keystore: Keystore,
+def test_a_change_to_a_keystore_replaced_under_another_passphrase_writes_nothing(
+    keystore: Keystore, home: Path
 ) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-    keystore.mark_verified("bob", BOB_KEY)
-    keystore.pin("bob", BOB_NEW_KEY, NOW + DAY)
+    other = home.parent / "other"
+    Keystore.create(other, "another passphrase", make_state(), scrypt_n=FAST_N)
+    (home / KEYSTORE_FILENAME).write_bytes((other / KEYSTORE_FILENAME).read_bytes())
+    replaced = (home / KEYSTORE_FILENAME).read_bytes()
 
-    with pytest.raises(UntrustedKeyError) as caught:
-        keystore.require_trusted("bob", BOB_NEW_KEY)
+    with pytest.raises(KeystoreError, match="another passphrase"):
+        keystore.pin("bob", BOB_KEY, NOW)
 
-    message = str(caught.value)
-    assert "the key of account bob changed since you verified it" in message
-    assert "safety number" in message
-    assert "parley verify bob" in message
-
-
-def test_verified_contact_whose_key_changed_is_untrusted_even_with_the_old_key(
-    keystore: Keystore,
-) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-    keystore.mark_verified("bob", BOB_KEY)
-    keystore.pin("bob", BOB_NEW_KEY, NOW + DAY)
-
-    with pytest.raises(UntrustedKeyError, match="changed since you verified"):
-        keystore.require_trusted("bob", BOB_KEY)
-
-
-def test_while_a_change_is_pending_the_old_key_is_also_changed(keystore: Keystore) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-    keystore.mark_verified("bob", BOB_KEY)
-    keystore.pin("bob", BOB_NEW_KEY, NOW + DAY)
-
-    assert keystore.pin("bob", BOB_KEY, NOW + 2 * DAY) is PinResult.CHANGED
-
-
-def test_untrusted_key_error_is_a_verification_error() -> None:
-    assert issubclass(UntrustedKeyError, VerificationError)
-
-
-def test_reverifying_the_new_key_restores_trust(keystore: Keystore) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-    keystore.mark_verified("bob", BOB_KEY)
-    keystore.pin("bob", BOB_NEW_KEY, NOW + DAY)
-
-    keystore.mark_verified("bob", BOB_NEW_KEY)
-
-    keystore.require_trusted("bob", BOB_NEW_KEY, require_verified=True)
-    assert keystore.pin("bob", BOB_NEW_KEY, NOW + 2 * DAY) is PinResult.SAME
-
-
-def test_require_trusted_accepts_the_pinned_key_of_an_unverified_contact(
-    keystore: Keystore,
-) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-
-    keystore.require_trusted("bob", BOB_KEY)
-
-
-def test_require_trusted_fails_closed_on_an_unknown_account(keystore: Keystore) -> None:
-    with pytest.raises(UntrustedKeyError, match="no key is pinned for account bob"):
-        keystore.require_trusted("bob", BOB_KEY)
-
-
-def test_require_trusted_rejects_a_key_other_than_the_pinned_one(keystore: Keystore) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-
-    with pytest.raises(UntrustedKeyError, match="is not the pinned key"):
-        keystore.require_trusted("bob", BOB_NEW_KEY)
-
-
-def test_require_verified_rejects_an_unverified_contact(keystore: Keystore) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-
-    with pytest.raises(UntrustedKeyError, match="account bob is not verified"):
-        keystore.require_trusted("bob", BOB_KEY, require_verified=True)
-
-
-def test_mark_verified_refuses_a_key_never_seen_for_the_account(keystore: Keystore) -> None:
-    keystore.pin("bob", BOB_KEY, NOW)
-
-    with pytest.raises(KeystoreError, match="not a key seen for account bob"):
-        keystore.mark_verified("bob", BOB_NEW_KEY)
-
-
-# Checkpoints.
-
-
-def test_recorded_checkpoint_is_returned(keystore: Keystore) -> None:
-    keystore.set_checkpoint("room-1", 7, b"\x02" * 32, "note")
-
-    assert keystore.checkpoint("room-1") == CheckpointRecord(size=7, root=b"\x02" * 32, note="note")
-
-
-def test_checkpoint_of_an_unseen_log_is_none(keystore: Keystore) -> None:
-    assert keystore.checkpoint("room-1") is None
-
-
-def test_a_larger_checkpoint_replaces_the_stored_one(keystore: Keystore) -> None:
-    keystore.set_checkpoint("room-1", 7, b"\x02" * 32, "seven")
-
-    keystore.set_checkpoint("room-1", 9, b"\x03" * 32, "nine")
-
-    assert keystore.checkpoint("room-1") == CheckpointRecord(size=9, root=b"\x03" * 32, note="nine")
-
-
-def test_set_checkpoint_refuses_to_go_back_to_a_smaller_tree(keystore: Keystore) -> None:
-    keystore.set_checkpoint("room-1", 7, b"\x02" * 32, "seven")
-
-    with pytest.raises(VerificationError, match="older than the one seen"):
-        keystore.set_checkpoint("room-1", 6, b"\x03" * 32, "six")
-
-
-def test_set_checkpoint_refuses_a_second_root_for_the_same_size(keystore: Keystore) -> None:
-    keystore.set_checkpoint("room-1", 7, b"\x02" * 32, "seven")
-
-    with pytest.raises(VerificationError, match="two different roots for size 7"):
-        keystore.set_checkpoint("room-1", 7, b"\x03" * 32, "fork")
+    assert (home / KEYSTORE_FILENAME).read_bytes() == replaced
 
 
 # Profile directory and passphrase.

@@ -1,0 +1,84 @@
+"""Reading the state of a version-1 keystore into today's `KeystoreState`.
+
+Version 1 kept the trust anchors in a free-form ``extra`` object:
+``log_keys`` (log id -> verifier key), ``roster_heads`` (room id ->
+``[version, body hash]``) and ``witness_key`` (a base64url seed). Each
+becomes its typed field; anything else in ``extra`` is refused rather than
+dropped, so nothing a user's trust rests on is lost without a word. The
+`Keystore` writes the migrated state back, as version 2, under its lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from client_sdk.keystore.models import KeystoreState
+from client_sdk.protocol.errors import KeystoreError
+from client_sdk.protocol.models import B64, Int, Role, WireModel
+
+__all__ = ["state_from_v1"]
+
+
+class _V1EncryptionKey(WireModel):
+    key_id: str
+    private: B64
+    public: B64
+    created_at: Int
+    not_after: Int
+    retired_at: Int | None
+
+
+class _V1Pin(WireModel):
+    account_key: B64
+    first_seen: Int
+    verified: StrictBool
+    verified_key: B64 | None
+    pending_key: B64 | None
+
+
+class _V1Checkpoint(WireModel):
+    size: Int
+    root: B64
+    note: str
+
+
+class _V1Extra(WireModel):
+    log_keys: dict[str, StrictStr] = Field(default_factory=dict)
+    roster_heads: dict[str, tuple[StrictInt, B64]] = Field(default_factory=dict)
+    witness_key: B64 | None = None
+
+
+class _V1State(WireModel):
+    server: str
+    account_id: str
+    device_id: str
+    role: Role
+    name: str
+    account_key: B64
+    device_key: B64
+    encryption_keys: list[_V1EncryptionKey]
+    pins: dict[str, _V1Pin]
+    checkpoints: dict[str, _V1Checkpoint]
+    extra: _V1Extra
+
+
+def state_from_v1(value: dict[str, Any]) -> KeystoreState:
+    """The state of a version-1 file (its decrypted JSON); `KeystoreError` if malformed."""
+    try:
+        old = _V1State.model_validate(value)
+        extra = old.extra
+        return KeystoreState.model_validate(
+            {
+                **old.model_dump(exclude={"extra"}),
+                "log_keys": extra.log_keys,
+                "roster_heads": {
+                    room_id: {"version": version, "body_hash": body_hash}
+                    for room_id, (version, body_hash) in extra.roster_heads.items()
+                },
+                "witness_key": extra.witness_key,
+            }
+        )
+    except ValidationError as exc:
+        raise KeystoreError(f"the version-1 keystore holds a malformed state: {exc}") from exc

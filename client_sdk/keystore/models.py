@@ -1,0 +1,153 @@
+"""What the keystore holds: one set of frozen models that is both the state in
+memory and, through pydantic, its stored JSON (format version 2).
+
+Bytes and private keys are unpadded base64url in JSON; every field is typed,
+unknown fields are errors. Nothing here is changed in place: a change builds a
+new `KeystoreState` (see `rules`), so an old view can never be written back.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field, PlainSerializer, PlainValidator, StrictBool
+
+from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
+from client_sdk.protocol.models import Int, Role, WireModel
+
+__all__ = [
+    "CheckpointRecord",
+    "EncryptionKeyRecord",
+    "KeystoreState",
+    "Pin",
+    "PinResult",
+    "RosterHead",
+]
+
+_T = TypeVar("_T")
+
+
+def _from_b64(kind: type[_T], parse: Any) -> Any:
+    """A validator: `kind` as it is (built in Python), or parsed from base64url text (JSON)."""
+
+    def validate(value: object) -> _T:
+        if isinstance(value, kind):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("expected unpadded base64url text")
+        try:
+            parsed: _T = parse(b64d(value))
+        except ProtocolError as exc:
+            raise ValueError(str(exc)) from exc
+        return parsed
+
+    return PlainValidator(validate)
+
+
+Bytes = Annotated[
+    bytes, _from_b64(bytes, bytes), PlainSerializer(b64e, return_type=str, when_used="json")
+]
+"""Bytes, stored as unpadded base64url."""
+
+StoredSigningKey = Annotated[
+    SigningKey,
+    _from_b64(SigningKey, SigningKey.from_bytes),
+    PlainSerializer(lambda k: b64e(k.private_bytes()), return_type=str, when_used="json"),
+]
+"""An Ed25519 private key, stored as its raw 32 bytes."""
+
+StoredEncryptionKey = Annotated[
+    EncryptionKey,
+    _from_b64(EncryptionKey, EncryptionKey.from_bytes),
+    PlainSerializer(lambda k: b64e(k.private_bytes()), return_type=str, when_used="json"),
+]
+"""A hybrid HPKE private key, stored as ``mlkem_seed || x25519_private``."""
+
+
+class PinResult(enum.Enum):
+    """What `Keystore.pin` found: a first sighting, the pinned key, or a different key."""
+
+    NEW = "new"
+    SAME = "same"
+    CHANGED = "changed"
+
+
+class EncryptionKeyRecord(WireModel):
+    """One of this device's HPKE keys; retired keys stay until `purge_retired`."""
+
+    key_id: str
+    private: StoredEncryptionKey
+    public: Bytes
+    created_at: Int
+    not_after: Int
+    retired_at: Int | None = None
+
+    @classmethod
+    def new(cls, key: EncryptionKey, not_after: int, now: int) -> EncryptionKeyRecord:
+        """A record for `key`, created (and current from) `now`."""
+        public = key.public_bytes()
+        return cls(
+            key_id=key_id(public), private=key, public=public, created_at=now, not_after=not_after
+        )
+
+
+class Pin(WireModel):
+    """A contact's pinned account key.
+
+    ``account_key`` is the key trusted now (first seen, or verified);
+    ``verified_key`` the key the user last verified, if ever; ``pending_key``
+    a different key seen after verification, trusted only once re-verified.
+    """
+
+    account_key: Bytes
+    first_seen: Int
+    verified: StrictBool = False
+    verified_key: Bytes | None = None
+    pending_key: Bytes | None = None
+
+
+class CheckpointRecord(WireModel):
+    """The newest checkpoint of one log this client has verified (its signed note too)."""
+
+    size: Int
+    root: Bytes
+    note: str
+
+
+class RosterHead(WireModel):
+    """The newest roster version of one room this client verified, and its body hash."""
+
+    version: Int
+    body_hash: Bytes
+
+
+class KeystoreState(WireModel):
+    """Everything the keystore holds: identity, private keys, and every trust anchor.
+
+    The anchors: `pins` (contacts' account keys), `log_keys` (each log's
+    verifier key, pinned on first sight), `checkpoints` (newest verified per
+    log), `roster_heads` (newest verified roster per room) and `witness_key`
+    (the seed of an auditor's witness key, made on first use).
+    """
+
+    server: str
+    account_id: str
+    device_id: str
+    role: Role
+    name: str
+    account_key: StoredSigningKey
+    device_key: StoredSigningKey
+    encryption_keys: tuple[EncryptionKeyRecord, ...] = ()
+    pins: Mapping[str, Pin] = Field(default_factory=dict)
+    checkpoints: Mapping[str, CheckpointRecord] = Field(default_factory=dict)
+    log_keys: Mapping[str, str] = Field(default_factory=dict)
+    roster_heads: Mapping[str, RosterHead] = Field(default_factory=dict)
+    witness_key: Bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: a JSON object of base64url strings, integers and objects."""
+        return self.model_dump(mode="json")
