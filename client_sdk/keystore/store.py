@@ -66,6 +66,7 @@ class Keystore:
     ) -> None:
         """Hold an already-decrypted state; use `create` or `open` instead."""
         self.home = home
+        self._file = os.fspath(home / KEYSTORE_FILENAME)  # stat on every read: keep it cheap
         self._header = header
         self._key = key
         self._state = state
@@ -127,7 +128,7 @@ class Keystore:
     def refresh(self) -> bool:
         """Re-read the file if another process changed it; whether it had changed."""
         try:
-            stat = os.stat(self.path)
+            stat = os.stat(self._file)
         except OSError as exc:
             raise KeystoreError(f"cannot read the keystore at {self.path}: {exc.strerror}") from exc
         if (stat.st_ino, stat.st_size, stat.st_mtime_ns) == self._stamp:

@@ -16,6 +16,7 @@ from client_sdk.keystore import (
     default_home,
     passphrase_from_env_or_prompt,
 )
+from client_sdk.keystore.lock import exclusive_lock
 from client_sdk.keystore.models import RosterHead
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import KeystoreError, VerificationError
@@ -94,7 +95,7 @@ def test_open_normalizes_the_passphrase_to_nfc(home: Path) -> None:
 
 
 @pytest.mark.parametrize("fraction", [i / 16 for i in range(16)] + [1.0])
-def test_a_flipped_byte_anywhere_in_the_file_is_rejected(
+def test_a_flipped_byte_anywhere_in_the_file_is_rejected_and_never_overwritten(
     keystore: Keystore, home: Path, fraction: float
 ) -> None:
     path = home / KEYSTORE_FILENAME
@@ -105,6 +106,9 @@ def test_a_flipped_byte_anywhere_in_the_file_is_rejected(
 
     with pytest.raises(KeystoreError):
         Keystore.open(home, PASSPHRASE)
+    with pytest.raises(KeystoreError):
+        keystore.pin("bob", BOB_KEY, NOW)
+    assert path.read_bytes() == bytes(data)
 
 
 def test_a_flipped_ciphertext_bit_is_rejected_as_modified(keystore: Keystore, home: Path) -> None:
@@ -280,6 +284,23 @@ def test_a_change_to_a_keystore_replaced_under_another_passphrase_writes_nothing
         keystore.pin("bob", BOB_KEY, NOW)
 
     assert (home / KEYSTORE_FILENAME).read_bytes() == replaced
+
+
+# The lock.
+
+
+def test_a_change_waits_for_the_lock_and_gives_up_with_a_keystore_error(
+    keystore: Keystore, home: Path
+) -> None:
+    before = (home / KEYSTORE_FILENAME).read_bytes()
+    # flock locks belong to an open file: a second descriptor is a second holder.
+    with exclusive_lock(home), pytest.raises(KeystoreError, match="held the keystore lock"):
+        with exclusive_lock(home, timeout=0.05):
+            pass
+
+    keystore.pin("bob", BOB_KEY, NOW)  # released: the next change goes through
+
+    assert (home / KEYSTORE_FILENAME).read_bytes() != before
 
 
 # Profile directory and passphrase.
