@@ -11,6 +11,7 @@ those sealed to the new key, reads.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -74,19 +75,34 @@ async def test_a_follower_keeps_what_other_processes_on_its_profile_changed(
         sent = [await _send(bob, room, "one")]
         printed.append(await follower.next_json(TIMEOUT))  # the follower has written its view
 
+        # Rita verifies Bob while he sends: the follower writes its checkpoint then.
         number = (await parley(["fingerprint", cast.bob.account_id], env=rita)).ok().stdout
-        (await parley(["verify", cast.bob.account_id, number.strip()], env=rita)).ok()
-        sent.append(await _send(bob, room, "two, after the verification"))
-        printed.append(await follower.next_json(TIMEOUT))  # ...and written again since
+        verified, seq = await asyncio.gather(
+            parley(["verify", cast.bob.account_id, number.strip()], env=rita),
+            _send(bob, room, "two, during the verification"),
+        )
+        verified.ok()
+        sent.append(seq)
+        printed.append(await follower.next_json(TIMEOUT))
 
-        (await parley(["keys", "rotate"], env=rita)).ok()
-        for text in ("three, sealed to the new key", "four"):
-            sent.append(await _send(bob, room, text))
-            printed.append(await follower.next_json(TIMEOUT))
+        # Rita rotates her key while Bob sends (to the old key or the new one),
+        # then Bob sends to the new key only.
+        rotated, seq = await asyncio.gather(
+            parley(["keys", "rotate"], env=rita), _send(bob, room, "three, during the rotation")
+        )
+        rotated.ok()
+        sent.append(seq)
+        sent.append(await _send(bob, room, "four, sealed to the new key"))
+        printed.extend([await follower.next_json(TIMEOUT) for _ in range(2)])
     finally:
         follower.stop()
 
-    texts = ["one", "two, after the verification", "three, sealed to the new key", "four"]
+    texts = [
+        "one",
+        "two, during the verification",
+        "three, during the rotation",
+        "four, sealed to the new key",
+    ]
     assert [(m["seq"], m["text"]) for m in printed] == list(zip(sent, texts, strict=True))
 
     current, all_ids = _key_ids((await parley(["keys", "list", "--json"], env=rita)).json())
