@@ -1,29 +1,38 @@
 """The async client: `ParleyClient` and the result types it returns.
 
-`facade.py` holds the client a user constructs; the other modules are its parts
-(HTTP session, directory of verified accounts, room chains, log verifier,
-sender, reader, stream), each given what it needs when it is built.
+`facade.py` holds the client a user constructs; the other modules are its parts,
+each given what it needs when it is built and none calling back into the client:
+
+    http.py        HttpSession: login, requests, error answers as typed exceptions
+    logs.py        LogVerifier: pinned log keys, checkpoints (monotonic, under a lock),
+                   consistency, inclusion, the leaves of this device's own acts
+    directory.py   Directory: accounts checked by signature and directory log, pins
+    keys.py        KeyRotation: this device's encryption keys (rotate, purge)
+    chains.py      RoomChains: roster chains and room state replayed from events
+    reader.py      Reader: events checked in order, then opened (opening.py)
+    stream.py      EventStream: the WebSocket, with reconnect and resume
+    sender.py      Sender: sealing to a channel's devices, retries, receipts
+    rooms.py       RoomOperations: rooms, rosters, policy, moderation
+    enrollment.py  a new device's keys registered and saved
+    lifecycle.py   ClientState: unopened, opened, closed
 """
 
-from client_sdk.client.facade import (
+from client_sdk.client.facade import ParleyClient
+from client_sdk.client.keys import (
     DAY_MS,
     DEFAULT_KEY_LIFETIME_MS,
     RETIRED_KEY_GRACE_MS,
     ROTATE_AFTER_MS,
-    Member,
-    Message,
-    ParleyClient,
-    Receipt,
-    Relay,
-    Room,
-    RoomStateView,
 )
+from client_sdk.client.lifecycle import ClientState
+from client_sdk.client.models import Member, Message, Receipt, Relay, Room, RoomStateView
 
 __all__ = [
     "DAY_MS",
     "DEFAULT_KEY_LIFETIME_MS",
     "RETIRED_KEY_GRACE_MS",
     "ROTATE_AFTER_MS",
+    "ClientState",
     "Member",
     "Message",
     "ParleyClient",

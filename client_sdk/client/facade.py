@@ -10,91 +10,50 @@ Everything the server serves is checked before it is used or shown: accounts
 by their own signatures, rosters by the mediators' signature chain, messages
 by their sender's signature and exact recipient set. Nothing is returned
 half-verified; a failed check raises `VerificationError`.
+
+`ParleyClient` is a small facade: it builds its parts (HTTP session, log
+verifier, directory, key rotation, room chains, reader, sender, room
+operations), each given what it needs in its constructor, and hands each call
+to the part that does it. No part knows the facade.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
 
-from client_sdk.client.base import (
-    DAY_MS,
-    DEFAULT_KEY_LIFETIME_MS,
-    RETIRED_KEY_GRACE_MS,
-    ROTATE_AFTER_MS,
-    Clock,
-)
-from client_sdk.client.helpers import (
-    dump,
-    encryption_cert,
-    signed_statement,
-)
+from client_sdk.client.chains import RoomChains
+from client_sdk.client.directory import Directory
+from client_sdk.client.enrollment import enroll_device
+from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
+from client_sdk.client.keys import DEFAULT_KEY_LIFETIME_MS, KeyRotation
+from client_sdk.client.lifecycle import ClientState, Lifecycle
 from client_sdk.client.logs import LogVerifier
-from client_sdk.client.models import (
-    Member,
-    Message,
-    Receipt,
-    Relay,
-    Room,
-    RoomStateView,
-    _RoomChain,
-)
-from client_sdk.client.reading import _Reading
-from client_sdk.client.rooms import _Rooms
-from client_sdk.client.sending import _Sending
-from client_sdk.client.verify import (
-    VerifiedAccount,
-    verify_account,
-)
+from client_sdk.client.models import Message, Receipt, Room, RoomStateView
+from client_sdk.client.reader import Reader
+from client_sdk.client.rooms import RoomOperations
+from client_sdk.client.sender import PLENARY, Sender, relay_content
+from client_sdk.client.verify import VerifiedAccount
 from client_sdk.keystore import (
     DEFAULT_SCRYPT_N,
-    EncryptionKeyRecord,
     Keystore,
-    KeystoreState,
-    Pin,
     default_home,
     passphrase_from_env_or_prompt,
 )
-from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.envelope import (
-    Envelope,
-)
-from client_sdk.protocol.errors import ProtocolError, UntrustedKeyError, VerificationError
-from client_sdk.protocol.fingerprint import check_safety_number, safety_number
-from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
-from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
-from client_sdk.protocol.merkle import CompactRange
-from client_sdk.protocol.models import Role
-from client_sdk.protocol.statements import (
-    DeviceCert,
-    Registration,
-    sign_statement,
-)
-
-__all__ = [
-    "DAY_MS",
-    "DEFAULT_KEY_LIFETIME_MS",
-    "RETIRED_KEY_GRACE_MS",
-    "ROTATE_AFTER_MS",
-    "Member",
-    "Message",
-    "ParleyClient",
-    "Receipt",
-    "Relay",
-    "Room",
-    "RoomStateView",
-]
+from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.statements import Action, Mode
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ParleyClient(_Rooms, _Sending, _Reading):
+class ParleyClient:
     """One device's connection to a Parley server."""
 
     def __init__(
@@ -106,19 +65,26 @@ class ParleyClient(_Rooms, _Sending, _Reading):
     ) -> None:
         """Use an opened keystore; see `open` and `enroll`."""
         self.keystore = keystore
-        state = keystore.state
         self.clock = clock
+        state = keystore.state
         self.http = HttpSession(
             state.server,
             device_id=state.device_id,
             device_key=state.device_key,
             transport=transport,
         )
-        self._chains: dict[str, _RoomChain] = {}
-        self._frontiers: dict[str, CompactRange] = {}
-        self._sealed: dict[tuple[str, str], Envelope] = {}
         self.logs = LogVerifier(keystore, self.http)
-        self._accounts: dict[str, VerifiedAccount] = {}
+        self._life = Lifecycle()
+        self._directory = Directory(self.http, self.logs, keystore, clock)
+        self._keys = KeyRotation(self.http, self.logs, keystore, clock)
+        self._chains = RoomChains(self.http, self._directory, keystore)
+        self._reader = Reader(self.http, self.logs, self._chains, self._keys, keystore)
+        self._sender = Sender(
+            self.http, self.logs, self._chains, self._directory, self._keys, keystore, clock
+        )
+        self._rooms = RoomOperations(
+            self.http, self.logs, self._chains, self._directory, self._reader, keystore, clock
+        )
 
     @classmethod
     def open(
@@ -146,84 +112,41 @@ class ParleyClient(_Rooms, _Sending, _Reading):
         scrypt_n: int = DEFAULT_SCRYPT_N,
     ) -> ParleyClient:
         """Generate keys here, register their public halves, and save them in a new keystore."""
-        if Keystore.exists(home):
-            raise ProtocolError(f"{home} already holds a keystore; use another PARLEY_HOME")
-        http = HttpSession(server, transport=transport)
-        try:
-            preview = await http.request(
-                "POST", "/v1/enroll/preview", json={"token": token}, auth=False
-            )
-            account_id, name, role = preview["account_id"], preview["name"], Role(preview["role"])
-            now = clock()
-            account_key, device_key = SigningKey.generate(), SigningKey.generate()
-            enc_key = EncryptionKey.generate()
-            device_id = key_id(device_key.public_bytes())
-            not_after = now + DEFAULT_KEY_LIFETIME_MS
-            body = {
-                "token": token,
-                "registration": dump(
-                    sign_statement(
-                        account_key,
-                        Registration(
-                            account_id=account_id,
-                            name=name,
-                            role=role,
-                            account_key=b64e(account_key.public_bytes()),
-                            issued_at=now,
-                        ),
-                    )
-                ),
-                "device_cert": dump(
-                    sign_statement(
-                        account_key,
-                        DeviceCert(
-                            account_id=account_id,
-                            device_id=device_id,
-                            signing_key=b64e(device_key.public_bytes()),
-                            issued_at=now,
-                        ),
-                    )
-                ),
-                "encryption_key_cert": dump(
-                    encryption_cert(account_key, account_id, device_id, enc_key, now, not_after)
-                ),
-            }
-            await http.request("POST", "/v1/enroll", json=body, auth=False)
-        finally:
-            await http.aclose()
-        own_key = account_key.public_bytes()
-        state = KeystoreState(
+        keystore = await enroll_device(
             server=server,
-            account_id=account_id,
-            device_id=device_id,
-            role=role,
-            name=name,
-            account_key=account_key,
-            device_key=device_key,
-            encryption_keys=(EncryptionKeyRecord.new(enc_key, not_after, now),),
-            pins={
-                account_id: Pin(
-                    account_key=own_key, first_seen=now, verified=True, verified_key=own_key
-                )
-            },
+            token=token,
+            home=home,
+            passphrase=passphrase,
+            transport=transport,
+            clock=clock,
+            scrypt_n=scrypt_n,
         )
-        keystore = Keystore.create(home, passphrase, state, scrypt_n=scrypt_n)
         return cls(keystore, transport=transport, clock=clock)
 
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """Unopened, opened or closed."""
+        return self._life.state
+
     async def __aenter__(self) -> Self:
+        self._life.enter()
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close network connections."""
-        await self.http.aclose()
+        """Close network connections; the client cannot be used afterwards."""
+        if self._life.close():
+            await self.http.aclose()
 
     # --- identity -------------------------------------------------------------------
 
     def whoami(self) -> dict[str, str]:
         """This profile's account, device, role, name and server."""
+        self._life.use()
         state = self.keystore.state
         return {
             "account_id": state.account_id,
@@ -235,6 +158,7 @@ class ParleyClient(_Rooms, _Sending, _Reading):
 
     async def token(self) -> str:
         """A currently valid bearer token (for scripting with curl)."""
+        self._life.use()
         return await self.http.token()
 
     async def account(self, account_id: str) -> VerifiedAccount:
@@ -244,106 +168,32 @@ class ParleyClient(_Rooms, _Sending, _Reading):
         keys never change, so a change (even of a contact never verified) is
         trusted only after the user compares the safety number again.
         """
-        account = await self._directory_account(account_id)
-        pin = self.keystore.state.pins.get(account_id)
-        if pin is not None and pin.verified_key is None and pin.account_key != account.account_key:
-            # Keystore.pin would replace an unverified pin silently; refuse instead.
-            raise UntrustedKeyError(
-                f"the key of account {account_id} changed (pinned {key_id(pin.account_key)}, "
-                f"now {key_id(account.account_key)}); compare the safety number and run "
-                f"`parley verify {account_id}` to trust the new key"
-            )
-        self.keystore.pin(account_id, account.account_key, self.clock())
-        self.keystore.require_trusted(account_id, account.account_key)
-        self._accounts[account_id] = account
-        return account
-
-    async def _directory_account(self, account_id: str) -> VerifiedAccount:
-        """The account as the directory shows it now, checked by its signatures and by
-        the directory log (every statement about its keys is a proven leaf); not pinned."""
-        since = self.logs.since(DIRECTORY_LOG_ID)
-        data = await self.http.request("GET", f"/v1/accounts/{account_id}", params={"since": since})
-        account = verify_account(account_id, data, now=self.clock())
-        await self._check_directory(account, data)
-        return account
-
-    async def _check_directory(self, account: VerifiedAccount, data: dict[str, Any]) -> None:
-        """Every statement served about the account must be a leaf of the directory log."""
-        proof = data.get("directory")
-        if not isinstance(proof, dict):
-            raise VerificationError(f"account {account.account_id}: no directory proof")
-        checkpoint = await self.logs.accept(
-            DIRECTORY_LOG_ID,
-            str(proof["checkpoint"]),
-            since=int(proof["since"]),
-            proof=proof["consistency_proof"],
-        )
-        logged: set[bytes] = set()
-        for entry in proof["entries"]:
-            statement = signed_statement(entry["statement"])
-            logged_key = statement.body.get("account_key")
-            if entry["kind"] == "registration" and logged_key != b64e(account.account_key):
-                raise VerificationError(
-                    f"account {account.account_id}: the directory log holds a registration "
-                    f"with another account key ({logged_key}); account keys never change, so "
-                    "the server registered a second key for this account"
-                )
-            await self.logs.check_leaf(
-                DIRECTORY_LOG_ID,
-                checkpoint,
-                entry["leaf"],
-                entry["inclusion_proof"],
-                index=int(entry["index"]),
-                type=str(entry["kind"]),
-                actor_device=key_id(account.account_key),
-                payload_hash=statement.body_hash(),
-                signature=statement.signature,
-            )
-            logged.add(statement.body_hash())
-        served = [data["registration"]]
-        for device in data.get("devices") or []:
-            served.append(device["cert"])
-            if device.get("encryption_key"):
-                served.append(device["encryption_key"]["cert"])
-        for statement in served:
-            if signed_statement(statement).body_hash() not in logged:
-                raise VerificationError(
-                    f"account {account.account_id}: a key statement is not in the directory log"
-                )
+        self._life.use()
+        return await self._directory.account(account_id)
 
     async def accounts(self, role: Role | None = None) -> list[dict[str, str]]:
         """Enrolled accounts (unverified summaries: id, name, role)."""
-        params = {"role": role.value} if role else None
-        result: list[dict[str, str]] = await self.http.request("GET", "/v1/accounts", params=params)
-        return result
+        self._life.use()
+        return await self._directory.summaries(role)
 
     async def safety_number(self, account_id: str) -> str:
         """The safety number this account shares with `account_id`, to compare out of band."""
-        other = await self._directory_account(account_id)
-        state = self.keystore.state
-        return safety_number(
-            state.account_id, state.account_key.public_bytes(), account_id, other.account_key
-        )
+        self._life.use()
+        return await self._directory.safety_number(account_id)
 
     async def verify_contact(self, account_id: str, number: str) -> None:
         """Mark `account_id` verified if `number` is your shared safety number."""
-        other = await self._directory_account(account_id)
-        state = self.keystore.state
-        check_safety_number(
-            number,
-            state.account_id,
-            state.account_key.public_bytes(),
-            account_id,
-            other.account_key,
-        )
-        self.keystore.pin_and_verify(account_id, other.account_key, self.clock())
+        self._life.use()
+        await self._directory.verify_contact(account_id, number)
 
     def is_verified(self, account_id: str) -> bool:
         """Whether the user verified this contact's current key."""
-        return self.keystore.is_verified(account_id)
+        self._life.use()
+        return self._directory.is_verified(account_id)
 
     async def invite(self, name: str) -> dict[str, Any]:
         """(Mediators) a party's one-time enrollment token."""
+        self._life.use()
         result: dict[str, Any] = await self.http.request(
             "POST", "/v1/enrollment-tokens", json={"name": name}
         )
@@ -354,30 +204,136 @@ class ParleyClient(_Rooms, _Sending, _Reading):
 
         Called before sending and reading; returns the ids of purged keys.
         """
-        now = self.clock()
-        current = self.keystore.current_encryption_key()
-        if now - current.created_at >= ROTATE_AFTER_MS or current.not_after - now < DAY_MS:
-            await self.rotate_encryption_key()
-        return self.keystore.purge_retired(now, RETIRED_KEY_GRACE_MS)
+        self._life.use()
+        return await self._keys.maintain()
 
     async def rotate_encryption_key(self, *, lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS) -> str:
         """Publish a new encryption key; the old one is kept for a grace period."""
-        state = self.keystore.state
-        now = self.clock()
-        enc_key = EncryptionKey.generate()
-        cert = encryption_cert(
-            state.account_key, state.account_id, state.device_id, enc_key, now, now + lifetime_ms
+        self._life.use()
+        return await self._keys.rotate(lifetime_ms=lifetime_ms)
+
+    # --- rooms ----------------------------------------------------------------------
+
+    async def create_room(
+        self,
+        title: str,
+        *,
+        require_verified: bool = False,
+        witnesses: Sequence[str] = (),
+        witness_quorum: int = 0,
+    ) -> Room:
+        """(Mediators) open a room with yourself as its only member.
+
+        The policy (`require_verified`, the witness keys and quorum) is part of
+        the signed roster, so the server cannot change it.
+        """
+        self._life.use()
+        return await self._rooms.create_room(
+            title,
+            require_verified=require_verified,
+            witnesses=witnesses,
+            witness_quorum=witness_quorum,
         )
-        logged = await self.http.request(
-            "POST", "/v1/devices/me/encryption-keys", json={"cert": dump(cert)}
+
+    async def set_policy(
+        self,
+        room_id: str,
+        *,
+        require_verified: bool | None = None,
+        witnesses: Sequence[str] | None = None,
+        witness_quorum: int | None = None,
+    ) -> Room:
+        """(Mediators) change the room's policy: a new roster version, signed here."""
+        self._life.use()
+        return await self._rooms.set_policy(
+            room_id,
+            require_verified=require_verified,
+            witnesses=witnesses,
+            witness_quorum=witness_quorum,
         )
-        await self._check_logged(
-            DIRECTORY_LOG_ID,
-            logged,
-            "encryption-key",
-            cert.body_hash(),
-            cert.signature,
-            actor=key_id(state.account_key.public_bytes()),
+
+    async def add_member(self, room_id: str, account_id: str, side: Side) -> Room:
+        """(Mediators) add an account on `side`: a new roster version, signed here."""
+        self._life.use()
+        return await self._rooms.add_member(room_id, account_id, side)
+
+    async def remove_member(self, room_id: str, account_id: str) -> Room:
+        """(Mediators) remove an account: a new roster version without it."""
+        self._life.use()
+        return await self._rooms.remove_member(room_id, account_id)
+
+    async def room(self, room_id: str) -> Room:
+        """A room with its roster verified back to version 1, and its mode, caucuses,
+        mutes and status replayed from the signed log (not taken from the server)."""
+        self._life.use()
+        return await self._rooms.room(room_id)
+
+    async def rooms(self) -> list[dict[str, Any]]:
+        """Summaries of the rooms this account is in."""
+        self._life.use()
+        return await self._rooms.rooms()
+
+    async def moderate(
+        self,
+        room_id: str,
+        action: Action,
+        *,
+        mode: Mode | None = None,
+        side: Side | None = None,
+        account_id: str | None = None,
+    ) -> RoomStateView:
+        """(Mediators) sign and submit one act on the room; return the room's state after it.
+
+        The answer's checkpoint is checked like a message receipt; after
+        ``close`` it is the room's final checkpoint.
+        """
+        self._life.use()
+        return await self._rooms.moderate(
+            room_id, action, mode=mode, side=side, account_id=account_id
         )
-        record = self.keystore.add_encryption_key(enc_key, now + lifetime_ms, now)
-        return record.key_id
+
+    # --- messages -------------------------------------------------------------------
+
+    async def send(
+        self, room_id: str, text: str, *, channel: str = PLENARY, message_id: str | None = None
+    ) -> Receipt:
+        """Encrypt `text` to exactly the devices of `channel` in the room's current roster,
+        sign it and send it.
+
+        The receipt is checked: the server's checkpoint is consistent with what
+        this client verified before, and the message's leaf is included in it.
+        """
+        self._life.use()
+        return await self._sender.send(
+            room_id, {"type": "text", "text": text}, channel=channel, message_id=message_id
+        )
+
+    async def relay(self, room_id: str, seq: int, *, to: str, edit: str | None = None) -> Receipt:
+        """(Mediators) pass message `seq` on to channel `to`, re-encrypted and signed by you.
+
+        The relay carries the original's channel, sender and the hash of what its
+        sender signed, so anyone who can read both can check what was passed on
+        and whether (`edit`) it was changed.
+        """
+        self._life.use()
+        original = await self._reader.message_at(room_id, seq)
+        return await self._sender.send(room_id, relay_content(original, edit), channel=to)
+
+    async def messages(
+        self, room_id: str, *, after: int = 0, follow: bool = False, channel: str | None = None
+    ) -> AsyncIterator[Message]:
+        """Verified, decrypted messages after sequence number `after` (only `channel`'s,
+        if given).
+
+        Every event is checked before it is handed over: its leaf is in a
+        checkpoint signed by the pinned log key and consistent with every
+        checkpoint verified before; then the roster chain, the recipients, the
+        signature and the sender's view of the log. With `follow`, keep
+        streaming over the WebSocket, reconnecting and resuming from the last
+        event seen: no gap and no duplicate.
+        """
+        self._life.use()
+        async for message in self._reader.messages(room_id, after=after, follow=follow):
+            self._life.use()
+            if channel is None or message.channel == channel:
+                yield message

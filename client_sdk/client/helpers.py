@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -18,6 +19,9 @@ from client_sdk.protocol.statements import (
     SignedStatement,
     sign_statement,
 )
+
+Clock = Callable[[], int]
+"""Milliseconds since the epoch (injectable, for tests of key expiry)."""
 
 
 def party_side(side: Side | str) -> Literal["a", "b"]:

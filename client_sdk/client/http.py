@@ -12,7 +12,13 @@ from typing import Any
 import httpx
 
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import AuthenticationError, ProtocolError, TransportError, api_error
+from client_sdk.protocol.errors import (
+    AuthenticationError,
+    ClientClosedError,
+    ProtocolError,
+    TransportError,
+    api_error,
+)
 from client_sdk.protocol.keys import SigLabel, SigningKey
 from client_sdk.protocol.statements import login_payload
 
@@ -57,6 +63,8 @@ class HttpSession:
         await self._client.aclose()
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self._client.is_closed:
+            raise ClientClosedError("the client is closed")
         try:
             return await self._client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

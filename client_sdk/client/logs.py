@@ -6,6 +6,7 @@ included. A server that rolls back, forks or rewrites a log is caught here.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,12 @@ from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.leaf import LogLeaf, parse_leaf
-from client_sdk.protocol.merkle import leaf_hash, verify_consistency, verify_inclusion
+from client_sdk.protocol.merkle import (
+    CompactRange,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from client_sdk.protocol.note import (
     Checkpoint,
     VerifierKey,
@@ -49,11 +55,26 @@ class LogVerifier:
         self._identities: dict[str, LogIdentity] = {}
         self.roots: dict[str, dict[int, bytes]] = {}
         """Roots this session verified, by log and size (for gossip checks)."""
+        self._locks: dict[str, asyncio.Lock] = {}
+        """One lock per log: the stored checkpoint is read, checked against and replaced
+        as one step, so concurrent answers never race each other back in time."""
+        self._identity_lock = asyncio.Lock()
+        self._frontiers: dict[str, CompactRange] = {}
+        """Logs read from their start: the compact range of the leaves read so far."""
+
+    def _lock(self, log_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(log_id, asyncio.Lock())
 
     async def identity(self, log_id: str) -> LogIdentity:
         """The log's origin and key; the key is pinned on first sight and must not change."""
         if log_id in self._identities:
             return self._identities[log_id]
+        async with self._identity_lock:
+            if log_id in self._identities:
+                return self._identities[log_id]
+            return await self._fetch_identity(log_id)
+
+    async def _fetch_identity(self, log_id: str) -> LogIdentity:
         info = await self.http.request("GET", f"/v1/logs/{log_id}")
         vkey = str(info["vkey"])
         pinned = self.keystore.log_key(log_id)
@@ -84,12 +105,23 @@ class LogVerifier:
 
         `proof` is a consistency proof from size `since` that came with the
         checkpoint; when it does not start at the stored size, one is fetched.
+        A checkpoint smaller than the stored one (an answer overtaken by a
+        concurrent one) is old news once proven a prefix of it; only a real
+        inconsistency raises. The view only ever grows.
         """
         identity = await self.identity(log_id)
         try:
             checkpoint = verify_checkpoint(note, identity.origin, identity.key)
         except VerificationError as exc:
             raise VerificationError(f"log {log_id}: checkpoint refused: {exc}") from exc
+        async with self._lock(log_id):
+            await self._advance(log_id, checkpoint, note, since=since, proof=proof)
+        return checkpoint
+
+    async def _advance(
+        self, log_id: str, checkpoint: Checkpoint, note: str, *, since: int | None, proof: Any
+    ) -> None:
+        """Check `checkpoint` against the stored view and keep the larger (under the lock)."""
         stored = self.keystore.checkpoint(log_id)
         if stored is not None:
             old, new = stored.size, checkpoint.size
@@ -105,7 +137,8 @@ class LogVerifier:
                     else await self._consistency(log_id, old, new)
                 )
                 self._check_consistency(log_id, old, new, path, stored.root, checkpoint.root_hash)
-            else:
+            elif self.roots.get(log_id, {}).get(new) != checkpoint.root_hash:
+                # Old news (a concurrent answer got here first), if a prefix of our view.
                 path = await self._consistency(log_id, new, old)
                 self._check_consistency(log_id, new, old, path, checkpoint.root_hash, stored.root)
         if stored is None or checkpoint.size > stored.size:
@@ -118,7 +151,6 @@ class LogVerifier:
                     log_id, checkpoint.size, kept.size, path, checkpoint.root_hash, kept.root
                 )
         self.roots.setdefault(log_id, {})[checkpoint.size] = checkpoint.root_hash
-        return checkpoint
 
     async def _consistency(self, log_id: str, size1: int, size2: int) -> list[bytes]:
         answer = await self.http.request(
@@ -190,6 +222,54 @@ class LogVerifier:
                 f"{checkpoint.size}: {exc}"
             ) from exc
         return leaf
+
+    async def check_logged(
+        self,
+        log_id: str,
+        logged: dict[str, Any],
+        *,
+        kind: str,
+        actor_device: str,
+        payload_hash: bytes,
+        signature: str,
+    ) -> None:
+        """An answer's checkpoint is consistent with our view and includes the leaf of
+        what `actor_device` just signed (rebuilt here, not taken from the server)."""
+        index = int(logged["leaf_index"])
+        checkpoint = await self.accept(log_id, str(logged["checkpoint"]))
+        identity = await self.identity(log_id)
+        leaf = LogLeaf(
+            origin=identity.origin,
+            index=index,
+            type=kind,
+            actor_device=actor_device,
+            server_time=int(logged["created_at"]),
+            payload_sha256=b64e(payload_hash),
+            signature=signature,
+        )
+        await self.check_leaf(
+            log_id,
+            checkpoint,
+            b64e(leaf.to_bytes()),
+            logged["inclusion_proof"],
+            index=index,
+            type=kind,
+            actor_device=actor_device,
+            payload_hash=payload_hash,
+            signature=signature,
+        )
+
+    def track_leaf(self, log_id: str, index: int, leaf: bytes) -> None:
+        """Keep the root at every size of a log read from its start (for gossip checks).
+
+        Leaves come in order from the one reader of the log's events, under its lock.
+        """
+        frontier = self._frontiers.get(log_id, CompactRange())
+        if frontier.size != index:
+            return
+        frontier, _ = frontier.append(leaf_hash(leaf))
+        self._frontiers[log_id] = frontier
+        self.roots.setdefault(log_id, {})[frontier.size] = frontier.root()
 
     async def check_prefix(self, log_id: str, size: int, root: bytes, *, who: str) -> None:
         """Check that (size, root), a checkpoint someone else saw, is a prefix of our view."""

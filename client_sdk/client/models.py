@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from client_sdk.protocol.mediation import RoomState
 from client_sdk.protocol.models import Side
-from client_sdk.protocol.statements import Roster, SignedStatement
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,26 +95,3 @@ class Relay:
     edited: bool
     checked: bool
     """True when this device read the original and the claim matches it."""
-
-
-@dataclass(slots=True)
-class _RoomChain:
-    """The verified roster versions of one room, in order."""
-
-    rosters: dict[int, tuple[Roster, SignedStatement]] = field(default_factory=dict)
-    roster_seqs: dict[int, int] = field(default_factory=dict)
-    """Roster version -> the event that carried it, as read in the event sequence."""
-    message_seqs: dict[str, int] = field(default_factory=dict)
-    """Message id -> the event that carried it: a message is delivered once."""
-    state: RoomState = field(default_factory=RoomState)
-    """Mode, caucuses, mutes and status, replayed from the signed moderation acts."""
-    state_known: bool = False
-    """Whether `state` was replayed from the room's first event (else it is unknown)."""
-    position: int = 0
-    """The last event replayed into `state`."""
-    readable: dict[int, Message] = field(default_factory=dict)
-    """Messages this device opened, by event (to check relays of them)."""
-
-    @property
-    def newest(self) -> int:
-        return max(self.rosters, default=0)

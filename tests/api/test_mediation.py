@@ -147,13 +147,13 @@ async def test_only_mediators_moderate(session: Session) -> None:
 
 async def test_a_retried_moderation_act_gets_its_first_answer(session: Session) -> None:
     mona = session.mona
-    current, _ = await mona._current_roster(session.room_id)
+    current = await mona.room(session.room_id)
     state = mona.keystore.state
     act = Moderation(
         room_id=session.room_id,
         moderation_id="retried-act",
         action=Action.LOCK,
-        roster_version=current.version,
+        roster_version=current.roster_version,
         signer_device=state.device_id,
         issued_at=1,
     )

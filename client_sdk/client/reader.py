@@ -1,0 +1,242 @@
+"""Reading a room: every event checked (log, rosters, moderation, rules, signature)
+before a message is decrypted and handed over, over HTTP pages and then the stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from client_sdk.client import opening
+from client_sdk.client.chains import RoomChain, RoomChains
+from client_sdk.client.helpers import b64, signed_statement
+from client_sdk.client.http import HttpSession
+from client_sdk.client.keys import KeyRotation
+from client_sdk.client.logs import LogVerifier
+from client_sdk.client.models import Message
+from client_sdk.client.stream import EventStream
+from client_sdk.keystore import Keystore
+from client_sdk.protocol.encoding import b64d, b64e, sha256
+from client_sdk.protocol.envelope import Envelope, check_envelope
+from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.mediation import channel_devices, channel_sides
+from client_sdk.protocol.note import Checkpoint
+
+PAGE = 200
+
+
+class Reader:
+    """Verified reading of rooms' events."""
+
+    def __init__(
+        self,
+        http: HttpSession,
+        logs: LogVerifier,
+        chains: RoomChains,
+        keys: KeyRotation,
+        keystore: Keystore,
+        *,
+        stream: Callable[[str], EventStream] | None = None,
+    ) -> None:
+        self._http = http
+        self._logs = logs
+        self._chains = chains
+        self._keys = keys
+        self._keystore = keystore
+        self._stream = stream or (
+            lambda room_id: EventStream(http, room_id, since=lambda: logs.since(room_id))
+        )
+
+    async def replay(self, room_id: str) -> None:
+        """Check every event of the room not replayed yet, without decrypting messages."""
+        chain = self._chains.chain(room_id)
+        cursor = chain.position if chain.state_known else 0
+        async for _ in self._pages(room_id, cursor, decrypt=False):
+            pass
+
+    async def messages(
+        self, room_id: str, *, after: int = 0, follow: bool = False
+    ) -> AsyncIterator[Message]:
+        """Verified, decrypted messages after sequence number `after`.
+
+        Every event is checked before it is handed over: its leaf is in a
+        checkpoint signed by the pinned log key and consistent with every
+        checkpoint verified before; then the roster chain, the recipients, the
+        signature and the sender's view of the log. With `follow`, keep
+        streaming over the WebSocket, reconnecting and resuming from the last
+        event seen: no gap and no duplicate.
+        """
+        await self._keys.maintain()
+        cursor = after
+        async for messages, end in self._pages(room_id, after):
+            cursor = end
+            for message in messages:
+                yield message
+        if not follow:
+            return
+        async for batch in self._stream(room_id).batches(after=cursor):
+            messages, cursor = await self._process_batch(room_id, batch, cursor)
+            for message in messages:
+                yield message
+
+    async def message_at(self, room_id: str, seq: int) -> Message:
+        """Message `seq` of the room, if this device can read it."""
+        async for message in self.messages(room_id, after=0):
+            if message.seq == seq:
+                return message
+        raise ProtocolError(f"room {room_id}: no message #{seq} this device can read")
+
+    async def _pages(
+        self, room_id: str, cursor: int, *, decrypt: bool = True
+    ) -> AsyncIterator[tuple[list[Message], int]]:
+        """Pages of checked events after `cursor`, up to the end of the room."""
+        while True:
+            page = await self._http.request(
+                "GET",
+                f"/v1/rooms/{room_id}/events",
+                params={"after": cursor, "limit": PAGE, "since": self._logs.since(room_id)},
+            )
+            messages, cursor = await self._process_batch(room_id, page, cursor, decrypt=decrypt)
+            yield messages, cursor
+            if len(page["events"]) < PAGE:
+                return
+
+    async def _process_batch(
+        self, room_id: str, batch: dict[str, Any], cursor: int, *, decrypt: bool = True
+    ) -> tuple[list[Message], int]:
+        checkpoint = await self._logs.accept(
+            room_id,
+            str(batch["checkpoint"]),
+            since=int(batch["since"]),
+            proof=batch["consistency_proof"],
+        )
+        messages = []
+        async with self._chains.replaying(room_id) as chain:
+            for event in batch["events"]:
+                message = await self._process(
+                    room_id, chain, event, cursor, checkpoint, decrypt=decrypt
+                )
+                cursor = int(event["seq"])
+                if message is not None:
+                    messages.append(message)
+        return messages, cursor
+
+    async def _process(
+        self,
+        room_id: str,
+        chain: RoomChain,
+        event: dict[str, Any],
+        cursor: int,
+        checkpoint: Checkpoint,
+        *,
+        decrypt: bool = True,
+    ) -> Message | None:
+        seq = int(event["seq"])
+        if seq != cursor + 1 or int(event["leaf_index"]) != seq - 1:
+            raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
+        kind = str(event["kind"])
+        payload = event.get("payload")
+        if kind in ("roster", "moderation"):
+            signed = signed_statement(payload)
+            payload_hash, signature = signed.body_hash(), signed.signature
+        elif kind == "message":
+            try:
+                envelope = Envelope.model_validate(payload)
+            except ValidationError as exc:
+                raise VerificationError(f"room {room_id}: event {seq} is not an envelope") from exc
+            payload_hash, signature = sha256(envelope.signed_bytes()), envelope.signature
+        else:
+            raise VerificationError(f"room {room_id}: event {seq} has unknown kind {kind!r}")
+        await self._logs.check_leaf(
+            room_id,
+            checkpoint,
+            event["leaf"],
+            event["inclusion_proof"],
+            index=seq - 1,
+            type=kind,
+            actor_device=str(event["sender_device"]),
+            payload_hash=payload_hash,
+            signature=signature,
+            server_time=int(event["created_at"]),
+        )
+        self._logs.track_leaf(room_id, seq - 1, b64(str(event["leaf"])))
+        self._chains.advance(chain, seq)
+        if kind == "moderation":
+            await self._chains.moderation_event(room_id, chain, signed, seq)
+            return None
+        if kind == "roster":
+            await self._chains.roster_event(room_id, chain, signed, seq)
+            return None
+        return await self._open(room_id, chain, event, envelope, decrypt=decrypt)
+
+    async def _open(
+        self,
+        room_id: str,
+        chain: RoomChain,
+        event: dict[str, Any],
+        envelope: Envelope,
+        *,
+        decrypt: bool = True,
+    ) -> Message | None:
+        header = envelope.header
+        seq = int(event["seq"])
+        if header.room_id != room_id or header.sender_device != event["sender_device"]:
+            raise VerificationError(f"room {room_id}: event {seq} envelope is misaddressed")
+        roster, _ = await self._chains.roster(room_id, header.roster_version)
+        if channel_sides(header.channel) is None or header.recipients != channel_devices(
+            roster, header.channel
+        ):
+            raise VerificationError(
+                f"room {room_id}: event {seq} recipients are not the devices of {header.channel!r}"
+            )
+        sender = roster.device_owner(header.sender_device)
+        if sender is None:
+            raise VerificationError(f"room {room_id}: event {seq} sender is not in the roster")
+        self._chains.check_post(room_id, chain, seq, roster, sender, header.channel)
+        sender_key = sender.signing_key_of(header.sender_device)
+        try:  # every event, even one this device cannot open
+            check_envelope(envelope, b64d(sender_key))
+        except VerificationError as exc:
+            raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
+        self._chains.message_event(
+            room_id,
+            chain,
+            seq,
+            message_id=header.message_id,
+            roster_version=header.roster_version,
+        )
+        if header.checkpoint is not None:
+            await self._logs.check_prefix(
+                room_id,
+                header.checkpoint.size,
+                b64(header.checkpoint.root),
+                who=f"{sender.name} (event {seq})",
+            )
+        state = self._keystore.state
+        if state.device_id not in header.recipients or not decrypt:
+            return None  # not sealed to this device (another channel, or before it joined)
+        content = opening.decrypt(state, envelope, b64d(sender_key))
+        text = content.get("text")
+        message = Message(
+            room_id=room_id,
+            seq=seq,
+            leaf_index=int(event["leaf_index"]),
+            channel=header.channel,
+            message_id=header.message_id,
+            sender_account_id=sender.account_id,
+            sender_name=sender.name,
+            sender_device=header.sender_device,
+            sent_at=header.sent_at,
+            server_time=int(event["created_at"]),
+            text=text if isinstance(text, str) else "",
+            content=content,
+            signed_sha256=b64e(sha256(envelope.signed_bytes())),
+            relay=None,
+        )
+        if content.get("type") == "relay":
+            relay = opening.check_relay(room_id, message, sender.side, chain.readable)
+            message = replace(message, relay=relay)
+        chain.readable[seq] = message
+        return message
