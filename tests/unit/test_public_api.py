@@ -44,6 +44,7 @@ PUBLIC: dict[str, list[str]] = {
         "DEFAULT_KEY_LIFETIME_MS",
         "RETIRED_KEY_GRACE_MS",
         "ROTATE_AFTER_MS",
+        "ClientState",
         "Member",
         "Message",
         "ParleyClient",
