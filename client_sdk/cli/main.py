@@ -8,6 +8,8 @@ from importlib.metadata import entry_points
 import typer
 
 from client_sdk.cli import audit, identity, messages, rooms
+from client_sdk.cli.dossier import dossier_app
+from client_sdk.cli.excerpt import excerpt_app
 
 PLUGIN_GROUP = "parley.cli"
 
@@ -23,6 +25,8 @@ def build_app() -> typer.Typer:
     identity.register(app)
     app.add_typer(rooms.room_app, name="room")
     app.add_typer(audit.audit_app, name="audit")
+    app.add_typer(dossier_app, name="dossier")
+    app.add_typer(excerpt_app, name="excerpt")
     messages.register(app)
     for entry in entry_points(group=PLUGIN_GROUP):
         entry.load()(app)

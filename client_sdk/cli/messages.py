@@ -9,8 +9,11 @@ from typing import Annotated
 
 import typer
 
+from client_sdk.cli import dossier
 from client_sdk.cli.common import out, print_json, with_client
 from client_sdk.client import Message, ParleyClient
+from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
+from client_sdk.protocol.content import content_type
 
 
 def send(
@@ -62,9 +65,14 @@ def read(
     """Print the room's messages, each verified and decrypted."""
 
     async def work(client: ParleyClient) -> None:
+        dossiers = client.dossiers.tracker(room_id)
         async for message in client.messages(room_id, after=after, follow=follow, channel=channel):
+            seen = await dossiers.see(message)
             if json_output:
-                print_json(message_json(message))
+                shown = message_json(message)
+                if seen is not None:
+                    shown["dossier"] = dossier.read_json(seen)
+                print_json(shown)
             else:
                 when = datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
                 out.print(
@@ -82,9 +90,16 @@ def read(
                         end="",
                         highlight=False,
                     )
-                out.print(message.text, markup=False, highlight=False)
+                out.print(_body(message, seen), markup=False, highlight=False)
 
     with_client(work)
+
+
+def _body(message: Message, seen: SeenCommit | ReceivedDisclosure | None) -> str:
+    if seen is not None:
+        return dossier.read_line(seen)
+    kind = content_type(message.content)
+    return message.text if kind in ("text", "relay", "expired") else f"[content of type {kind!r}]"
 
 
 def relay(

@@ -28,7 +28,10 @@ import httpx
 
 from client_sdk.client.chains import RoomChains
 from client_sdk.client.directory import Directory
+from client_sdk.client.dossier_store import DossierStore
+from client_sdk.client.dossiers import Dossiers
 from client_sdk.client.enrollment import enroll_device
+from client_sdk.client.excerpts import Excerpts
 from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
 from client_sdk.client.keys import DEFAULT_KEY_LIFETIME_MS, KeyRotation
@@ -45,6 +48,7 @@ from client_sdk.keystore import (
     default_home,
     passphrase_from_env_or_prompt,
 )
+from client_sdk.protocol.excerpt import Excerpt
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode
 
@@ -85,6 +89,19 @@ class ParleyClient:
         self._rooms = RoomOperations(
             self.http, self.logs, self._chains, self._directory, self._reader, keystore, clock
         )
+        self.dossiers = Dossiers(
+            keystore=keystore,
+            store=DossierStore(keystore.home, state.device_id, state.device_key),
+            send=lambda room_id, content, channel: self._sender.send(
+                room_id, content, channel=channel
+            ),
+            messages=lambda room_id, after: self._reader.messages(room_id, after=after),
+            account=self._directory.account,
+            room=self._rooms.room,
+            clock=clock,
+        )
+        """Dossiers: commit, disclose, and check what others disclose (`Dossiers`)."""
+        self._excerpts = Excerpts(self.http, self.logs, keystore)
 
     @classmethod
     def open(
@@ -337,3 +354,12 @@ class ParleyClient:
             self._life.use()
             if channel is None or message.channel == channel:
                 yield message
+
+    # --- excerpts -------------------------------------------------------------------
+
+    async def excerpt(self, room_id: str, seqs: Sequence[int]) -> Excerpt:
+        """A verifiable excerpt of the messages at `seqs`, for an outsider: each envelope
+        with its content key (that message's only), the rosters, directory entries,
+        checkpoints and inclusion proofs that prove it; checked before it is returned."""
+        self._life.use()
+        return await self._excerpts.excerpt(room_id, seqs)

@@ -1,0 +1,56 @@
+"""Running a command whose failures are one line: text on stderr, or a JSON object on
+stdout under ``--json``; exit 1 for a refusal or failed verification, 2 for usage and
+an unreachable server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import typer
+
+from client_sdk.cli.common import err, print_json
+from client_sdk.client import ParleyClient
+from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
+
+T = TypeVar("T")
+
+USAGE = 2
+
+
+def failure(message: str, *, code: int = 1, json_output: bool = False) -> typer.Exit:
+    """Print one error line and return the exit to raise."""
+    if json_output:
+        print_json({"ok": False, "error": message})
+    else:
+        err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool) -> T:
+    """Run `work`; SDK errors become one line (JSON under `json_output`)."""
+    try:
+        return asyncio.run(_await(work))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except VerificationError as exc:
+        raise failure(f"verification failed: {exc}", json_output=json_output) from exc
+    except TransportError as exc:
+        raise failure(str(exc), code=USAGE, json_output=json_output) from exc
+    except ParleyError as exc:
+        raise failure(str(exc), json_output=json_output) from exc
+
+
+async def _await(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+def with_client_json(work: Callable[[ParleyClient], Awaitable[T]], *, json_output: bool) -> T:
+    """Open the profile's client, run `work` with it, close it; errors as `run_json`."""
+
+    async def wrapped() -> T:
+        async with ParleyClient.open() as client:
+            return await work(client)
+
+    return run_json(wrapped, json_output=json_output)
