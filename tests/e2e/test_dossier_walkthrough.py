@@ -90,21 +90,10 @@ def scene(
     opening = run_parley(["send", room, "Side A tables its list of detainees."], env=alice)
 
     (work / "roster-a.json").write_text(json.dumps(roster("A", 500)))
-    a_commit = run_parley(
-        [
-            "dossier",
-            "commit",
-            room,
-            str(work / "roster-a.json"),
-            "--title",
-            "Detainees held by A",
-            "--decoys",
-            "100",
-            "--json",
-        ],
-        env=alice,
-    ).json()
-    dossier_a = a_commit["dossier_id"]
+    # The README's command: the dossier id alone on stdout.
+    commit_a = ["dossier", "commit", room, str(work / "roster-a.json")]
+    commit_a += ["--title", "Detainees held by A", "--decoys", "100"]
+    dossier_a = run_parley(commit_a, env=alice).ok().stdout.strip()
     chosen = ["--records", "1-50", "--fields", "name,service_number"]
     to_mediator = run_parley(
         [
@@ -170,6 +159,7 @@ def scene(
         ["dossier", "show", room, b_commit["dossier_id"], "--json"], env=alice
     ).json()
     a_show_own = run_parley(["dossier", "show", room, dossier_a, "--json"], env=alice).json()
+    a_commit = {"seq": a_show_own["commit_seq"], **a_show_own}
 
     seqs = [_seq(opening), _seq(phase_1), _seq(b_phase)]
     excerpt = run_parley(
