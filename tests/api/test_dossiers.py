@@ -154,7 +154,7 @@ async def test_an_unknown_dossier_or_channel_is_refused_before_sending(talks: Ta
 
 
 async def _send_raw(client: ParleyClient, room_id: str, content: dict[str, Any]) -> None:
-    await client._send_content(room_id, content, channel="plenary")
+    await client._sender.send(room_id, content, channel="plenary")
 
 
 async def test_a_tampered_presentation_is_shown_refused_with_the_reason(talks: Talks) -> None:
@@ -186,7 +186,7 @@ async def test_a_disclosure_by_someone_else_than_the_issuer_is_refused(talks: Ta
         talks.room_id, done.dossier_id, records="2", channel="caucus-a"
     )
     # Mona read it in the caucus and replays it in plenary as if it were hers to give.
-    await talks.mona._send_content(
+    await talks.mona._sender.send(
         talks.room_id,
         DossierDisclosure(
             dossier_id=done.dossier_id, commit_seq=done.seq, presentation=sent.presentation

@@ -22,7 +22,9 @@ import pytest
 from tests.e2e.harness import Cast, Deployment
 from tests.support.cli import CliResult, cli_env, run_parley
 
-pytestmark = pytest.mark.slow
+# The scene plays some thirty `parley` processes in the first test's set-up, one after
+# another as on the parties' machines; on a loaded machine that outlasts 120 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 RANKS = ["private", "corporal", "sergeant", "lieutenant", "captain"]
 PLACES = ["Northern ridge", "River crossing", "Eastern village", "Airfield"]
