@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from client_sdk.client import ParleyClient
+from client_sdk.client.dossier_models import ReceivedDisclosure
 from client_sdk.client.dossier_store import STORE_FILENAME, DossierStore
 from client_sdk.protocol.content import DossierDisclosure
 from client_sdk.protocol.errors import KeystoreError, ProtocolError, VerificationError
@@ -234,3 +235,22 @@ async def test_the_issuer_store_is_sealed_to_the_device_key(talks: Talks) -> Non
     state = talks.alice.keystore.state
     with pytest.raises(KeystoreError, match="cannot be opened"):
         DossierStore(talks.alice.keystore.home, state.device_id, SigningKey.generate()).read()
+
+
+async def test_a_reader_starting_after_the_commitment_fetches_it(talks: Talks) -> None:
+    done = await talks.alice.dossiers.commit(talks.room_id, RECORDS, title="Roster A")
+    await talks.alice.send(talks.room_id, "The list follows.")
+    sent = await talks.alice.dossiers.disclose(
+        talks.room_id, done.dossier_id, records="7", channel="plenary", phase="phase 1"
+    )
+    await talks.alice.send(talks.room_id, "That was the first name.")
+
+    tracker = talks.bob.dossiers.tracker(talks.room_id)
+    seen = [await tracker.see(m) async for m in talks.bob.messages(talks.room_id, after=done.seq)]
+
+    assert seen[0] is None
+    assert seen[2] is None
+    assert isinstance(seen[1], ReceivedDisclosure)
+    assert seen[1].seq == sent.seq
+    assert seen[1].verified
+    assert seen[1].committed_at is not None
