@@ -34,6 +34,10 @@ from client_sdk.protocol.excerpt import (
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.note import Checkpoint, verify_checkpoint
 from client_sdk.protocol.statements import Roster, SignedStatement, parse_statement
+from client_sdk.protocol.wire import parse_answer
+from client_sdk.protocol.wire.events import EventKind, EventOut, EventsPage
+from client_sdk.protocol.wire.identity import AccountOut, DirectoryEntryOut
+from client_sdk.protocol.wire.logs import InclusionOut
 
 PAGE = 200
 
@@ -61,24 +65,24 @@ class Excerpts:
         messages = []
         for seq in wanted:
             event = events.get(seq)
-            if event is None or event.get("kind") != "message" or event.get("payload") is None:
+            if event is None or event.kind is not EventKind.MESSAGE or event.payload is None:
                 raise ProtocolError(f"room {room_id}: event #{seq} is not a message")
-            envelope = _envelope(event, seq)
+            envelope = _envelope(event.payload, seq)
             messages.append(
                 ExcerptMessage(
                     envelope=envelope,
                     content_key=b64e(self._content_key(envelope, seq)),
-                    entry=await self._entry(room_id, room_checkpoint, seq - 1, event["leaf"]),
+                    entry=await self._entry(room_id, room_checkpoint, event.leaf_index, event.leaf),
                 )
             )
         newest = max(m.envelope.header.roster_version for m in messages)
-        roster_events = [
-            e for e in sorted(events.values(), key=lambda e: int(e["seq"])) if e["kind"] == "roster"
-        ][:newest]
+        roster_events = [e for _, e in sorted(events.items()) if e.kind is EventKind.ROSTER][
+            :newest
+        ]
         rosters = [
             LoggedStatement(
-                statement=_statement(e),
-                entry=await self._entry(room_id, room_checkpoint, int(e["leaf_index"]), e["leaf"]),
+                statement=_statement(e.payload),
+                entry=await self._entry(room_id, room_checkpoint, e.leaf_index, e.leaf),
             )
             for e in roster_events
         ]
@@ -107,21 +111,21 @@ class Excerpts:
                 continue
         raise ProtocolError(f"message #{seq}: no encryption key of this device opens it")
 
-    async def _events(self, room_id: str, last: int) -> tuple[dict[int, dict[str, Any]], str]:
+    async def _events(self, room_id: str, last: int) -> tuple[dict[int, EventOut], str]:
         """Events 1 to `last` (and the room checkpoint the last page was proven against)."""
-        events: dict[int, dict[str, Any]] = {}
+        events: dict[int, EventOut] = {}
         cursor, note = 0, ""
         while cursor < last:
-            page = await self._http.request(
-                "GET", f"/v1/rooms/{room_id}/events", params={"after": cursor, "limit": PAGE}
+            path = f"/v1/rooms/{room_id}/events"
+            page = parse_answer(
+                EventsPage,
+                await self._http.request("GET", path, params={"after": cursor, "limit": PAGE}),
+                what=f"GET {path}",
             )
-            batch = page.get("events") if isinstance(page, dict) else None
-            if not isinstance(batch, list) or not batch:
+            if not page.events:
                 break
-            for event in batch:
-                events[int(event["seq"])] = event
-            cursor = int(batch[-1]["seq"])
-            note = str(page["checkpoint"])
+            events.update((event.seq, event) for event in page.events)
+            cursor, note = page.events[-1].seq, page.checkpoint
         if last not in events:
             raise ProtocolError(f"room {room_id} has no event #{last}")
         return events, note
@@ -132,12 +136,14 @@ class Excerpts:
         return SignedLog(log_key=identity.key.to_text(), checkpoint=note), checkpoint
 
     async def _entry(self, log_id: str, checkpoint: Checkpoint, index: int, leaf: str) -> LogEntry:
-        proof = await self._http.request(
-            "GET",
-            f"/v1/logs/{log_id}/proof/inclusion",
-            params={"index": index, "size": checkpoint.size},
+        path = f"/v1/logs/{log_id}/proof/inclusion"
+        answer = await self._http.request(
+            "GET", path, params={"index": index, "size": checkpoint.size}
         )
-        return LogEntry(index=index, leaf=leaf, proof=list(proof["proof"]))
+        proof = parse_answer(InclusionOut, answer, what=f"GET {path}")
+        if proof.index != index or proof.size != checkpoint.size:
+            raise VerificationError(f"{path}: a proof for another entry or size")
+        return LogEntry(index=index, leaf=leaf, proof=proof.proof)
 
     async def _directory(
         self, messages: list[ExcerptMessage], rosters: list[LoggedStatement]
@@ -154,39 +160,39 @@ class Excerpts:
                 if any(d.device_id in devices for d in member.devices)
             }
         )
-        found: list[dict[str, Any]] = []
+        found: list[DirectoryEntryOut] = []
         note, size = "", -1
         for account_id in accounts:
-            data = await self._http.request("GET", f"/v1/accounts/{account_id}")
-            proof = data.get("directory") if isinstance(data, dict) else None
-            if not isinstance(proof, dict):
+            path = f"/v1/accounts/{account_id}"
+            account = parse_answer(
+                AccountOut, await self._http.request("GET", path), what=f"GET {path}"
+            )
+            if account.directory is None:
                 raise VerificationError(f"account {account_id}: no directory proof")
-            found.extend(proof["entries"])
-            if int(proof["size"]) > size:
-                note, size = str(proof["checkpoint"]), int(proof["size"])
+            found.extend(account.directory.entries)
+            if account.directory.size > size:
+                note, size = account.directory.checkpoint, account.directory.size
         directory_log, checkpoint = await self._signed_log(DIRECTORY_LOG_ID, note)
         items = [
             LoggedStatement(
-                statement=_statement({"payload": e["statement"]}),
-                entry=await self._entry(
-                    DIRECTORY_LOG_ID, checkpoint, int(e["index"]), str(e["leaf"])
-                ),
+                statement=e.statement,
+                entry=await self._entry(DIRECTORY_LOG_ID, checkpoint, e.index, e.leaf),
             )
             for e in found
-            if e.get("kind") in ("registration", "device")
+            if e.kind in ("registration", "device")
         ]
         return items, directory_log
 
 
-def _envelope(event: dict[str, Any], seq: int) -> Envelope:
+def _envelope(payload: dict[str, Any], seq: int) -> Envelope:
     try:
-        return Envelope.model_validate(event["payload"])
+        return Envelope.model_validate(payload)
     except ValidationError as exc:
         raise VerificationError(f"event #{seq} is not an envelope") from exc
 
 
-def _statement(event: dict[str, Any]) -> SignedStatement:
+def _statement(payload: dict[str, Any] | None) -> SignedStatement:
     try:
-        return SignedStatement.model_validate(event["payload"])
+        return SignedStatement.model_validate(payload)
     except ValidationError as exc:
         raise VerificationError("a roster or directory entry is not a signed statement") from exc
