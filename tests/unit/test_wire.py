@@ -64,6 +64,11 @@ def test_bytes_that_are_not_utf8_are_a_protocol_error() -> None:
         parse_answer(TokenResponse, b'{"token": "\xff"}', what="token")
 
 
+def test_json_nested_too_deeply_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        parse_answer(TokenResponse, b"[" * 100_000, what="token")
+
+
 def test_a_duplicate_key_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="duplicate key 'token'"):
         parse_answer(TokenResponse, b'{"token": "a", "token": "b", "expires_at": 1}', what="t")

@@ -39,6 +39,8 @@ def load_json(data: bytes | str, *, what: str) -> Any:
         raise ProtocolError(f"{what}: not valid JSON: {exc}") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"{what}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:  # a hostile answer nested deeper than the parser goes
+        raise ProtocolError(f"{what}: JSON nested too deeply") from exc
 
 
 def _describe(exc: ValidationError) -> str:
