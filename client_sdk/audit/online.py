@@ -22,7 +22,8 @@ from client_sdk.audit.log import (
 from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
 from client_sdk.audit.witness_online import existing_witness, fetch_checkpoint
 from client_sdk.client import ParleyClient
-from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.wire.identity import AccountOut
+from client_sdk.protocol.wire.logs import EntriesOut, LogOut, WitnessOut
 
 PAGE = 1000
 """Entries per request (the server's maximum)."""
@@ -45,16 +46,16 @@ class OnlineLog:
     async def _prepare(self, policy: Policy) -> tuple[AuditRun, list[KnownCheckpoint]]:
         """The pinned identity, the checkpoints to check, and what was seen before."""
         identity = await self.client.logs.identity(self.log_id)
-        info = await self.http.request("GET", f"/v1/logs/{self.log_id}")
+        info = await self.http.call(LogOut, "GET", f"/v1/logs/{self.log_id}")
         run = AuditRun(
             self.log_id, identity.origin, identity.key.to_text(), await self.witnesses(), policy
         )
         run.add(await fetch_checkpoint(self.client, self.log_id))
-        cosigned = info.get("cosigned_size") if isinstance(info, dict) else None
+        cosigned = info.cosigned_size
         known = self._known(identity.origin)
         run.check_rollback(known)
         sizes = {s.size for s in known}
-        if isinstance(cosigned, int) and cosigned <= run.newest.size:
+        if cosigned is not None and cosigned <= run.newest.size:
             sizes.add(cosigned)
         for size in sorted(sizes - run.checkpoints.keys()):
             if size:
@@ -63,10 +64,8 @@ class OnlineLog:
 
     async def witnesses(self) -> list[str]:
         """The witness keys the server knows, and this profile's own."""
-        listed = await self.http.request("GET", "/v1/witnesses")
-        if not isinstance(listed, list):
-            raise ProtocolError("the witness list is not a list")
-        keys = [str(w.get("vkey")) for w in listed if isinstance(w, dict)]
+        listed = await self.http.call_list(WitnessOut, "GET", "/v1/witnesses")
+        keys = [w.vkey for w in listed]
         own = existing_witness(self.client.keystore)
         return keys if own is None else [*keys, own.vkey]
 
@@ -127,13 +126,13 @@ class OnlineLog:
         return await fetch_checkpoint(self.client, self.log_id, size)
 
     async def _page(self, start: int, end: int) -> list[Any]:
-        answer = await self.http.request(
-            "GET", f"/v1/logs/{self.log_id}/entries", params={"start": start, "end": end}
+        answer = await self.http.call(
+            EntriesOut,
+            "GET",
+            f"/v1/logs/{self.log_id}/entries",
+            params={"start": start, "end": end},
         )
-        entries = answer.get("entries") if isinstance(answer, dict) else None
-        if not isinstance(entries, list):
-            raise ProtocolError(f"log {self.log_id}: the entries answer has no entry list")
-        return entries[: end - start]
+        return [e.model_dump(mode="json") for e in answer.entries[: end - start]]
 
     async def _feed(self, auditor: LogAuditor, size: int) -> None:
         """Feed entries [0, size) in order, with the next pages already being fetched.
@@ -164,11 +163,9 @@ class OnlineLog:
             await asyncio.gather(*ahead, return_exceptions=True)
 
     async def _account(self, account_id: str) -> dict[str, Any]:
-        record = await self.http.request("GET", f"/v1/accounts/{account_id}")
-        if not isinstance(record, dict):
-            raise ProtocolError(f"account {account_id}: the answer is not an object")
-        record.pop("directory", None)  # its log proof: not needed to check signatures
-        return record
+        record = await self.http.call(AccountOut, "GET", f"/v1/accounts/{account_id}")
+        # Its log proof is not needed to check signatures.
+        return record.model_dump(mode="json", exclude={"directory"})
 
     async def _signer_accounts(self, outcome: AuditOutcome) -> dict[str, Any]:
         ids = sorted({signer.account_id for signer in outcome.roster_signers})

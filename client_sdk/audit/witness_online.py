@@ -11,26 +11,23 @@ posts the cosignature, which the server then serves with the checkpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_sdk.audit.witness import WITNESS_STATE_FILENAME, AddCheckpointRequest, Witness
 from client_sdk.client import ParleyClient
-from client_sdk.client.http import raise_for_error
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d
 from client_sdk.protocol.errors import (
     ConflictError,
     NotFoundError,
     ProtocolError,
-    TransportError,
     VerificationError,
     WitnessConflictError,
     WitnessRequestError,
 )
 from client_sdk.protocol.note import verify_checkpoint, verify_cosignature
+from client_sdk.protocol.wire.logs import ConsistencyOut, WitnessOut
 
 _STALE_RETRIES = 3
 
@@ -74,30 +71,13 @@ def existing_witness(keystore: Keystore) -> Witness | None:
 
 async def register_witness(client: ParleyClient, witness: Witness) -> None:
     """Register the witness key with the server (auditors only; repeating is harmless)."""
-    await client.http.request("POST", "/v1/witnesses", json={"vkey": witness.vkey})
+    await client.http.call(WitnessOut, "POST", "/v1/witnesses", json={"vkey": witness.vkey})
 
 
 async def fetch_checkpoint(client: ParleyClient, log_id: str, size: int | None = None) -> str:
-    """The log's newest (or `size`'s) signed checkpoint note, with its cosignature lines.
-
-    The answer is ``text/plain``, which `HttpSession.request` (JSON only) does
-    not read, so this sends the request on the session's client itself.
-    """
-    http = client.http
-    path = f"/v1/logs/{log_id}/checkpoint"
+    """The log's newest (or `size`'s) signed checkpoint note, with its cosignature lines."""
     params = None if size is None else {"size": size}
-    for attempt in range(2):
-        token = await (http.token() if attempt == 0 else http.login())
-        try:
-            response = await http._client.get(  # private: see the docstring
-                path, params=params, headers={"Authorization": f"Bearer {token}"}
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach {http.server}: {exc}") from exc
-        if response.status_code != 401:
-            break
-    raise_for_error(response)
-    return response.text
+    return await client.http.text(f"/v1/logs/{log_id}/checkpoint", params=params)
 
 
 async def witness_once(
@@ -181,10 +161,10 @@ def _cosigned_by(note: str, witness: Witness) -> bool:
 
 
 async def _consistency(client: ParleyClient, log_id: str, size1: int, size2: int) -> list[bytes]:
-    answer: Any = await client.http.request(
-        "GET", f"/v1/logs/{log_id}/proof/consistency", params={"size1": size1, "size2": size2}
+    answer = await client.http.call(
+        ConsistencyOut,
+        "GET",
+        f"/v1/logs/{log_id}/proof/consistency",
+        params={"size1": size1, "size2": size2},
     )
-    proof = answer.get("proof") if isinstance(answer, dict) else None
-    if not isinstance(proof, list):
-        raise ProtocolError(f"log {log_id}: the consistency proof is not a list")
-    return [b64d(str(h)) for h in proof]
+    return [b64d(h) for h in answer.proof]

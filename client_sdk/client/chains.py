@@ -11,18 +11,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import ValidationError
 
 from client_sdk.client.directory import Directory
-from client_sdk.client.helpers import signed_statement
 from client_sdk.client.http import HttpSession
 from client_sdk.client.models import Message
 from client_sdk.client.verify import verify_roster_step
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import NotPermitted, VerificationError
+from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
 from client_sdk.protocol.mediation import RoomState
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (
@@ -32,6 +30,7 @@ from client_sdk.protocol.statements import (
     SignedStatement,
     verify_statement,
 )
+from client_sdk.protocol.wire.rooms import RoomOut, RosterOut
 
 
 @dataclass(slots=True)
@@ -83,13 +82,13 @@ class RoomChains:
 
     # --- rosters --------------------------------------------------------------------
 
-    async def served(self, room_id: str, data: dict[str, Any]) -> tuple[Roster, SignedStatement]:
+    async def served(self, room_id: str, data: RoomOut) -> tuple[Roster, SignedStatement]:
         """The roster a room answer calls current, if the verified chain agrees.
 
         Never older than a version already verified: a server winding the room
         back could make us encrypt to a member since removed.
         """
-        version = int(data["roster_version"])
+        version = data.roster_version
         head = self._keystore.roster_head(room_id)
         newest = max(self.chain(room_id).newest, 0 if head is None else head.version)
         if version < newest:
@@ -98,13 +97,13 @@ class RoomChains:
                 f"version {newest} already verified"
             )
         roster, signed = await self.roster(room_id, version)
-        if signed_statement(data["roster"]).body != signed.body:
+        if data.roster.body != signed.body:
             raise VerificationError(f"room {room_id}: the server's roster differs from the chain")
         return roster, signed
 
     async def current(self, room_id: str) -> tuple[Roster, SignedStatement]:
         """The room's current roster, as the server calls it and the chain verifies it."""
-        data = await self._http.request("GET", f"/v1/rooms/{room_id}")
+        data = await self._http.call(RoomOut, "GET", f"/v1/rooms/{room_id}")
         return await self.served(room_id, data)
 
     async def roster(self, room_id: str, version: int) -> tuple[Roster, SignedStatement]:
@@ -123,8 +122,10 @@ class RoomChains:
     async def _roster(self, room_id: str, version: int) -> tuple[Roster, SignedStatement]:
         chain = self.chain(room_id)
         for v in range(chain.newest + 1, version + 1):
-            data = await self._http.request("GET", f"/v1/rooms/{room_id}/rosters/{v}")
-            await self._accept(room_id, signed_statement(data["roster"]))
+            data = await self._http.call(RosterOut, "GET", f"/v1/rooms/{room_id}/rosters/{v}")
+            if data.version != v:
+                raise ProtocolError(f"room {room_id}: asked for roster {v}, got {data.version}")
+            await self._accept(room_id, data.roster)
         if version not in chain.rosters:
             raise VerificationError(f"room {room_id}: no verified roster version {version}")
         return chain.rosters[version]

@@ -4,9 +4,7 @@ signatures and by the directory log, pinned on first sight, and compared by safe
 
 from __future__ import annotations
 
-from typing import Any
-
-from client_sdk.client.helpers import Clock, signed_statement
+from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
 from client_sdk.client.logs import LogVerifier
 from client_sdk.client.verify import VerifiedAccount, verify_account
@@ -17,6 +15,7 @@ from client_sdk.protocol.fingerprint import check_safety_number, safety_number
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.models import Role
+from client_sdk.protocol.wire.identity import AccountOut, AccountSummary
 
 
 class Directory:
@@ -54,29 +53,29 @@ class Directory:
         """The account as the directory shows it now, checked by its signatures and by
         the directory log (every statement about its keys is a proven leaf); not pinned."""
         since = self._logs.since(DIRECTORY_LOG_ID)
-        data = await self._http.request(
-            "GET", f"/v1/accounts/{account_id}", params={"since": since}
+        data = await self._http.call(
+            AccountOut, "GET", f"/v1/accounts/{account_id}", params={"since": since}
         )
-        account = verify_account(account_id, data, now=self._clock())
+        account = verify_account(account_id, data.model_dump(mode="json"), now=self._clock())
         await self._check_logged(account, data)
         return account
 
-    async def _check_logged(self, account: VerifiedAccount, data: dict[str, Any]) -> None:
+    async def _check_logged(self, account: VerifiedAccount, data: AccountOut) -> None:
         """Every statement served about the account must be a leaf of the directory log."""
-        proof = data.get("directory")
-        if not isinstance(proof, dict):
+        proof = data.directory
+        if proof is None:
             raise VerificationError(f"account {account.account_id}: no directory proof")
         checkpoint = await self._logs.accept(
             DIRECTORY_LOG_ID,
-            str(proof["checkpoint"]),
-            since=int(proof["since"]),
-            proof=proof["consistency_proof"],
+            proof.checkpoint,
+            since=proof.since,
+            proof=proof.consistency_proof,
         )
         logged: set[bytes] = set()
-        for entry in proof["entries"]:
-            statement = signed_statement(entry["statement"])
+        for entry in proof.entries:
+            statement = entry.statement
             logged_key = statement.body.get("account_key")
-            if entry["kind"] == "registration" and logged_key != b64e(account.account_key):
+            if entry.kind == "registration" and logged_key != b64e(account.account_key):
                 raise VerificationError(
                     f"account {account.account_id}: the directory log holds a registration "
                     f"with another account key ({logged_key}); account keys never change, so "
@@ -85,33 +84,30 @@ class Directory:
             await self._logs.check_leaf(
                 DIRECTORY_LOG_ID,
                 checkpoint,
-                entry["leaf"],
-                entry["inclusion_proof"],
-                index=int(entry["index"]),
-                type=str(entry["kind"]),
+                entry.leaf,
+                entry.inclusion_proof,
+                index=entry.index,
+                type=entry.kind,
                 actor_device=key_id(account.account_key),
                 payload_hash=statement.body_hash(),
                 signature=statement.signature,
             )
             logged.add(statement.body_hash())
-        served = [data["registration"]]
-        for device in data.get("devices") or []:
-            served.append(device["cert"])
-            if device.get("encryption_key"):
-                served.append(device["encryption_key"]["cert"])
+        served = [data.registration]
+        for device in data.devices:
+            served.append(device.cert)
+            if device.encryption_key is not None:
+                served.append(device.encryption_key.cert)
         for statement in served:
-            if signed_statement(statement).body_hash() not in logged:
+            if statement.body_hash() not in logged:
                 raise VerificationError(
                     f"account {account.account_id}: a key statement is not in the directory log"
                 )
 
-    async def summaries(self, role: Role | None = None) -> list[dict[str, str]]:
+    async def summaries(self, role: Role | None = None) -> list[AccountSummary]:
         """Enrolled accounts (unverified summaries: id, name, role)."""
         params = {"role": role.value} if role else None
-        result: list[dict[str, str]] = await self._http.request(
-            "GET", "/v1/accounts", params=params
-        )
-        return result
+        return await self._http.call_list(AccountSummary, "GET", "/v1/accounts", params=params)
 
     async def safety_number(self, account_id: str) -> str:
         """The safety number this account shares with `account_id`, to compare out of band."""

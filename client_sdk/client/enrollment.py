@@ -14,8 +14,8 @@ from client_sdk.keystore import EncryptionKeyRecord, Keystore, KeystoreState, Pi
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
-from client_sdk.protocol.models import Role
 from client_sdk.protocol.statements import DeviceCert, Registration, sign_statement
+from client_sdk.protocol.wire.identity import EnrollPreview, EnrollResponse
 
 
 async def enroll_device(
@@ -33,10 +33,10 @@ async def enroll_device(
         raise ProtocolError(f"{home} already holds a keystore; use another PARLEY_HOME")
     http = HttpSession(server, transport=transport)
     try:
-        preview = await http.request(
-            "POST", "/v1/enroll/preview", json={"token": token}, auth=False
+        preview = await http.call(
+            EnrollPreview, "POST", "/v1/enroll/preview", json={"token": token}, auth=False
         )
-        account_id, name, role = preview["account_id"], preview["name"], Role(preview["role"])
+        account_id, name, role = preview.account_id, preview.name, preview.role
         now = clock()
         account_key, device_key = SigningKey.generate(), SigningKey.generate()
         enc_key = EncryptionKey.generate()
@@ -71,7 +71,12 @@ async def enroll_device(
                 encryption_cert(account_key, account_id, device_id, enc_key, now, not_after)
             ),
         }
-        await http.request("POST", "/v1/enroll", json=body, auth=False)
+        enrolled = await http.call(EnrollResponse, "POST", "/v1/enroll", json=body, auth=False)
+        if (enrolled.account_id, enrolled.device_id) != (account_id, device_id):
+            raise ProtocolError(
+                f"enrolled {account_id} with device {device_id}, but the server answered "
+                f"{enrolled.account_id} with device {enrolled.device_id}"
+            )
     finally:
         await http.aclose()
     own_key = account_key.public_bytes()

@@ -51,6 +51,7 @@ from client_sdk.keystore import (
 from client_sdk.protocol.excerpt import Excerpt
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode
+from client_sdk.protocol.wire.identity import EnrollmentTokenResponse
 
 
 def _now_ms() -> int:
@@ -191,7 +192,7 @@ class ParleyClient:
     async def accounts(self, role: Role | None = None) -> list[dict[str, str]]:
         """Enrolled accounts (unverified summaries: id, name, role)."""
         self._life.use()
-        return await self._directory.summaries(role)
+        return [s.model_dump(mode="json") for s in await self._directory.summaries(role)]
 
     async def safety_number(self, account_id: str) -> str:
         """The safety number this account shares with `account_id`, to compare out of band."""
@@ -211,10 +212,10 @@ class ParleyClient:
     async def invite(self, name: str) -> dict[str, Any]:
         """(Mediators) a party's one-time enrollment token."""
         self._life.use()
-        result: dict[str, Any] = await self.http.request(
-            "POST", "/v1/enrollment-tokens", json={"name": name}
+        answer = await self.http.call(
+            EnrollmentTokenResponse, "POST", "/v1/enrollment-tokens", json={"name": name}
         )
-        return result
+        return answer.model_dump(mode="json")
 
     async def maintain_keys(self) -> list[str]:
         """Rotate the encryption key when it is due and purge retired private keys.
@@ -288,7 +289,7 @@ class ParleyClient:
     async def rooms(self) -> list[dict[str, Any]]:
         """Summaries of the rooms this account is in."""
         self._life.use()
-        return await self._rooms.rooms()
+        return [s.model_dump(mode="json") for s in await self._rooms.rooms()]
 
     async def moderate(
         self,

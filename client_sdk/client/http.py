@@ -7,9 +7,10 @@ in again when its token is about to expire or is refused.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import (
@@ -21,6 +22,11 @@ from client_sdk.protocol.errors import (
 )
 from client_sdk.protocol.keys import SigLabel, SigningKey
 from client_sdk.protocol.statements import login_payload
+from client_sdk.protocol.wire import load_json, parse_answer, parse_answers
+from client_sdk.protocol.wire.errors import ErrorBody
+from client_sdk.protocol.wire.identity import ChallengeResponse, TokenResponse
+
+M = TypeVar("M", bound=BaseModel)
 
 TOKEN_MARGIN_MS = 60_000
 
@@ -31,11 +37,10 @@ def raise_for_error(response: httpx.Response) -> None:
         return
     code, message = "error", response.reason_phrase or "request failed"
     try:
-        body = response.json()
-        error = body["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        pass
+        body = parse_answer(ErrorBody, response.content, what="error answer")
+        code, message = body.error.code, body.error.message
+    except ProtocolError:
+        pass  # not our error body (a proxy's page, say): the status still says it
     raise api_error(response.status_code, code, message)
 
 
@@ -78,7 +83,7 @@ class HttpSession:
             "POST", "/v1/auth/challenge", json={"device_id": self.device_id}
         )
         raise_for_error(response)
-        nonce = _field(response, "nonce")
+        nonce = parse_answer(ChallengeResponse, response.content, what="login challenge").nonce
         signature = self.device_key.sign(SigLabel.LOGIN, login_payload(self.device_id, nonce))
         response = await self._send(
             "POST",
@@ -86,8 +91,8 @@ class HttpSession:
             json={"device_id": self.device_id, "nonce": nonce, "signature": b64e(signature)},
         )
         raise_for_error(response)
-        self._token = _field(response, "token")
-        self._token_expires_at = int(response.json()["expires_at"])
+        answer = parse_answer(TokenResponse, response.content, what="login token")
+        self._token, self._token_expires_at = answer.token, answer.expires_at
         return self._token
 
     async def token(self) -> str:
@@ -106,26 +111,53 @@ class HttpSession:
         params: dict[str, Any] | None = None,
         auth: bool = True,
     ) -> Any:
-        """Send a request and return the decoded JSON answer (None for 204)."""
+        """Send a request and return the decoded JSON answer (None for 204).
+
+        The SDK itself reads answers through `call` and `call_list`, which parse
+        them into their models; this raw form is for scripts and tests.
+        """
+        response = await self._answer(method, path, json=json, params=params, auth=auth)
+        if response.status_code == 204 or not response.content:
+            return None
+        return load_json(response.content, what=f"{method} {path}")
+
+    async def _answer(
+        self, method: str, path: str, *, json: Any, params: dict[str, Any] | None, auth: bool
+    ) -> httpx.Response:
+        """The successful answer to a request (logging in again once if refused)."""
         headers = {"Authorization": f"Bearer {await self.token()}"} if auth else {}
         response = await self._send(method, path, json=json, params=params, headers=headers)
         if auth and response.status_code == 401:
             headers = {"Authorization": f"Bearer {await self.login()}"}
             response = await self._send(method, path, json=json, params=params, headers=headers)
         raise_for_error(response)
-        if response.status_code == 204 or not response.content:
-            return None
+        return response
+
+    async def call(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> M:
+        """Send a request and parse its answer into `model` (else `ProtocolError`)."""
+        response = await self._answer(method, path, json=json, params=params, auth=auth)
+        return parse_answer(model, response.content, what=f"{method} {path}")
+
+    async def text(self, path: str, *, params: dict[str, Any] | None = None) -> str:
+        """GET a ``text/plain`` answer (a signed checkpoint note) as text."""
+        response = await self._answer("GET", path, json=None, params=params, auth=True)
         try:
-            return response.json()
-        except ValueError as exc:
-            raise ProtocolError(f"{method} {path}: answer is not JSON") from exc
+            return response.content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"GET {path}: the answer is not UTF-8 text") from exc
 
-
-def _field(response: httpx.Response, name: str) -> str:
-    try:
-        value = response.json()[name]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ProtocolError(f"answer lacks {name}") from exc
-    if not isinstance(value, str):
-        raise ProtocolError(f"{name} is not a string")
-    return value
+    async def call_list(
+        self, model: type[M], method: str, path: str, *, params: dict[str, Any] | None = None
+    ) -> list[M]:
+        """Send a request and parse its answer into a list of `model`."""
+        response = await self._answer(method, path, json=None, params=params, auth=True)
+        return parse_answers(model, response.content, what=f"{method} {path}")

@@ -11,6 +11,7 @@ from client_sdk.client.logs import LogVerifier
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.keys import EncryptionKey, key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
+from client_sdk.protocol.wire.logs import LoggedOut
 
 DAY_MS = 24 * 3600 * 1000
 """One day in milliseconds, the unit of every time the SDK keeps."""
@@ -54,8 +55,8 @@ class KeyRotation:
         cert = encryption_cert(
             state.account_key, state.account_id, state.device_id, enc_key, now, now + lifetime_ms
         )
-        logged = await self._http.request(
-            "POST", "/v1/devices/me/encryption-keys", json={"cert": dump(cert)}
+        logged = await self._http.call(
+            LoggedOut, "POST", "/v1/devices/me/encryption-keys", json={"cert": dump(cert)}
         )
         await self._logs.check_logged(
             DIRECTORY_LOG_ID,

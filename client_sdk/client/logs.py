@@ -7,8 +7,9 @@ included. A server that rolls back, forks or rewrites a log is caught here.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from client_sdk.client.http import HttpSession
 from client_sdk.keystore import Keystore
@@ -27,6 +28,21 @@ from client_sdk.protocol.note import (
     parse_verifier_key,
     verify_checkpoint,
 )
+from client_sdk.protocol.wire.logs import ConsistencyOut, LogOut
+
+
+class Logged(Protocol):
+    """An answer to an append (`LoggedOut`, `SendResponse`, `ModerationOut`): where the
+    leaf landed, the checkpoint of the size it made, and its inclusion proof there."""
+
+    @property
+    def leaf_index(self) -> int: ...
+    @property
+    def created_at(self) -> int: ...
+    @property
+    def checkpoint(self) -> str: ...
+    @property
+    def inclusion_proof(self) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +53,9 @@ class LogIdentity:
     key: VerifierKey
 
 
-def _decode_all(values: Any, what: str) -> list[bytes]:
-    if not isinstance(values, list):
-        raise VerificationError(f"{what} is not a list")
+def _decode_all(values: Sequence[str], what: str) -> list[bytes]:
     try:
-        return [b64d(str(v)) for v in values]
+        return [b64d(v) for v in values]
     except ProtocolError as exc:
         raise VerificationError(f"{what}: {exc}") from exc
 
@@ -75,8 +89,8 @@ class LogVerifier:
             return await self._fetch_identity(log_id)
 
     async def _fetch_identity(self, log_id: str) -> LogIdentity:
-        info = await self.http.request("GET", f"/v1/logs/{log_id}")
-        vkey = str(info["vkey"])
+        info = await self.http.call(LogOut, "GET", f"/v1/logs/{log_id}")
+        vkey = info.vkey
         pinned = self.keystore.log_key(log_id)
         if pinned is not None and pinned != vkey:
             raise VerificationError(
@@ -86,10 +100,10 @@ class LogVerifier:
             key = parse_verifier_key(vkey)
         except ProtocolError as exc:
             raise VerificationError(f"log {log_id}: bad verifier key: {exc}") from exc
-        if key.name != info["origin"]:
+        if key.name != info.origin:
             raise VerificationError(f"log {log_id}: key name is not the log's origin")
         self.keystore.pin_log_key(log_id, vkey)  # refused if another process pinned another
-        identity = LogIdentity(origin=str(info["origin"]), key=key)
+        identity = LogIdentity(origin=info.origin, key=key)
         self._identities[log_id] = identity
         return identity
 
@@ -99,7 +113,12 @@ class LogVerifier:
         return 0 if stored is None else stored.size
 
     async def accept(
-        self, log_id: str, note: str, *, since: int | None = None, proof: Any = None
+        self,
+        log_id: str,
+        note: str,
+        *,
+        since: int | None = None,
+        proof: Sequence[str] | None = None,
     ) -> Checkpoint:
         """Verify a checkpoint and its consistency with the newest one verified before.
 
@@ -119,7 +138,13 @@ class LogVerifier:
         return checkpoint
 
     async def _advance(
-        self, log_id: str, checkpoint: Checkpoint, note: str, *, since: int | None, proof: Any
+        self,
+        log_id: str,
+        checkpoint: Checkpoint,
+        note: str,
+        *,
+        since: int | None,
+        proof: Sequence[str] | None,
     ) -> None:
         """Check `checkpoint` against the stored view and keep the larger (under the lock)."""
         stored = self.keystore.checkpoint(log_id)
@@ -153,12 +178,18 @@ class LogVerifier:
         self.roots.setdefault(log_id, {})[checkpoint.size] = checkpoint.root_hash
 
     async def _consistency(self, log_id: str, size1: int, size2: int) -> list[bytes]:
-        answer = await self.http.request(
+        answer = await self.http.call(
+            ConsistencyOut,
             "GET",
             f"/v1/logs/{log_id}/proof/consistency",
             params={"size1": size1, "size2": size2},
         )
-        return _decode_all(answer.get("proof"), "consistency proof")
+        if (answer.size1, answer.size2) != (size1, size2):
+            raise ProtocolError(
+                f"log {log_id}: asked for a consistency proof from {size1} to {size2}, "
+                f"got one from {answer.size1} to {answer.size2}"
+            )
+        return _decode_all(answer.proof, "consistency proof")
 
     @staticmethod
     def _check_consistency(
@@ -176,8 +207,8 @@ class LogVerifier:
         self,
         log_id: str,
         checkpoint: Checkpoint,
-        leaf_b64: Any,
-        proof: Any,
+        leaf_b64: str,
+        proof: Sequence[str],
         *,
         index: int,
         type: str,
@@ -189,7 +220,7 @@ class LogVerifier:
         """Check that a leaf says what the event says and is in the checkpoint's tree."""
         identity = await self.identity(log_id)
         try:
-            raw = b64d(str(leaf_b64))
+            raw = b64d(leaf_b64)
             leaf = parse_leaf(raw)
         except ProtocolError as exc:
             raise VerificationError(f"log {log_id} index {index}: bad leaf: {exc}") from exc
@@ -226,7 +257,7 @@ class LogVerifier:
     async def check_logged(
         self,
         log_id: str,
-        logged: dict[str, Any],
+        logged: Logged,
         *,
         kind: str,
         actor_device: str,
@@ -235,15 +266,15 @@ class LogVerifier:
     ) -> None:
         """An answer's checkpoint is consistent with our view and includes the leaf of
         what `actor_device` just signed (rebuilt here, not taken from the server)."""
-        index = int(logged["leaf_index"])
-        checkpoint = await self.accept(log_id, str(logged["checkpoint"]))
+        index = logged.leaf_index
+        checkpoint = await self.accept(log_id, logged.checkpoint)
         identity = await self.identity(log_id)
         leaf = LogLeaf(
             origin=identity.origin,
             index=index,
             type=kind,
             actor_device=actor_device,
-            server_time=int(logged["created_at"]),
+            server_time=logged.created_at,
             payload_sha256=b64e(payload_hash),
             signature=signature,
         )
@@ -251,7 +282,7 @@ class LogVerifier:
             log_id,
             checkpoint,
             b64e(leaf.to_bytes()),
-            logged["inclusion_proof"],
+            logged.inclusion_proof,
             index=index,
             type=kind,
             actor_device=actor_device,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -23,6 +22,7 @@ from client_sdk.protocol.envelope import Envelope, check_envelope
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.mediation import channel_devices, channel_sides
 from client_sdk.protocol.note import Checkpoint
+from client_sdk.protocol.wire.events import EventKind, EventOut, EventsPage
 
 PAGE = 200
 
@@ -93,32 +93,30 @@ class Reader:
     ) -> AsyncIterator[tuple[list[Message], int]]:
         """Pages of checked events after `cursor`, up to the end of the room."""
         while True:
-            page = await self._http.request(
+            page = await self._http.call(
+                EventsPage,
                 "GET",
                 f"/v1/rooms/{room_id}/events",
                 params={"after": cursor, "limit": PAGE, "since": self._logs.since(room_id)},
             )
             messages, cursor = await self._process_batch(room_id, page, cursor, decrypt=decrypt)
             yield messages, cursor
-            if len(page["events"]) < PAGE:
+            if len(page.events) < PAGE:
                 return
 
     async def _process_batch(
-        self, room_id: str, batch: dict[str, Any], cursor: int, *, decrypt: bool = True
+        self, room_id: str, batch: EventsPage, cursor: int, *, decrypt: bool = True
     ) -> tuple[list[Message], int]:
         checkpoint = await self._logs.accept(
-            room_id,
-            str(batch["checkpoint"]),
-            since=int(batch["since"]),
-            proof=batch["consistency_proof"],
+            room_id, batch.checkpoint, since=batch.since, proof=batch.consistency_proof
         )
         messages = []
         async with self._chains.replaying(room_id) as chain:
-            for event in batch["events"]:
+            for event in batch.events:
                 message = await self._process(
                     room_id, chain, event, cursor, checkpoint, decrypt=decrypt
                 )
-                cursor = int(event["seq"])
+                cursor = event.seq
                 if message is not None:
                     messages.append(message)
         return messages, cursor
@@ -127,21 +125,21 @@ class Reader:
         self,
         room_id: str,
         chain: RoomChain,
-        event: dict[str, Any],
+        event: EventOut,
         cursor: int,
         checkpoint: Checkpoint,
         *,
         decrypt: bool = True,
     ) -> Message | None:
-        seq = int(event["seq"])
-        if seq != cursor + 1 or int(event["leaf_index"]) != seq - 1:
+        seq = event.seq
+        if seq != cursor + 1 or event.leaf_index != seq - 1:
             raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
-        kind = str(event["kind"])
-        payload = event.get("payload")
-        if kind in ("roster", "moderation"):
+        kind = event.kind
+        payload = event.payload
+        if kind in (EventKind.ROSTER, EventKind.MODERATION):
             signed = signed_statement(payload)
             payload_hash, signature = signed.body_hash(), signed.signature
-        elif kind == "message":
+        elif kind is EventKind.MESSAGE:
             try:
                 envelope = Envelope.model_validate(payload)
             except ValidationError as exc:
@@ -152,21 +150,21 @@ class Reader:
         await self._logs.check_leaf(
             room_id,
             checkpoint,
-            event["leaf"],
-            event["inclusion_proof"],
+            event.leaf,
+            event.inclusion_proof,
             index=seq - 1,
-            type=kind,
-            actor_device=str(event["sender_device"]),
+            type=kind.value,
+            actor_device=event.sender_device,
             payload_hash=payload_hash,
             signature=signature,
-            server_time=int(event["created_at"]),
+            server_time=event.created_at,
         )
-        self._logs.track_leaf(room_id, seq - 1, b64(str(event["leaf"])))
+        self._logs.track_leaf(room_id, seq - 1, b64(event.leaf))
         self._chains.advance(chain, seq)
-        if kind == "moderation":
+        if kind is EventKind.MODERATION:
             await self._chains.moderation_event(room_id, chain, signed, seq)
             return None
-        if kind == "roster":
+        if kind is EventKind.ROSTER:
             await self._chains.roster_event(room_id, chain, signed, seq)
             return None
         return await self._open(room_id, chain, event, envelope, decrypt=decrypt)
@@ -175,14 +173,14 @@ class Reader:
         self,
         room_id: str,
         chain: RoomChain,
-        event: dict[str, Any],
+        event: EventOut,
         envelope: Envelope,
         *,
         decrypt: bool = True,
     ) -> Message | None:
         header = envelope.header
-        seq = int(event["seq"])
-        if header.room_id != room_id or header.sender_device != event["sender_device"]:
+        seq = event.seq
+        if header.room_id != room_id or header.sender_device != event.sender_device:
             raise VerificationError(f"room {room_id}: event {seq} envelope is misaddressed")
         roster, _ = await self._chains.roster(room_id, header.roster_version)
         if channel_sides(header.channel) is None or header.recipients != channel_devices(
@@ -222,14 +220,14 @@ class Reader:
         message = Message(
             room_id=room_id,
             seq=seq,
-            leaf_index=int(event["leaf_index"]),
+            leaf_index=event.leaf_index,
             channel=header.channel,
             message_id=header.message_id,
             sender_account_id=sender.account_id,
             sender_name=sender.name,
             sender_device=header.sender_device,
             sent_at=header.sent_at,
-            server_time=int(event["created_at"]),
+            server_time=event.created_at,
             text=text if isinstance(text, str) else "",
             content=content,
             signed_sha256=b64e(sha256(envelope.signed_bytes())),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -18,7 +17,7 @@ from client_sdk.client.helpers import (
     roster_member,
 )
 from client_sdk.client.http import HttpSession
-from client_sdk.client.logs import LogVerifier
+from client_sdk.client.logs import Logged, LogVerifier
 from client_sdk.client.models import (
     Member,
     Room,
@@ -40,6 +39,8 @@ from client_sdk.protocol.statements import (
     SignedStatement,
     sign_statement,
 )
+from client_sdk.protocol.wire.logs import LoggedOut
+from client_sdk.protocol.wire.rooms import ModerationOut, RoomOut, RoomSummary
 
 
 class RoomOperations:
@@ -95,8 +96,8 @@ class RoomOperations:
             issued_at=self._clock(),
         )
         signed = sign_statement(state.device_key, roster)
-        data = await self._http.request("POST", "/v1/rooms", json={"roster": dump(signed)})
-        await self._logged(roster.room_id, data["logged"], "roster", signed)
+        data = await self._http.call(RoomOut, "POST", "/v1/rooms", json={"roster": dump(signed)})
+        await self._logged(roster.room_id, _proof_of_change(data, roster.room_id), "roster", signed)
         return await self._room_from(data)
 
     async def set_policy(
@@ -161,42 +162,46 @@ class RoomOperations:
             issued_at=self._clock(),
         )
         signed = sign_statement(state.device_key, roster)
-        data = await self._http.request(
-            "POST", f"/v1/rooms/{current.room_id}/rosters", json={"roster": dump(signed)}
+        data = await self._http.call(
+            RoomOut, "POST", f"/v1/rooms/{current.room_id}/rosters", json={"roster": dump(signed)}
         )
-        await self._logged(current.room_id, data["logged"], "roster", signed)
+        await self._logged(
+            current.room_id, _proof_of_change(data, current.room_id), "roster", signed
+        )
         return await self._room_from(data)
 
     async def room(self, room_id: str) -> Room:
         """A room with its roster verified back to version 1, and its mode, caucuses,
         mutes and status replayed from the signed log (not taken from the server)."""
         await self._reader.replay(room_id)
-        return await self._room_from(await self._http.request("GET", f"/v1/rooms/{room_id}"))
+        data = await self._http.call(RoomOut, "GET", f"/v1/rooms/{room_id}")
+        if data.room_id != room_id:
+            raise ProtocolError(f"asked for room {room_id}, got room {data.room_id}")
+        return await self._room_from(data)
 
-    async def rooms(self) -> list[dict[str, Any]]:
+    async def rooms(self) -> list[RoomSummary]:
         """Summaries of the rooms this account is in."""
-        result: list[dict[str, Any]] = await self._http.request("GET", "/v1/rooms")
-        return result
+        return await self._http.call_list(RoomSummary, "GET", "/v1/rooms")
 
-    async def _room_from(self, data: dict[str, Any]) -> Room:
-        room_id = str(data["room_id"])
+    async def _room_from(self, data: RoomOut) -> Room:
+        room_id = data.room_id
         roster, _ = await self._chains.served(room_id, data)
         chain = self._chains.chain(room_id)
-        known = chain.state_known and chain.position >= int(data["last_seq"])
+        known = chain.state_known and chain.position >= data.last_seq
         return Room(
             room_id=room_id,
             title=roster.title,
-            status=chain.state.status.value if known else str(data["status"]),
-            mode=chain.state.mode.value if known else str(data["mode"]),
-            caucuses=sorted(chain.state.caucuses) if known else list(data.get("caucuses", [])),
+            status=chain.state.status.value if known else data.status.value,
+            mode=chain.state.mode.value if known else data.mode.value,
+            caucuses=sorted(chain.state.caucuses) if known else list(data.caucuses),
             muted=sorted(chain.state.muted) if known else [],
             state_verified=known,
             require_verified=roster.policy.require_verified,
             witnesses=list(roster.policy.witnesses),
             witness_quorum=roster.policy.witness_quorum,
             roster_version=roster.version,
-            last_seq=int(data["last_seq"]),
-            side=str(data["side"]),
+            last_seq=data.last_seq,
+            side=data.side.value,
             members=[
                 Member(
                     account_id=m.account_id,
@@ -242,22 +247,25 @@ class RoomOperations:
         except ValidationError as exc:
             raise ProtocolError(f"invalid moderation act: {exc.errors()[0]['msg']}") from exc
         signed = sign_statement(state.device_key, act)
-        result = await self._http.request(
-            "POST", f"/v1/rooms/{room_id}/moderation", json={"statement": dump(signed)}
+        result = await self._http.call(
+            ModerationOut,
+            "POST",
+            f"/v1/rooms/{room_id}/moderation",
+            json={"statement": dump(signed)},
         )
         await self._logged(room_id, result, "moderation", signed)
-        answer = result["state"]
+        answer = result.state
         return RoomStateView(
-            mode=str(answer["mode"]),
-            status=str(answer["status"]),
-            caucuses=list(answer["caucuses"]),
-            muted=list(answer["muted"]),
-            seq=int(result["seq"]),
-            checkpoint=str(result["checkpoint"]),
+            mode=answer.mode.value,
+            status=answer.status.value,
+            caucuses=list(answer.caucuses),
+            muted=list(answer.muted),
+            seq=result.seq,
+            checkpoint=result.checkpoint,
         )
 
     async def _logged(
-        self, log_id: str, logged: dict[str, Any], kind: str, signed: SignedStatement
+        self, log_id: str, logged: Logged, kind: str, signed: SignedStatement
     ) -> None:
         """The answer proves the statement this device just signed is in the room's log."""
         await self._logs.check_logged(
@@ -268,3 +276,12 @@ class RoomOperations:
             payload_hash=signed.body_hash(),
             signature=signed.signature,
         )
+
+
+def _proof_of_change(data: RoomOut, room_id: str) -> LoggedOut:
+    """The log proof a roster change is answered with (the answer must carry one)."""
+    if data.room_id != room_id:
+        raise ProtocolError(f"a change of room {room_id} was answered for room {data.room_id}")
+    if data.logged is None:
+        raise ProtocolError(f"room {room_id}: the roster change was answered without its proof")
+    return data.logged

@@ -17,6 +17,7 @@ from client_sdk.protocol.envelope import CheckpointRef, Envelope, Recipient, sea
 from client_sdk.protocol.errors import ProtocolError, TransportError, VerificationError
 from client_sdk.protocol.mediation import channel_devices, channel_sides
 from client_sdk.protocol.statements import Roster
+from client_sdk.protocol.wire.events import SendResponse
 
 PLENARY = "plenary"
 SEND_ATTEMPTS = 3
@@ -101,7 +102,8 @@ class Sender:
         answers a repeated message id with its first receipt), and check the receipt."""
         for attempt in range(SEND_ATTEMPTS):
             try:
-                result = await self._http.request(
+                result = await self._http.call(
+                    SendResponse,
                     "POST",
                     f"/v1/rooms/{room_id}/messages",
                     json=envelope.model_dump(mode="json"),
@@ -118,11 +120,16 @@ class Sender:
             payload_hash=sha256(envelope.signed_bytes()),
             signature=envelope.signature,
         )
+        if result.message_id != envelope.header.message_id or result.seq != result.leaf_index + 1:
+            raise VerificationError(
+                f"room {room_id}: the receipt names message {result.message_id} at event "
+                f"{result.seq}, leaf {result.leaf_index}; sent {envelope.header.message_id}"
+            )
         return Receipt(
             room_id=room_id,
-            seq=int(result["seq"]),
-            leaf_index=int(result["leaf_index"]),
-            message_id=str(result["message_id"]),
+            seq=result.seq,
+            leaf_index=result.leaf_index,
+            message_id=result.message_id,
         )
 
     async def _recipients(

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from client_sdk.client.http import HttpSession
 from client_sdk.protocol.errors import ProtocolError, TransportError, api_error
-from client_sdk.protocol.wire.stream import CloseCode
+from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, ReadyFrame, parse_server_frame
 
 MAX_BACKOFF_SECONDS = 5.0
 MAX_CONSECUTIVE_FAILURES = 50
@@ -79,7 +77,7 @@ class EventStream:
             raise RuntimeError(f"stream cannot go from {self.state.value} to {new.value}")
         self.state = new
 
-    async def batches(self, *, after: int) -> AsyncIterator[dict[str, Any]]:
+    async def batches(self, *, after: int) -> AsyncIterator[BatchFrame]:
         """Batches of events with ``seq > after``, in order, across reconnections."""
         cursor = after
         failures = 0
@@ -102,17 +100,21 @@ class EventStream:
                     ) as ws:
                         self.connections += 1
                         async for raw in ws:
-                            frame = json.loads(raw)
-                            if frame.get("type") == "ready":
+                            if isinstance(raw, bytes):
+                                raise ProtocolError("stream frame: binary, not a JSON text frame")
+                            frame = parse_server_frame(raw)
+                            if isinstance(frame, ReadyFrame):
                                 self._move(StreamState.STREAMING)
                                 failures = 0
-                            elif frame.get("type") == "batch" and frame.get("events"):
-                                first = int(frame["events"][0]["seq"])
+                            elif isinstance(frame, BatchFrame) and frame.events:
+                                if self.state is not StreamState.STREAMING:
+                                    raise ProtocolError("stream batch before the ready frame")
+                                first = frame.events[0].seq
                                 if first != cursor + 1:
                                     raise ProtocolError(
                                         f"stream batch starts at {first}, expected {cursor + 1}"
                                     )
-                                cursor = int(frame["events"][-1]["seq"])
+                                cursor = frame.events[-1].seq
                                 yield frame
                 except ConnectionClosed as closed:
                     code = closed.rcvd.code if closed.rcvd else None
