@@ -228,6 +228,11 @@ class RoomChains:
                 ) from exc
 
     @staticmethod
+    def remember(chain: RoomChain, message: Message) -> None:
+        """A message this device opened (a later relay of it is checked against it)."""
+        chain.readable[message.seq] = message
+
+    @staticmethod
     def check_post(
         room_id: str, chain: RoomChain, seq: int, roster: Roster, sender: RosterMember, channel: str
     ) -> None:

@@ -236,5 +236,5 @@ class Reader:
         if content.get("type") == "relay":
             relay = opening.check_relay(room_id, message, sender.side, chain.readable)
             message = replace(message, relay=relay)
-        chain.readable[seq] = message
+        self._chains.remember(chain, message)
         return message
