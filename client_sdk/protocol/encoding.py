@@ -48,12 +48,38 @@ def canonical_json(value: Any) -> bytes:
         raise ProtocolError(f"cannot canonicalise: {exc}") from exc
 
 
-def parse_json_object(data: bytes) -> dict[str, Any]:
-    """Parse bytes as a JSON object, raising `ProtocolError` on anything else."""
+def _reject_constant(name: str) -> Any:
+    raise ProtocolError(f"JSON holds {name}, which is not a JSON number")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ProtocolError(f"JSON object repeats the member {key!r}")
+        result[key] = value
+    return result
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Parse UTF-8 JSON strictly, raising `ProtocolError` for anything else.
+
+    A member named twice, NaN or Infinity, and nesting deeper than the parser
+    goes are errors, never a silent choice: two parsers must never read two
+    different values from one signed or hashed text.
+    """
     try:
-        value = json.loads(data)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("not JSON") from exc
+        raise ProtocolError(f"not UTF-8 JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ProtocolError("JSON nested too deeply") from exc
+
+
+def parse_json_object(data: bytes) -> dict[str, Any]:
+    """Parse bytes strictly (`loads_strict`) as a JSON object; `ProtocolError` otherwise."""
+    value = loads_strict(data)
     if not isinstance(value, dict):
         raise ProtocolError("not a JSON object")
     return value

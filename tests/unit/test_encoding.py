@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_sdk.protocol.encoding import b64d, b64e, canonical_json
+from client_sdk.protocol.encoding import b64d, b64e, canonical_json, loads_strict, parse_json_object
 from client_sdk.protocol.errors import ProtocolError
 
 # --- base64url -------------------------------------------------------------------------
@@ -185,3 +185,29 @@ def test_strings_escape_only_what_rfc8785_requires(value: str, text: str) -> Non
 def test_values_outside_i_json_are_rejected(value: Any) -> None:
     with pytest.raises(ProtocolError):
         canonical_json(value)
+
+
+@pytest.mark.parametrize(
+    ("data", "mentions"),
+    [
+        (b'{"a": 1, "a": 2}', "repeats the member 'a'"),
+        (b'{"a": NaN}', "NaN, which is not a JSON number"),
+        (b"[-Infinity]", "-Infinity, which is not a JSON number"),
+        (b'{"a": "\xff"}', "not UTF-8 JSON"),
+        (b'{"a": ', "not UTF-8 JSON"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_strict_json_refuses_what_two_parsers_could_read_differently(
+    data: bytes, mentions: str
+) -> None:
+    with pytest.raises(ProtocolError, match=mentions):
+        loads_strict(data)
+
+
+def test_a_json_object_is_parsed_strictly() -> None:
+    assert parse_json_object(b'{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
+    with pytest.raises(ProtocolError, match="repeats the member"):
+        parse_json_object(b'{"a": 1, "a": 1}')
+    with pytest.raises(ProtocolError, match="not a JSON object"):
+        parse_json_object(b"[1]")

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from client_sdk.protocol.encoding import b64d, b64e, sha256
+from client_sdk.protocol.encoding import b64d, b64e, loads_strict, sha256
 from client_sdk.protocol.errors import ProtocolError
-from client_sdk.protocol.sdjwt.jws import dumps_compact, loads_strict
+from client_sdk.protocol.sdjwt.jws import dumps_compact
 
 SD_ALG: Final = "sha-256"
 SD_KEY: Final = "_sd"

@@ -23,7 +23,7 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.encoding import b64d, b64e, loads_strict
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.keys import SigningKey
 
@@ -31,31 +31,6 @@ ALG: Final = "EdDSA"
 _HEADER_FIELDS = frozenset({"alg", "typ", "kid"})
 _ED25519_LEN = 32
 _SIGNATURE_LEN = 64
-
-
-def _reject_constant(name: str) -> Any:
-    raise ProtocolError(f"JSON holds {name}, which is not a JSON number")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ProtocolError(f"JSON object repeats the member {key!r}")
-        result[key] = value
-    return result
-
-
-def loads_strict(data: bytes) -> Any:
-    """Parse UTF-8 JSON refusing duplicate member names and NaN/Infinity; `ProtocolError`."""
-    try:
-        return json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ProtocolError("not UTF-8 JSON") from exc
 
 
 def dumps_compact(value: Any) -> bytes:

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from client_sdk.protocol.encoding import loads_strict
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.models import JSON_SAFE_INT
 from client_sdk.protocol.sdjwt.disclosure import RESERVED_NAMES
-from client_sdk.protocol.sdjwt.jws import dumps_compact, loads_strict
+from client_sdk.protocol.sdjwt.jws import dumps_compact
 
 MAX_NAME_LEN = 128
 _SPEC_TOKEN = re.compile(r"([0-9]+)(?:-([0-9]+))?")

@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from client_sdk.protocol.encoding import loads_strict
 from client_sdk.protocol.errors import ProtocolError
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key could show a signer one thing and a verifier another.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ProtocolError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ProtocolError(f"{name} is not JSON")
-
-
 def load_json(data: bytes | str, *, what: str) -> Any:
-    """Parse JSON text strictly (no duplicate keys, no NaN or Infinity).
-
-    Raises `ProtocolError` naming `what` for truncated or invalid JSON.
-    """
+    """Parse JSON text strictly (`encoding.loads_strict`: no member named twice, no NaN
+    or Infinity); `ProtocolError` naming `what` for truncated or invalid JSON."""
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return loads_strict(data)
     except ProtocolError as exc:
-        raise ProtocolError(f"{what}: not valid JSON: {exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"{what}: not valid JSON ({exc})") from exc
-    except RecursionError as exc:  # a hostile answer nested deeper than the parser goes
-        raise ProtocolError(f"{what}: JSON nested too deeply") from exc
+        raise ProtocolError(f"{what}: {exc}") from exc
 
 
 def _describe(exc: ValidationError) -> str:
