@@ -19,6 +19,7 @@ from client_sdk.protocol.errors import KeystoreError
 __all__ = ["LOCK_FILENAME", "LOCK_TIMEOUT", "exclusive_lock"]
 
 LOCK_FILENAME = "keystore.lock"
+"""The lock file beside the keystore, in the profile directory."""
 LOCK_TIMEOUT = 30.0
 """Seconds to wait for another process's change before giving up with `KeystoreError`."""
 _FIRST_WAIT = 0.001

@@ -40,7 +40,9 @@ __all__ = [
 ]
 
 KEYSTORE_VERSION: Literal[2] = 2
+"""The file format this code writes (it reads 1 and 2; version 1 is migrated on open)."""
 DEFAULT_SCRYPT_N = 2**15
+"""scrypt's cost of a new keystore (with r=8, p=1): 32 MiB and a fraction of a second."""
 SCRYPT_R = 8
 SCRYPT_P = 1
 # Bounds on parameters read from the file: a tampered file must not make us

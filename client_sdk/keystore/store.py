@@ -48,6 +48,7 @@ from client_sdk.protocol.keys import EncryptionKey, key_id
 __all__ = ["KEYSTORE_FILENAME", "Keystore"]
 
 KEYSTORE_FILENAME = "keystore.json"
+"""The keystore file's name in the profile directory."""
 
 _T = TypeVar("_T")
 _Stamp = tuple[int, int, int]
