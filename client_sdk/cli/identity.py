@@ -131,6 +131,7 @@ def keys_list(
                 "created_at": r.created_at,
                 "not_after": r.not_after,
                 "retired_at": r.retired_at,
+                "published": r.published,
             }
             for r in client.keystore.state.encryption_keys
         ]
@@ -140,7 +141,13 @@ def keys_list(
         print_json(rows)
         return
     for row in rows:
-        state = "current" if row["retired_at"] is None else "retired"
+        state = (
+            "unpublished"
+            if not row["published"]
+            else "current"
+            if row["retired_at"] is None
+            else "retired"
+        )
         out.print(f"{row['key_id']}  {state}", highlight=False)
 
 

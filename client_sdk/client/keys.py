@@ -48,10 +48,15 @@ class KeyRotation:
             return self._keystore.purge_retired(now, RETIRED_KEY_GRACE_MS)
 
     async def rotate(self, *, lifetime_ms: int = DEFAULT_KEY_LIFETIME_MS) -> str:
-        """Publish a new encryption key; the old one is kept for a grace period."""
+        """Publish a new encryption key; the old one is kept for a grace period.
+
+        The private key is in the keystore before its certificate leaves: a
+        process that dies after publishing can still read what is sealed to it.
+        """
         state = self._keystore.state
         now = self._clock()
         enc_key = EncryptionKey.generate()
+        record = self._keystore.stage_encryption_key(enc_key, now + lifetime_ms, now)
         cert = encryption_cert(
             state.account_key, state.account_id, state.device_id, enc_key, now, now + lifetime_ms
         )
@@ -66,5 +71,5 @@ class KeyRotation:
             payload_hash=cert.body_hash(),
             signature=cert.signature,
         )
-        record = self._keystore.add_encryption_key(enc_key, now + lifetime_ms, now)
+        self._keystore.publish_encryption_key(record.key_id)
         return record.key_id

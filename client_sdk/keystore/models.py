@@ -77,7 +77,12 @@ class PinResult(enum.Enum):
 
 
 class EncryptionKeyRecord(WireModel):
-    """One of this device's HPKE keys; retired keys stay until `purge_retired`."""
+    """One of this device's HPKE keys; retired keys stay until `purge_retired`.
+
+    A key is kept (``published`` false) before its certificate is sent to the
+    directory, so that a process that dies in between never leaves a public key
+    in the directory whose private key was lost; it becomes current once published.
+    """
 
     key_id: str
     private: StoredEncryptionKey
@@ -85,13 +90,21 @@ class EncryptionKeyRecord(WireModel):
     created_at: Int
     not_after: Int
     retired_at: Int | None = None
+    published: StrictBool = True
 
     @classmethod
-    def new(cls, key: EncryptionKey, not_after: int, now: int) -> EncryptionKeyRecord:
-        """A record for `key`, created (and current from) `now`."""
+    def new(
+        cls, key: EncryptionKey, not_after: int, now: int, *, published: bool = True
+    ) -> EncryptionKeyRecord:
+        """A record for `key`, created at `now`."""
         public = key.public_bytes()
         return cls(
-            key_id=key_id(public), private=key, public=public, created_at=now, not_after=not_after
+            key_id=key_id(public),
+            private=key,
+            public=public,
+            created_at=now,
+            not_after=not_after,
+            published=published,
         )
 
 

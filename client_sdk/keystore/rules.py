@@ -11,6 +11,8 @@ state it was given, so nothing is written.
 
 from __future__ import annotations
 
+import itertools
+
 from client_sdk.keystore.models import (
     CheckpointRecord,
     EncryptionKeyRecord,
@@ -27,6 +29,7 @@ __all__ = [
     "mark_verified",
     "pin",
     "pin_log_key",
+    "publish_encryption_key",
     "purge_retired",
     "set_checkpoint",
     "set_roster_head",
@@ -37,25 +40,58 @@ WITNESS_SEED_LEN = 32
 
 
 def add_encryption_key(state: KeystoreState, record: EncryptionKeyRecord) -> KeystoreState:
-    """`record` becomes the current key; every other live key is retired at its creation."""
+    """Add `record`; once published, the newest published key is current and every
+    older one is retired at the creation of the next newer one, whatever order two
+    processes add them in (an unpublished record changes no other)."""
     if any(r.key_id == record.key_id for r in state.encryption_keys):
         raise KeystoreError(f"encryption key {record.key_id} is already in the keystore")
-    kept = tuple(
-        r.model_copy(update={"retired_at": record.created_at}) if r.retired_at is None else r
-        for r in state.encryption_keys
+    return _retire_superseded(state, (*state.encryption_keys, record))
+
+
+def publish_encryption_key(state: KeystoreState, key_id: str) -> KeystoreState:
+    """Mark the staged key `key_id` published (now in the directory), so it becomes current."""
+    found = next((r for r in state.encryption_keys if r.key_id == key_id), None)
+    if found is None:
+        raise KeystoreError(f"encryption key {key_id} is not in the keystore")
+    if found.published:
+        return state
+    return _retire_superseded(
+        state,
+        tuple(
+            r.model_copy(update={"published": True}) if r is found else r
+            for r in state.encryption_keys
+        ),
     )
-    return state.model_copy(update={"encryption_keys": (*kept, record)})
 
 
 def purge_retired(state: KeystoreState, now: int, grace: int) -> tuple[KeystoreState, list[str]]:
-    """Drop the private keys retired at least `grace` before `now`; the ids dropped."""
-    keep = tuple(
-        r for r in state.encryption_keys if r.retired_at is None or now - r.retired_at < grace
-    )
-    purged = [r.key_id for r in state.encryption_keys if r not in keep]
+    """Drop the private keys retired at least `grace` before `now`, and the keys staged
+    that long ago and never published (their publication failed); the ids dropped."""
+    keep = tuple(r for r in state.encryption_keys if not _expired(r, now, grace))
+    purged = [r.key_id for r in state.encryption_keys if _expired(r, now, grace)]
     if not purged:
         return state, []
     return state.model_copy(update={"encryption_keys": keep}), purged
+
+
+def _expired(record: EncryptionKeyRecord, now: int, grace: int) -> bool:
+    if not record.published:
+        return now - record.created_at >= grace
+    return record.retired_at is not None and now - record.retired_at >= grace
+
+
+def _retire_superseded(
+    state: KeystoreState, records: tuple[EncryptionKeyRecord, ...]
+) -> KeystoreState:
+    published = sorted((r for r in records if r.published), key=lambda r: r.created_at)
+    successor = {older.key_id: newer.created_at for older, newer in itertools.pairwise(published)}
+    records = tuple(
+        r.model_copy(update={"retired_at": successor[r.key_id]})
+        if r.retired_at is None and r.key_id in successor
+        else r
+        for r in records
+    )
+    return state.model_copy(update={"encryption_keys": records})
 
 
 def pin(

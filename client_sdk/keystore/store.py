@@ -167,7 +167,7 @@ class Keystore:
 
     def current_encryption_key(self) -> EncryptionKeyRecord:
         """The newest encryption key that is not retired; `KeystoreError` if there is none."""
-        live = [r for r in self.state.encryption_keys if r.retired_at is None]
+        live = [r for r in self.state.encryption_keys if r.published and r.retired_at is None]
         if not live:
             raise KeystoreError("the keystore holds no current encryption key")
         return max(live, key=lambda r: r.created_at)
@@ -184,15 +184,25 @@ class Keystore:
         self.update(lambda state: rules.add_encryption_key(state, record))
         return record
 
+    def stage_encryption_key(
+        self, key: EncryptionKey, not_after: int, now: int
+    ) -> EncryptionKeyRecord:
+        """Keep `key` before publishing it; it becomes current with `publish_encryption_key`."""
+        record = EncryptionKeyRecord.new(key, not_after, now, published=False)
+        self.update(lambda state: rules.add_encryption_key(state, record))
+        return record
+
+    def publish_encryption_key(self, key_id: str) -> None:
+        """The staged key `key_id` is in the directory now: make it the current key."""
+        self.update(lambda state: rules.publish_encryption_key(state, key_id))
+
     def purge_retired(self, now: int, grace: int) -> list[str]:
-        """Delete the private keys retired at least `grace` ago (same unit as `now`); their ids.
+        """Delete the private keys retired at least `grace` ago (same unit as `now`), and
+        keys staged that long ago and never published; their ids.
 
         This bounds what a stolen device can decrypt from the past.
         """
-        if not any(
-            r.retired_at is not None and now - r.retired_at >= grace
-            for r in self.state.encryption_keys
-        ):
+        if not rules.purge_retired(self.state, now, grace)[1]:
             return []  # the common case, without taking the lock
         return self._change(lambda state: rules.purge_retired(state, now, grace))
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from client_sdk.audit import fetch_checkpoint
 from client_sdk.client import ParleyClient
+from client_sdk.protocol.errors import TransportError
 from client_sdk.protocol.models import Role, Side
 from tests.conftest import EnrollFactory, reopen
 
@@ -115,3 +117,36 @@ async def test_a_checkpoint_stored_meanwhile_by_another_client_must_extend_ours(
     checkpoint = reopen(alice).checkpoint(room)
     assert checkpoint is not None
     assert checkpoint.size == newest_size
+
+
+class _LostReply(httpx.AsyncBaseTransport):
+    """The app in-process, except that the reply to a published key never arrives
+    (as if the process died right after the server accepted it)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path == "/v1/devices/me/encryption-keys":
+            await response.aclose()
+            raise httpx.ReadError("connection lost", request=request)
+        return response
+
+
+async def test_a_key_published_by_a_rotation_that_never_finished_still_opens_messages(
+    app: FastAPI, enroll: EnrollFactory
+) -> None:
+    mediator, alice, _, room = await _room(enroll)
+    old_key = alice.keystore.current_encryption_key().key_id
+    async with _second_client(alice, _LostReply(app)) as dying:
+        with pytest.raises(TransportError):
+            await dying.rotate_encryption_key()
+
+    await mediator.send(room, "sealed to the key the directory now shows")
+
+    assert [m.text async for m in alice.messages(room)] == [
+        "sealed to the key the directory now shows"
+    ]
+    stored = reopen(alice).state.encryption_keys
+    assert [(r.key_id == old_key, r.published) for r in stored] == [(True, True), (False, False)]

@@ -50,7 +50,7 @@ async def _send(env: dict[str, str], room: str, text: str) -> int:
 
 def _key_ids(listed: list[dict[str, Any]]) -> tuple[str, set[str]]:
     """The current key id and all key ids of `parley keys list --json`."""
-    current = [k["key_id"] for k in listed if k["retired_at"] is None]
+    current = [k["key_id"] for k in listed if k["published"] and k["retired_at"] is None]
     assert len(current) == 1, listed
     return current[0], {k["key_id"] for k in listed}
 

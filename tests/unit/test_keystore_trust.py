@@ -10,11 +10,13 @@ import pytest
 
 from client_sdk.keystore import (
     CheckpointRecord,
+    EncryptionKeyRecord,
     Keystore,
     KeystoreError,
     PinResult,
     RosterHead,
     UntrustedKeyError,
+    rules,
 )
 from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.keys import EncryptionKey
@@ -106,6 +108,48 @@ def test_purge_retired_never_deletes_the_current_key(keystore: Keystore) -> None
 
     assert keystore.purge_retired(now=NOW + 365 * DAY, grace=0) == []
     assert keystore.current_encryption_key() is current
+
+
+def test_a_staged_key_is_kept_but_not_current_until_published(keystore: Keystore) -> None:
+    old = keystore.add_encryption_key(EncryptionKey.generate(), NOW + 7 * DAY, now=NOW)
+
+    staged = keystore.stage_encryption_key(EncryptionKey.generate(), NOW + 9 * DAY, now=NOW + DAY)
+
+    assert keystore.current_encryption_key().key_id == old.key_id
+    assert keystore.encryption_key_by_id(staged.key_id) is not None
+    keystore.publish_encryption_key(staged.key_id)
+    assert keystore.current_encryption_key().key_id == staged.key_id
+    retired = keystore.encryption_key_by_id(old.key_id)
+    assert retired is not None
+    assert retired.retired_at == NOW + DAY
+
+
+def test_a_staged_key_never_published_is_purged_after_the_grace(keystore: Keystore) -> None:
+    keystore.add_encryption_key(EncryptionKey.generate(), NOW + 7 * DAY, now=NOW)
+    staged = keystore.stage_encryption_key(EncryptionKey.generate(), NOW + 9 * DAY, now=NOW + DAY)
+
+    assert keystore.purge_retired(now=NOW + 2 * DAY, grace=3 * DAY) == []
+    assert keystore.purge_retired(now=NOW + 4 * DAY, grace=3 * DAY) == [staged.key_id]
+
+
+def test_publishing_an_unknown_key_is_refused(keystore: Keystore) -> None:
+    with pytest.raises(KeystoreError, match="not in the keystore"):
+        keystore.publish_encryption_key("nope")
+
+
+def test_the_newest_key_is_current_whatever_order_two_processes_add_them_in(
+    keystore: Keystore, other: Keystore
+) -> None:
+    newer = EncryptionKeyRecord.new(EncryptionKey.generate(), NOW + 9 * DAY, now=NOW + DAY)
+    older = EncryptionKeyRecord.new(EncryptionKey.generate(), NOW + 8 * DAY, now=NOW)
+
+    keystore.update(lambda state: rules.add_encryption_key(state, newer))
+    other.update(lambda state: rules.add_encryption_key(state, older))
+
+    assert keystore.current_encryption_key().key_id == newer.key_id
+    stored = keystore.encryption_key_by_id(older.key_id)
+    assert stored is not None
+    assert stored.retired_at == NOW + DAY
 
 
 # Pinned account keys.
