@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -180,6 +181,8 @@ class SealJob:
     first_index: int
     count: int
     text_bytes: int
+    random_text: bool = False
+    """Random plaintext of exactly `text_bytes` characters instead of a padded label."""
 
 
 def seal_batch(job: SealJob) -> list[tuple[str, bytes]]:
@@ -188,7 +191,11 @@ def seal_batch(job: SealJob) -> list[tuple[str, bytes]]:
     recipients = [Recipient(device_id, public) for device_id, public in job.recipients]
     out = []
     for i in range(job.first_index, job.first_index + job.count):
-        text = f"bench message {i} ".ljust(job.text_bytes, ".")
+        text = (
+            secrets.token_urlsafe(job.text_bytes)[: job.text_bytes]
+            if job.random_text
+            else f"bench message {i} ".ljust(job.text_bytes, ".")
+        )
         envelope = seal_envelope(
             content={"type": "text", "text": text},
             room_id=job.room_id,

@@ -1,6 +1,17 @@
 """Message throughput and delivery latency of a real `parley serve` process.
 
-    .venv/bin/python -m bench.messages [--database-url URL] [--concurrency 16] [--messages N]
+    .venv/bin/python -m bench.messages [--shape peer|delegation] [--database-url URL]
+                                       [--concurrency 16] [--messages N]
+
+Two shapes of room:
+
+- ``peer``: a mediator and two parties; all C senders (C = ``--concurrency``)
+  share party A's device, each on its own connection, sending 768 random
+  plaintext bytes per message to the room's three devices; party B receives
+  over the WebSocket.
+- ``delegation`` (the default): a mediator and C parties, each sender its own
+  party device, every envelope sealed to all C + 1 devices (about 28 KB at
+  C = 16, 120 plaintext bytes); the mediator receives.
 
 What it does:
 
@@ -10,16 +21,16 @@ What it does:
    is only used to connect) and drops it afterwards unless ``--keep-database``.
    The per-device rate limit is raised out of reach
    (``PARLEY_RATE_LIMIT_PER_SECOND``/``_BURST``) so it cannot shape the figures.
-2. Enrolls a mediator and C parties (C = ``--concurrency``) through the real
+2. Enrolls the mediator and the parties of the shape through the real
    surfaces: ``parley admin enroll`` subprocesses for the tokens, the SDK's
    `ParleyClient.enroll` for the keys. The mediator creates a room and adds the
    parties (alternately on sides a and b).
 3. Before anything is timed, seals and signs every envelope with
-   `seal_envelope`, to every device of the room's verified roster, each party
-   sending from its own device (worker processes share the sealing).
+   `seal_envelope`, to every device of the room's verified roster (worker
+   processes share the sealing).
 4. Timed phase: C senders, each with its own keep-alive `httpx.AsyncClient` and
-   bearer token, POST their envelopes back to back; one WebSocket receiver (the
-   mediator, subscribed before the phase) notes when each message arrives.
+   its device's bearer token, POST their envelopes back to back; one WebSocket
+   receiver (subscribed before the phase) notes when each message arrives.
 5. Measures the same closed loop (same client set-up, same bodies, same
    number of requests and concurrency) against a trivial FastAPI app under
    uvicorn, and reports Parley's throughput as a fraction of it.
@@ -78,6 +89,8 @@ SYNAPSE_BASELINE_MSGS_PER_S = 85.0
 TARGET_MSGS_PER_S = 850.0
 PASSPHRASE = "bench passphrase"  # noqa: S105 - guards throwaway keystores in a temp dir
 SCRYPT_N = 2**10
+SHAPES = ("peer", "delegation")
+TEXT_BYTES = {"peer": 768, "delegation": 120}
 ENROLL_PARALLELISM = 4
 
 
@@ -85,6 +98,7 @@ ENROLL_PARALLELISM = 4
 class Options:
     """The command line, parsed."""
 
+    shape: str
     database_url: str | None
     concurrency: int
     messages: int
@@ -108,6 +122,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         ),
     )
     parser.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default="delegation",
+        help=(
+            "peer: a mediator and two parties, every sender on party A's device, party B "
+            "receiving; delegation: a mediator and one party per sender, every envelope "
+            "sealed to all of them, the mediator receiving (default delegation)."
+        ),
+    )
+    parser.add_argument(
         "--database-url",
         default=None,
         help=(
@@ -123,7 +147,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         "--concurrency",
         type=int,
         default=16,
-        help="Concurrent senders; each is its own enrolled party device (default 16).",
+        help=(
+            "Concurrent senders (default 16): each its own party device (delegation) or "
+            "each its own connection of party A's device (peer)."
+        ),
     )
     parser.add_argument(
         "--messages",
@@ -143,8 +170,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--text-bytes",
         type=int,
-        default=120,
-        help="Plaintext length of each message before padding (default 120).",
+        default=None,
+        help=(
+            "Plaintext length of each message before padding (default 768 random bytes "
+            "for peer, 120 for delegation)."
+        ),
     )
     parser.add_argument(
         "--drain-timeout",
@@ -186,11 +216,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     if ns.concurrency < 1 or ns.messages < ns.concurrency or ns.warmup < 0:
         parser.error("need --concurrency >= 1, --messages >= --concurrency, --warmup >= 0")
     return Options(
+        shape=ns.shape,
         database_url=ns.database_url,
         concurrency=ns.concurrency,
         messages=ns.messages,
         warmup=ns.warmup,
-        text_bytes=ns.text_bytes,
+        text_bytes=TEXT_BYTES[ns.shape] if ns.text_bytes is None else ns.text_bytes,
         drain_timeout=ns.drain_timeout,
         keep_database=ns.keep_database,
         py_spy=ns.py_spy,
@@ -223,7 +254,10 @@ class Cast:
     """The enrolled people and their room."""
 
     mediator: ParleyClient
+    parties: list[ParleyClient]
     senders: list[ParleyClient]
+    """One per concurrent sender; in the peer shape, party A's client every time."""
+    receiver: ParleyClient
     room_id: str
     roster_version: int
     last_seq: int
@@ -231,14 +265,16 @@ class Cast:
 
     async def aclose(self) -> None:
         """Close every client."""
-        for client in [self.mediator, *self.senders]:
+        for client in [self.mediator, *self.parties]:
             await client.aclose()
 
 
 async def enroll_cast(
-    server: ServiceProcess, env: dict[str, str], home: Path, senders: int
+    server: ServiceProcess, env: dict[str, str], home: Path, shape: str, senders: int
 ) -> Cast:
-    """Enroll a mediator and `senders` parties; open a room with all of them."""
+    """Enroll a mediator and the shape's parties (two for peer, `senders` for
+    delegation); open a room with all of them."""
+    party_count = 2 if shape == "peer" else senders
     gate = asyncio.Semaphore(ENROLL_PARALLELISM)
 
     async def token(role: str, name: str) -> str:
@@ -247,7 +283,7 @@ async def enroll_cast(
 
     started = time.perf_counter()
     names = [("mediator", "Bench Mediator")] + [
-        ("party", f"Bench Party {i}") for i in range(senders)
+        ("party", f"Bench Party {i}") for i in range(party_count)
     ]
     tokens = await asyncio.gather(*(token(role, name) for role, name in names))
     log(f"{len(tokens)} enrollment tokens from parley admin enroll in {_since(started)}")
@@ -270,7 +306,10 @@ async def enroll_cast(
         room = await mediator.add_member(
             room.room_id, party.whoami()["account_id"], Side.A if i % 2 == 0 else Side.B
         )
-    log(f"room of {senders + 1} members, roster version {room.roster_version}, {_since(started)}")
+    log(
+        f"room of {party_count + 1} members, roster version {room.roster_version}, "
+        f"{_since(started)}"
+    )
     # Recipients as `ParleyClient.send` finds them: every device of the verified
     # roster, with the encryption key its account certified.
     first = parties[0]
@@ -285,7 +324,9 @@ async def enroll_cast(
             recipients.append((device_id, key))
     return Cast(
         mediator=mediator,
-        senders=parties,
+        parties=parties,
+        senders=[first] * senders if shape == "peer" else parties,
+        receiver=parties[1] if shape == "peer" else mediator,
         room_id=room.room_id,
         roster_version=seen.roster_version,
         last_seq=seen.last_seq,
@@ -320,6 +361,7 @@ async def seal_all(
                 first_index=0,
                 count=options.warmup + count,
                 text_bytes=options.text_bytes,
+                random_text=options.shape == "peer",
             )
         )
     loop = asyncio.get_running_loop()
@@ -463,7 +505,7 @@ async def parley_phase(
     ws_base = server.url.replace("http://", "ws://", 1)
     receiver = Receiver(
         url=f"{ws_base}/v1/rooms/{cast.room_id}/stream",
-        token=await cast.mediator.token(),
+        token=await cast.receiver.token(),
         cursor=cast.last_seq,
     )
     receiving = asyncio.ensure_future(receiver.run())
@@ -603,8 +645,10 @@ async def _run(options: Options, workdir: Path, database_url: str | None) -> dic
     log(f"starting parley serve on port {port} ({backend_of(database_url)})")
     await server.start()
     try:
-        log(f"enrolling a mediator and {options.concurrency} parties")
-        cast = await enroll_cast(server, env, workdir / "profiles", options.concurrency)
+        log(f"{options.shape} shape: enrolling the cast")
+        cast = await enroll_cast(
+            server, env, workdir / "profiles", options.shape, options.concurrency
+        )
         try:
             total = options.messages + options.warmup * options.concurrency
             log(f"sealing {total} envelopes to {len(cast.recipients)} devices each")
@@ -645,6 +689,7 @@ def report(
     server_cpu = figures.server_cpu_seconds
     return {
         "bench": "messages",
+        "shape": options.shape,
         "backend": backend_of(database_url),
         "concurrency": options.concurrency,
         "messages": len(load.requests),
