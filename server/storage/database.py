@@ -10,6 +10,10 @@ such as ``parley admin enroll`` waits instead of failing) runs each block in
 turn inside its own SAVEPOINT — a block that raises rolls back alone — and one
 commit makes the whole group durable before any block's caller continues.
 PostgreSQL writers run concurrently and serialize per log on row locks.
+
+SQLite connections come from `server.storage.loop_sqlite`: statements run on
+the event loop's thread, and only a writing transaction's COMMIT (its fsync)
+is handed to a thread, so a whole group costs one thread hand-off.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+
+from server.storage import loop_sqlite
 
 _BEGIN_OPTION = "parley_sqlite_begin"
 MAX_GROUP = 128
@@ -127,17 +132,6 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # Let SQLAlchemy's "begin" hook emit BEGIN itself (pysqlite's own is broken).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
 def _sqlite_on_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
@@ -146,8 +140,14 @@ def _sqlite_on_begin(conn: Connection) -> None:
 def create_database(url: str) -> Database:
     """Build the engine for `url` (sqlite+aiosqlite or postgresql+asyncpg)."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=8, max_overflow=0)
-        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        # The connections come from loop_sqlite (statements on the loop, fsyncs on a
+        # thread); the aiosqlite dialect only names the SQL flavour and the adapters.
+        path = make_url(url).database
+        if not path or path == ":memory:":
+            raise ValueError("Parley needs a SQLite database file, not :memory:")
+        engine = create_async_engine(
+            url, async_creator=partial(loop_sqlite.connect, path), pool_size=8, max_overflow=0
+        )
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
