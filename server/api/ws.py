@@ -21,6 +21,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from typing import TypeGuard
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
@@ -31,6 +32,7 @@ from server.api.errors import ws_close_code
 from server.api.rooms import events_page
 from server.errors import DomainError, MalformedInput, NotAuthenticated, NotFound, RateLimited
 from server.services.common import Principal
+from server.services.messages import PreparedBatch
 
 router = APIRouter()
 
@@ -132,17 +134,34 @@ async def _serve(
                 if len(batch.events) < PAGE:
                     return
 
+        async def send_prepared(prepared: PreparedBatch) -> None:
+            nonlocal cursor, since
+            if prepared.frame is None:
+                page = events_page(prepared.batch, cursor).model_dump(mode="json")
+                prepared.frame = json.dumps(
+                    {"type": "batch", **page}, separators=(",", ":"), ensure_ascii=False
+                )
+            await websocket.send_text(prepared.frame)
+            cursor = prepared.batch.events[-1].seq
+            since = prepared.batch.size
+
         async def send_loop() -> None:
             await pump()
             while True:
-                seq = await sub.queue.get()
+                notices = [await sub.queue.get()]
                 while not sub.queue.empty():
-                    seq = max(seq, sub.queue.get_nowait())
+                    notices.append(sub.queue.get_nowait())
                 if sub.overflowed.is_set():
                     await _close(websocket, CloseCode.OVERFLOW, "subscriber fell behind; resume")
                     return
-                if seq > cursor:
-                    await pump()
+                for notice in notices:
+                    if notice.seq <= cursor:
+                        continue
+                    prepared = notice.prepared
+                    if _continues(prepared, cursor, since):
+                        await send_prepared(prepared)
+                    else:
+                        await pump()
 
         async def receive_loop() -> None:
             while True:
@@ -167,6 +186,17 @@ async def _serve(
                 exc = task.exception()
                 if isinstance(exc, (DomainError, WebSocketDisconnect)):
                     raise exc
+
+
+def _continues(prepared: object, cursor: int, since: int) -> TypeGuard[PreparedBatch]:
+    """Whether `prepared` is a batch that starts right after `cursor` and proves
+    consistency from `since`, the size this subscriber last saw."""
+    return (
+        isinstance(prepared, PreparedBatch)
+        and bool(prepared.batch.events)
+        and prepared.batch.events[0].seq == cursor + 1
+        and prepared.batch.since == since
+    )
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

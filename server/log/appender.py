@@ -35,6 +35,8 @@ class Appended:
     server_time: int
     checkpoint: str
     inclusion_proof: list[bytes]
+    consistency_proof: list[bytes]
+    """From the size before this leaf to the size with it (what a stream reader needs)."""
 
 
 class LogWriter:
@@ -97,4 +99,5 @@ class LogWriter:
             server_time=server_time,
             checkpoint=note,
             inclusion_proof=await reader.inclusion(head.size, size),
+            consistency_proof=await reader.consistency(head.size, size),
         )

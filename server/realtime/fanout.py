@@ -48,9 +48,10 @@ class Fanout:
                 {"channel": CHANNEL, "payload": f"{room_id} {seq} {self.origin}"},
             )
 
-    def committed(self, room_id: str, seq: int) -> None:
-        """Wake this replica's subscribers (call after the commit)."""
-        self.hub.publish(room_id, seq)
+    def committed(self, room_id: str, seq: int, prepared: object | None = None) -> None:
+        """Wake this replica's subscribers (call after the commit), handing them the
+        event's stream batch if the caller built one."""
+        self.hub.publish(room_id, seq, prepared)
 
     async def start(self) -> None:
         """Start listening for other replicas' notifications (PostgreSQL only)."""

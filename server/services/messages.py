@@ -63,6 +63,16 @@ class EventBatch:
     consistency_proof: list[bytes]
 
 
+@dataclass(slots=True)
+class PreparedBatch:
+    """A stream batch built once, after the commit, from the rows just written; every
+    subscriber that stands right before it sends the same encoded frame."""
+
+    batch: EventBatch
+    frame: str | None = None
+    """The encoded frame, set by the first subscriber that sends it."""
+
+
 class MessageService:
     """Accepting envelopes and paging through a room's events."""
 
@@ -165,7 +175,21 @@ class MessageService:
             await events.add(row)
             await rooms.set_last_seq(room_id, row.seq)
             await self.fanout.stage(conn, room_id, row.seq)
-        self.fanout.committed(room_id, row.seq)
+        self.fanout.committed(
+            room_id,
+            row.seq,
+            PreparedBatch(
+                EventBatch(
+                    events=[row],
+                    leaves={row.leaf_index: appended.leaf},
+                    inclusion_proofs={row.leaf_index: appended.inclusion_proof},
+                    size=appended.index + 1,
+                    checkpoint=appended.checkpoint,
+                    since=appended.index,
+                    consistency_proof=appended.consistency_proof,
+                )
+            ),
+        )
         if fresh:
             self._remember_roster(room_id, room.roster_version, roster)
         return SendResult(
