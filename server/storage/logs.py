@@ -3,11 +3,13 @@ and DELETE on them (triggers created by the migrations)."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.storage.prepared import Prepared, sqlite_handle
 from server.storage.rows import from_row
 from server.storage.tables import (
     checkpoints,
@@ -72,6 +74,73 @@ class WitnessRow:
     created_at: int
 
 
+_HEAD = Prepared(
+    select(logs.c.id, logs.c.origin, logs.c.size, logs.c.created_at).where(
+        logs.c.id == bindparam("log_id")
+    )
+)
+_HEAD_FOR_UPDATE = Prepared(
+    select(logs.c.id, logs.c.origin, logs.c.size, logs.c.created_at)
+    .where(logs.c.id == bindparam("log_id"))
+    .with_for_update()
+)
+_ADD_ENTRY = Prepared(
+    log_entries.insert().values(
+        log_id=bindparam("log_id"),
+        idx=bindparam("idx"),
+        leaf=bindparam("leaf"),
+        leaf_hash=bindparam("leaf_hash"),
+    )
+)
+_SET_SIZE = Prepared(
+    update(logs).where(logs.c.id == bindparam("log_id")).values(size=bindparam("size"))
+)
+_ADD_NODE = Prepared(
+    log_nodes.insert().values(
+        log_id=bindparam("log_id"),
+        level=bindparam("level"),
+        idx=bindparam("idx"),
+        hash=bindparam("hash"),
+    )
+)
+_ADD_CHECKPOINT = Prepared(
+    checkpoints.insert().values(
+        log_id=bindparam("log_id"),
+        size=bindparam("size"),
+        root=bindparam("root"),
+        note=bindparam("note"),
+        created_at=bindparam("created_at"),
+    )
+)
+_CHECKPOINT_COLUMNS = (
+    checkpoints.c.log_id,
+    checkpoints.c.size,
+    checkpoints.c.root,
+    checkpoints.c.note,
+    checkpoints.c.created_at,
+)
+_NEWEST_CHECKPOINT = Prepared(
+    select(*_CHECKPOINT_COLUMNS)
+    .where(checkpoints.c.log_id == bindparam("log_id"))
+    .order_by(checkpoints.c.size.desc())
+    .limit(1)
+)
+_CHECKPOINT_AT = Prepared(
+    select(*_CHECKPOINT_COLUMNS).where(
+        checkpoints.c.log_id == bindparam("log_id"), checkpoints.c.size == bindparam("size")
+    )
+)
+_ENTRIES = Prepared(
+    select(log_entries.c.log_id, log_entries.c.idx, log_entries.c.leaf, log_entries.c.leaf_hash)
+    .where(
+        log_entries.c.log_id == bindparam("log_id"),
+        log_entries.c.idx >= bindparam("start"),
+        log_entries.c.idx < bindparam("end"),
+    )
+    .order_by(log_entries.c.idx)
+)
+
+
 class LogRepository:
     """Log heads (locked while appending) and their entries."""
 
@@ -86,33 +155,25 @@ class LogRepository:
 
     async def head(self, log_id: str, *, for_update: bool = False) -> LogHead | None:
         """A log's head row; `for_update` locks it until the transaction ends."""
-        query = select(logs).where(logs.c.id == log_id)
-        if for_update:
-            query = query.with_for_update()
-        row = (await self.conn.execute(query)).first()
-        return None if row is None else from_row(LogHead, row)
+        query = _HEAD_FOR_UPDATE if for_update else _HEAD
+        row = await query.first(self.conn, log_id=log_id)
+        return None if row is None else LogHead(*row)
 
     async def append(self, entry: LogEntryRow) -> None:
         """Insert one entry and advance the head (caller holds the head lock)."""
-        await self.conn.execute(
-            log_entries.insert().values(
-                log_id=entry.log_id, idx=entry.idx, leaf=entry.leaf, leaf_hash=entry.leaf_hash
-            )
+        await _ADD_ENTRY.run(
+            self.conn,
+            log_id=entry.log_id,
+            idx=entry.idx,
+            leaf=entry.leaf,
+            leaf_hash=entry.leaf_hash,
         )
-        await self.conn.execute(
-            update(logs).where(logs.c.id == entry.log_id).values(size=entry.idx + 1)
-        )
+        await _SET_SIZE.run(self.conn, log_id=entry.log_id, size=entry.idx + 1)
 
     async def entries(self, log_id: str, *, start: int, end: int) -> list[LogEntryRow]:
         """Entries with ``start <= idx < end``, in order."""
-        rows = await self.conn.execute(
-            select(log_entries)
-            .where(
-                log_entries.c.log_id == log_id, log_entries.c.idx >= start, log_entries.c.idx < end
-            )
-            .order_by(log_entries.c.idx)
-        )
-        return [from_row(LogEntryRow, r) for r in rows]
+        rows = await _ENTRIES.rows(self.conn, log_id=log_id, start=start, end=end)
+        return [LogEntryRow(*r) for r in rows]
 
     async def entry_by_hash(self, log_id: str, leaf_hash: bytes) -> LogEntryRow | None:
         """The first entry with this leaf hash."""
@@ -132,6 +193,7 @@ class LogRepository:
             return {}
         found: dict[tuple[int, int], bytes] = {}
         ordered = sorted(keys)
+        raw = sqlite_handle(self.conn)
         for start in range(0, len(ordered), 500):
             chunk = ordered[start : start + 500]
             # Grouped by level so that SQLite seeks the primary key; it cannot use it for
@@ -139,6 +201,9 @@ class LogRepository:
             by_level: dict[int, list[int]] = {}
             for level, idx in chunk:
                 by_level.setdefault(level, []).append(idx)
+            if raw is not None:
+                found.update(_sqlite_nodes(raw, log_id, by_level))
+                continue
             rows = await self.conn.execute(
                 select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(
                     or_(
@@ -173,33 +238,29 @@ class LogRepository:
 
     async def add_nodes(self, log_id: str, nodes: list[tuple[int, int, bytes]]) -> None:
         """Store newly completed subtree hashes."""
-        if nodes:
-            await self.conn.execute(
-                log_nodes.insert(),
-                [{"log_id": log_id, "level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes],
-            )
+        await _ADD_NODE.run_many(
+            self.conn,
+            [{"log_id": log_id, "level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes],
+        )
 
     async def add_checkpoint(self, row: CheckpointRow) -> None:
         """Store a signed checkpoint (one per size, ever)."""
-        await self.conn.execute(
-            checkpoints.insert().values(
-                log_id=row.log_id,
-                size=row.size,
-                root=row.root,
-                note=row.note,
-                created_at=row.created_at,
-            )
+        await _ADD_CHECKPOINT.run(
+            self.conn,
+            log_id=row.log_id,
+            size=row.size,
+            root=row.root,
+            note=row.note,
+            created_at=row.created_at,
         )
 
     async def checkpoint(self, log_id: str, size: int | None = None) -> CheckpointRow | None:
         """The checkpoint at `size`, or the newest one."""
-        query = select(checkpoints).where(checkpoints.c.log_id == log_id)
         if size is None:
-            query = query.order_by(checkpoints.c.size.desc()).limit(1)
+            row = await _NEWEST_CHECKPOINT.first(self.conn, log_id=log_id)
         else:
-            query = query.where(checkpoints.c.size == size)
-        row = (await self.conn.execute(query)).first()
-        return None if row is None else from_row(CheckpointRow, row)
+            row = await _CHECKPOINT_AT.first(self.conn, log_id=log_id, size=size)
+        return None if row is None else CheckpointRow(*row)
 
     async def add_cosignature(self, row: CosignatureRow) -> None:
         """Store a witness's cosignature."""
@@ -250,3 +311,20 @@ class LogRepository:
         """Every registered witness."""
         rows = await self.conn.execute(select(witnesses).order_by(witnesses.c.name))
         return [from_row(WitnessRow, r) for r in rows]
+
+
+def _sqlite_nodes(
+    raw: sqlite3.Connection, log_id: str, by_level: dict[int, list[int]]
+) -> dict[tuple[int, int], bytes]:
+    # One seek of the primary key per level, as the SQLAlchemy form below does.
+    clauses = " OR ".join(
+        f"(log_id = ? AND level = ? AND idx IN ({', '.join('?' * len(indexes))}))"
+        for indexes in by_level.values()
+    )
+    args: list[object] = []
+    for level, indexes in by_level.items():
+        args += [log_id, level, *indexes]
+    # Only placeholders are interpolated into the text.
+    sql = f"SELECT level, idx, hash FROM log_nodes WHERE {clauses}"  # noqa: S608
+    rows = raw.execute(sql, args)
+    return {(int(level), int(idx)): bytes(hashed) for level, idx, hashed in rows}

@@ -2,13 +2,61 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.storage.prepared import Prepared
 from server.storage.rows import from_row
 from server.storage.tables import room_auditors, room_members, room_mutes, rooms, rosters
+
+_ROOM_COLUMNS = (
+    rooms.c.id,
+    rooms.c.title,
+    rooms.c.created_by,
+    rooms.c.created_at,
+    rooms.c.status,
+    rooms.c.mode,
+    rooms.c.caucuses,
+    rooms.c.require_verified,
+    rooms.c.roster_version,
+    rooms.c.last_seq,
+)
+_ROOM = Prepared(select(*_ROOM_COLUMNS).where(rooms.c.id == bindparam("room_id")))
+_ROOM_FOR_UPDATE = Prepared(
+    select(*_ROOM_COLUMNS).where(rooms.c.id == bindparam("room_id")).with_for_update()
+)
+_SIDE = Prepared(
+    select(room_members.c.side).where(
+        room_members.c.room_id == bindparam("room_id"),
+        room_members.c.account_id == bindparam("account_id"),
+    )
+)
+_MUTED = Prepared(
+    select(room_mutes.c.account_id).where(room_mutes.c.room_id == bindparam("room_id"))
+)
+_SET_LAST_SEQ = Prepared(
+    update(rooms).where(rooms.c.id == bindparam("room_id")).values(last_seq=bindparam("seq"))
+)
+_ROSTER = Prepared(
+    select(
+        rosters.c.room_id,
+        rosters.c.version,
+        rosters.c.statement,
+        rosters.c.body_hash,
+        rosters.c.seq,
+    ).where(rosters.c.room_id == bindparam("room_id"), rosters.c.version == bindparam("version"))
+)
+
+
+def _room(row: tuple[object, ...] | None) -> RoomRow | None:
+    if row is None:
+        return None
+    room = RoomRow(*row)  # type: ignore[arg-type]
+    # SQLite hands the flag back as 0/1.
+    return dataclasses.replace(room, require_verified=bool(room.require_verified))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +112,11 @@ class RoomRepository:
 
     async def get(self, room_id: str) -> RoomRow | None:
         """One room by id."""
-        row = (await self.conn.execute(select(rooms).where(rooms.c.id == room_id))).first()
-        return None if row is None else from_row(RoomRow, row)
+        return _room(await _ROOM.first(self.conn, room_id=room_id))
 
     async def get_for_update(self, room_id: str) -> RoomRow | None:
         """One room, locking its row until the transaction ends (PostgreSQL)."""
-        row = (
-            await self.conn.execute(select(rooms).where(rooms.c.id == room_id).with_for_update())
-        ).first()
-        return None if row is None else from_row(RoomRow, row)
+        return _room(await _ROOM_FOR_UPDATE.first(self.conn, room_id=room_id))
 
     async def of_account(self, account_id: str) -> list[RoomRow]:
         """Rooms the account is a member of, newest first."""
@@ -86,18 +130,12 @@ class RoomRepository:
 
     async def side_of(self, room_id: str, account_id: str) -> str | None:
         """The account's side in the room, or None if it is not a member."""
-        row = (
-            await self.conn.execute(
-                select(room_members.c.side).where(
-                    room_members.c.room_id == room_id, room_members.c.account_id == account_id
-                )
-            )
-        ).first()
+        row = await _SIDE.first(self.conn, room_id=room_id, account_id=account_id)
         return None if row is None else str(row[0])
 
     async def set_last_seq(self, room_id: str, seq: int) -> None:
         """Advance the room's sequence counter."""
-        await self.conn.execute(update(rooms).where(rooms.c.id == room_id).values(last_seq=seq))
+        await _SET_LAST_SEQ.run(self.conn, room_id=room_id, seq=seq)
 
     async def add_roster(
         self,
@@ -129,12 +167,8 @@ class RoomRepository:
 
     async def roster(self, room_id: str, version: int) -> RosterRow | None:
         """One roster version."""
-        row = (
-            await self.conn.execute(
-                select(rosters).where(rosters.c.room_id == room_id, rosters.c.version == version)
-            )
-        ).first()
-        return None if row is None else from_row(RosterRow, row)
+        row = await _ROSTER.first(self.conn, room_id=room_id, version=version)
+        return None if row is None else RosterRow(*row)
 
     async def grant_auditor(self, room_id: str, account_id: str, *, by: str, now: int) -> None:
         """Let an auditor read the room's log (never its content)."""
@@ -157,10 +191,7 @@ class RoomRepository:
 
     async def muted(self, room_id: str) -> set[str]:
         """Accounts muted in the room."""
-        rows = await self.conn.execute(
-            select(room_mutes.c.account_id).where(room_mutes.c.room_id == room_id)
-        )
-        return {str(r[0]) for r in rows}
+        return {str(r[0]) for r in await _MUTED.rows(self.conn, room_id=room_id)}
 
     async def set_state(
         self, room_id: str, *, mode: str, status: str, caucuses: list[str], muted: set[str]

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.storage.prepared import Prepared
 from server.storage.tables import access_tokens, accounts, devices, login_challenges
+
+_TOKEN_HOLDER = Prepared(
+    select(devices.c.id, devices.c.revoked_at, accounts.c.id, accounts.c.role)
+    .select_from(
+        access_tokens.outerjoin(devices, devices.c.id == access_tokens.c.device_id).outerjoin(
+            accounts, accounts.c.id == devices.c.account_id
+        )
+    )
+    .where(
+        access_tokens.c.token_hash == bindparam("token_hash"),
+        access_tokens.c.revoked_at.is_(None),
+        access_tokens.c.expires_at > bindparam("now"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,33 +73,12 @@ class SessionRepository:
 
     async def token_holder(self, token_hash: bytes, now: int) -> TokenHolder | None:
         """The device and account of a live token, in one query (one per request)."""
-        row = (
-            await self.conn.execute(
-                select(
-                    devices.c.id.label("device_id"),
-                    devices.c.revoked_at.label("device_revoked_at"),
-                    accounts.c.id.label("account_id"),
-                    accounts.c.role.label("role"),
-                )
-                .select_from(
-                    access_tokens.outerjoin(
-                        devices, devices.c.id == access_tokens.c.device_id
-                    ).outerjoin(accounts, accounts.c.id == devices.c.account_id)
-                )
-                .where(
-                    access_tokens.c.token_hash == token_hash,
-                    access_tokens.c.revoked_at.is_(None),
-                    access_tokens.c.expires_at > now,
-                )
-            )
-        ).first()
+        row = await _TOKEN_HOLDER.first(self.conn, token_hash=token_hash, now=now)
         if row is None:
             return None
+        device_id, revoked_at, account_id, role = row
         return TokenHolder(
-            device_id=row.device_id,
-            device_revoked_at=row.device_revoked_at,
-            account_id=row.account_id,
-            role=row.role,
+            device_id=device_id, device_revoked_at=revoked_at, account_id=account_id, role=role
         )
 
     async def revoke_token(self, token_hash: bytes, now: int) -> None:
