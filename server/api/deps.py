@@ -29,28 +29,32 @@ class Services:
     rate_limiter: RateLimiter
 
 
+# Every dependency is `async def`: FastAPI runs a plain `def` on a worker thread,
+# a thread hand-off per request for a dictionary lookup.
+
+
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def _identity(request: Request) -> IdentityService:
+async def _identity(request: Request) -> IdentityService:
     return _services(request).identity
 
 
-def _rooms(request: Request) -> RoomService:
+async def _rooms(request: Request) -> RoomService:
     return _services(request).rooms
 
 
-def _messages(request: Request) -> MessageService:
+async def _messages(request: Request) -> MessageService:
     return _services(request).messages
 
 
-def _logs(request: Request) -> LogService:
+async def _logs(request: Request) -> LogService:
     return _services(request).logs
 
 
-def _moderation(request: Request) -> ModerationService:
+async def _moderation(request: Request) -> ModerationService:
     return _services(request).moderation
 
 
@@ -73,7 +77,7 @@ async def _current_principal(request: Request) -> Principal:
     return principal
 
 
-def _bearer(request: Request) -> str:
+async def _bearer(request: Request) -> str:
     return bearer_token(request.headers.get("authorization"))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from client_sdk.protocol.encoding import b64d, canonical_json, sha256
+from client_sdk.protocol.encoding import b64d, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
 from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
 from client_sdk.protocol.mediation import channel_devices
@@ -102,7 +102,9 @@ class MessageService:
             raise InvalidInput("envelope is addressed to another room")
         if header.sender_device != principal.device_id:
             raise InvalidInput("envelope must be sent by the device that signed it")
-        payload = canonical_json(envelope.model_dump(mode="json"))
+        # Stored as pydantic writes it: readers parse it, and what the sender signed is
+        # hashed from its canonical form below (RFC 8785 in Python costs 0.3 ms here).
+        payload = envelope.model_dump_json()
         # The leaf commits to exactly what the sender signed (header and wraps; the
         # header commits to the ciphertext), so auditors can check the signature
         # without the ciphertext, and it survives a retention purge.
@@ -167,7 +169,7 @@ class MessageService:
                 channel=header.channel,
                 message_id=header.message_id,
                 sender_device=principal.device_id,
-                payload=payload.decode(),
+                payload=payload,
                 payload_hash=payload_hash,
                 leaf_index=appended.index,
                 created_at=now,

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from server.storage import loop_sqlite
+from server.storage.prepared import sqlite_handle
 
 _BEGIN_OPTION = "parley_sqlite_begin"
 MAX_GROUP = 128
@@ -79,7 +80,7 @@ class Database:
             ticket.finished.cancel()
             raise
         try:
-            async with conn.begin_nested():
+            async with _savepoint(conn):
                 yield conn
         except BaseException:
             ticket.committed.cancel()
@@ -130,6 +131,27 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._leader
         await self.engine.dispose()
+
+
+@asynccontextmanager
+async def _savepoint(conn: AsyncConnection) -> AsyncIterator[None]:
+    """One write block's savepoint: if the block raises, only its own writes roll back."""
+    handle = sqlite_handle(conn)
+    if handle is None:
+        async with conn.begin_nested():
+            yield
+        return
+    # Straight on the sqlite3 handle: SQLAlchemy's nested-transaction bookkeeping cost
+    # more than the statements. The group's transaction stays SQLAlchemy's.
+    handle.execute("SAVEPOINT parley_block")
+    try:
+        yield
+    except BaseException:
+        if handle.in_transaction:  # some errors end the whole transaction in SQLite
+            handle.execute("ROLLBACK TO parley_block")
+            handle.execute("RELEASE parley_block")
+        raise
+    handle.execute("RELEASE parley_block")
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
