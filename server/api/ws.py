@@ -136,11 +136,8 @@ async def _serve(
 
         async def send_prepared(prepared: PreparedBatch) -> None:
             nonlocal cursor, since
-            if prepared.frame is None:
-                page = events_page(prepared.batch, cursor).model_dump(mode="json")
-                prepared.frame = json.dumps(
-                    {"type": "batch", **page}, separators=(",", ":"), ensure_ascii=False
-                )
+            if prepared.frame is None:  # the first subscriber encodes it for all
+                prepared.frame = events_page(prepared.batch, cursor, BatchFrame).model_dump_json()
             await websocket.send_text(prepared.frame)
             cursor = prepared.batch.events[-1].seq
             since = prepared.batch.size
