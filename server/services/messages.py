@@ -112,8 +112,7 @@ class MessageService:
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
-            room = await rooms.get_for_update(room_id)
-            side = None if room is None else await rooms.side_of(room_id, principal.account_id)
+            room, side = await rooms.get_for_update_with_side(room_id, principal.account_id)
             if room is None or side is None:
                 raise NotFound("no such room")
             events = EventRepository(conn)

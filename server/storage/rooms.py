@@ -28,6 +28,19 @@ _ROOM = Prepared(select(*_ROOM_COLUMNS).where(rooms.c.id == bindparam("room_id")
 _ROOM_FOR_UPDATE = Prepared(
     select(*_ROOM_COLUMNS).where(rooms.c.id == bindparam("room_id")).with_for_update()
 )
+_ROOM_AND_SIDE_FOR_UPDATE = Prepared(
+    select(
+        *_ROOM_COLUMNS,
+        select(room_members.c.side)
+        .where(
+            room_members.c.room_id == rooms.c.id,
+            room_members.c.account_id == bindparam("account_id"),
+        )
+        .scalar_subquery(),
+    )
+    .where(rooms.c.id == bindparam("room_id"))
+    .with_for_update(of=rooms)
+)
 _SIDE = Prepared(
     select(room_members.c.side).where(
         room_members.c.room_id == bindparam("room_id"),
@@ -117,6 +130,17 @@ class RoomRepository:
     async def get_for_update(self, room_id: str) -> RoomRow | None:
         """One room, locking its row until the transaction ends (PostgreSQL)."""
         return _room(await _ROOM_FOR_UPDATE.first(self.conn, room_id=room_id))
+
+    async def get_for_update_with_side(
+        self, room_id: str, account_id: str
+    ) -> tuple[RoomRow | None, str | None]:
+        """`get_for_update` and `side_of` in one round trip (the send path)."""
+        row = await _ROOM_AND_SIDE_FOR_UPDATE.first(
+            self.conn, room_id=room_id, account_id=account_id
+        )
+        if row is None:
+            return None, None
+        return _room(row[:-1]), None if row[-1] is None else str(row[-1])
 
     async def of_account(self, account_id: str) -> list[RoomRow]:
         """Rooms the account is a member of, newest first."""
