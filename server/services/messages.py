@@ -108,7 +108,8 @@ class MessageService:
         # The leaf commits to exactly what the sender signed (header and wraps; the
         # header commits to the ciphertext), so auditors can check the signature
         # without the ciphertext, and it survives a retention purge.
-        payload_hash = sha256(envelope.signed_bytes())
+        signed = envelope.signed_bytes()
+        payload_hash = sha256(signed)
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
@@ -149,7 +150,7 @@ class MessageService:
                 raise NotAllowed("this device is not in the room's roster")
             sender_key = sender.signing_key_of(principal.device_id)
             try:
-                check_envelope(envelope, b64d(sender_key))
+                check_envelope(envelope, b64d(sender_key), signed=signed)
             except (VerificationError, ProtocolError) as exc:
                 raise InvalidInput(f"envelope: {exc}") from exc
             appended = await self.log.append(
