@@ -55,8 +55,15 @@ def serve(
     if database_url is not None:
         overrides["database_url"] = database_url
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    # No permessage-deflate: frames carry ciphertext, which does not compress, and each
+    # connection's zlib state cost CPU on every frame and memory on every idle stream.
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=log_level, ws="websockets-sansio"
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
     )
 
 
