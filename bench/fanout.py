@@ -56,6 +56,7 @@ from bench.common import (
     percentiles_ms,
     process_cpu_seconds,
     seal_batch,
+    sender_client,
 )
 from bench.messages import PASSPHRASE, SCRYPT_N, Receiver, admin_enroll, backend_of, split
 from client_sdk.client import ParleyClient
@@ -225,13 +226,18 @@ async def open_loop(
     starts: dict[str, float] = {}
     failures = 0
     headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
-    limits = httpx.Limits(
-        max_connections=SEND_CONNECTIONS, max_keepalive_connections=SEND_CONNECTIONS
-    )
-    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as client:
+    schedule = iter(enumerate(order))
+    # A pool of senders, each with its own keep-alive connection (one shared httpx
+    # client with many waiting requests is far slower than the server).
+    clients = [sender_client(url) for _ in range(SEND_CONNECTIONS)]
+    began = time.perf_counter()
 
-        async def send(room_id: str, key: str, body: bytes) -> None:
-            nonlocal failures
+    async def sender(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        for n, (room_id, key, body) in schedule:
+            delay = began + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
             starts[key] = time.perf_counter()
             response = await client.post(
                 f"/v1/rooms/{room_id}/messages", content=body, headers=headers
@@ -239,15 +245,12 @@ async def open_loop(
             if response.status_code != 201:
                 failures += 1
 
-        began = time.perf_counter()
-        tasks = []
-        for n, (room_id, key, body) in enumerate(order):
-            delay = began + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(send(room_id, key, body)))
-        await asyncio.gather(*tasks)
-        return starts, failures, time.perf_counter() - began
+    try:
+        await asyncio.gather(*(sender(c) for c in clients))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return starts, failures, time.perf_counter() - began
 
 
 async def run(options: Options) -> dict[str, Any]:
