@@ -37,6 +37,7 @@ from tests.support.databases import (
     postgres_admin_url,
     with_database,
 )
+from tests.support.scenes import SCENE_VALUE, Scene, Seed, dump_postgres, restore_postgres
 
 TEST_SCRYPT_N = 2**10
 PASSPHRASE = "correct horse battery staple"
@@ -139,36 +140,96 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         asyncio.run(drop_database(admin, _shared.pop("postgres")))
 
 
+def settings_for(database_url: str, root: Path) -> Settings:
+    """Server settings on `database_url`, with test-sized limits and data under `root`."""
+    return Settings(
+        data_dir=root / "server",
+        database_url=database_url,
+        max_message_bytes=256 * 1024,
+        rate_limit_per_second=1000.0,
+        rate_limit_burst=1000,
+    )
+
+
+_scenes: dict[tuple[str, str, str], Scene] = {}
+
+
+async def _scene(
+    seed: Seed, backend: str, module: str, factory: pytest.TempPathFactory, admin: str | None
+) -> Scene:
+    """The module's scene on `backend`, built on first use (the previous module's are
+    forgotten). On PostgreSQL it is built on the session database, then read out."""
+    key = (seed.name, module, backend)
+    if key not in _scenes:
+        for stale in [k for k in _scenes if k[1] != module]:
+            del _scenes[stale]
+        root = factory.mktemp(f"scene-{seed.name}-{backend}")
+        plain: str | None = None
+        if admin is None:
+            shutil.copyfile(await _sqlite_template(factory.getbasetemp()), root / "parley.db")
+            url = f"sqlite+aiosqlite:///{root / 'parley.db'}"
+        else:
+            name = await _postgres_session_database(admin)
+            plain = with_database(admin, name)
+            await _reset_postgres(plain)
+            url = with_database(admin, name, driver="postgresql+asyncpg")
+        application = create_app(settings_for(url, root))
+        async with application.router.lifespan_context(application):
+            value = await seed.build(application, root)
+        rows = None if plain is None else await dump_postgres(plain)
+        _scenes[key] = Scene(root, value, rows)
+    return _scenes[key]
+
+
+@pytest.fixture
+def seed() -> Seed | None:
+    """The scene a test's database starts from: none (an empty schema), unless a
+    conftest overrides this for the tests that use one of its scenes."""
+    return None
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    seed: Seed | None,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[str]:
-    """A migrated, empty database on each backend: a fresh SQLite file, or the session's
-    PostgreSQL database emptied for this test."""
+    """A migrated database on each backend, empty or holding the test's scene (whose
+    files are copied into ``tmp_path``): a fresh SQLite file, or the session's
+    PostgreSQL database emptied (and refilled) for this test."""
+    module = request.node.nodeid.split("::")[0]
     if request.param == "sqlite":
-        template = await _sqlite_template(tmp_path_factory.getbasetemp())
         path = tmp_path / "parley.db"
-        shutil.copyfile(template, path)
+        if seed is None:
+            shutil.copyfile(await _sqlite_template(tmp_path_factory.getbasetemp()), path)
+        else:
+            scene = await _scene(seed, "sqlite", module, tmp_path_factory, None)
+            scene.copy_files(tmp_path)
+            request.node.stash[SCENE_VALUE] = scene.value
         yield f"sqlite+aiosqlite:///{path}"
         return
     admin = postgres_admin_url()
     if admin is None:
         pytest.skip("PostgreSQL half skipped: set PARLEY_TEST_POSTGRES_URL to run it")
     name = await _postgres_session_database(admin)
-    await _reset_postgres(with_database(admin, name))
+    plain = with_database(admin, name)
+    if seed is None:
+        await _reset_postgres(plain)
+    else:
+        scene = await _scene(seed, "postgres", module, tmp_path_factory, admin)
+        assert scene.rows is not None
+        await _reset_postgres(plain)
+        await restore_postgres(plain, scene.rows)
+        scene.copy_files(tmp_path)
+        request.node.stash[SCENE_VALUE] = scene.value
     yield with_database(admin, name, driver="postgresql+asyncpg")
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Server settings on the test database, with test-sized limits."""
-    return Settings(
-        data_dir=tmp_path / "server",
-        database_url=database_url,
-        max_message_bytes=256 * 1024,
-        rate_limit_per_second=1000.0,
-        rate_limit_burst=1000,
-    )
+    return settings_for(database_url, tmp_path)
 
 
 @pytest.fixture
@@ -195,25 +256,60 @@ def identity(app: FastAPI) -> IdentityService:
     return service
 
 
+async def enroll_profile(
+    app: FastAPI,
+    home: Path,
+    *,
+    role: Role = Role.PARTY,
+    name: str = "Alice",
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ParleyClient:
+    """Enroll an account the operator's way (a token from the identity service) into a
+    new profile at `home`; its SDK client talks over `transport` (default: to the app)."""
+    identity: IdentityService = app.state.services.identity
+    ticket = await identity.create_enrollment(role=role, name=name)
+    return await ParleyClient.enroll(
+        server=BASE_URL,
+        token=ticket.token,
+        home=home,
+        passphrase=PASSPHRASE,
+        transport=transport or httpx.ASGITransport(app=app),
+        scrypt_n=TEST_SCRYPT_N,
+    )
+
+
 EnrollFactory = Callable[..., Awaitable[ParleyClient]]
 
 
 @pytest.fixture
-async def enroll(
-    app: FastAPI, identity: IdentityService, tmp_path: Path
-) -> AsyncIterator[EnrollFactory]:
+async def enroll(app: FastAPI, tmp_path: Path) -> AsyncIterator[EnrollFactory]:
     """Factory: enroll an account with its own profile; returns its SDK client."""
     clients: list[ParleyClient] = []
 
     async def factory(*, role: Role = Role.PARTY, name: str = "Alice") -> ParleyClient:
-        ticket = await identity.create_enrollment(role=role, name=name)
-        client = await ParleyClient.enroll(
-            server=BASE_URL,
-            token=ticket.token,
-            home=tmp_path / f"profile-{len(clients)}",
-            passphrase=PASSPHRASE,
-            transport=httpx.ASGITransport(app=app),
-            scrypt_n=TEST_SCRYPT_N,
+        client = await enroll_profile(
+            app, tmp_path / f"profile-{len(clients)}", role=role, name=name
+        )
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.aclose()
+
+
+OpenProfile = Callable[..., ParleyClient]
+
+
+@pytest.fixture
+async def open_profile(app: FastAPI) -> AsyncIterator[OpenProfile]:
+    """Factory: an SDK client on an existing profile (a scene's), talking over
+    `transport` (default: to the app); closed when the test ends."""
+    clients: list[ParleyClient] = []
+
+    def factory(home: Path, *, transport: httpx.AsyncBaseTransport | None = None) -> ParleyClient:
+        client = ParleyClient.open(
+            home, PASSPHRASE, transport=transport or httpx.ASGITransport(app=app)
         )
         clients.append(client)
         return client

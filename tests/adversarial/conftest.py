@@ -53,7 +53,8 @@ from client_sdk.protocol.statements import (
 from server.services.identity import IdentityService
 from server.storage.events import EventRepository, EventRow
 from server.storage.rooms import RoomRepository
-from tests.conftest import BASE_URL, PASSPHRASE, TEST_SCRYPT_N
+from tests.conftest import BASE_URL, PASSPHRASE, TEST_SCRYPT_N, OpenProfile, enroll_profile
+from tests.support.scenes import Seed, scene_value
 
 Json = Any
 """Decoded JSON, as the seam hands it to an edit."""
@@ -382,21 +383,67 @@ async def open_room(
     return room.room_id
 
 
-@pytest.fixture
-async def talks(app: FastAPI, enroll_through: EnrollThrough) -> Talks:
-    """Roster v1 Mona, v2 + Alice, v3 + Bob (events 1-3); Alice behind the seam."""
+@dataclass(frozen=True, slots=True)
+class _Scene:
+    room_id: str
+    exchanges: list[Exchange]
+    """What Alice's SDK sent through the seam while the scene was built (her enrollment)."""
+
+
+_HOMES = ("scene-mona", "scene-alice", "scene-bob")
+
+
+async def _build_talks(app: FastAPI, root: Path) -> _Scene:
+    """Enroll Mona, Alice (through a seam) and Bob, and open the room."""
     server = MaliciousServer(app)
-    mediator = await enroll_through(role=Role.MEDIATOR, name="Mona")
-    alice = await enroll_through(name="Alice", transport=server)
-    bob = await enroll_through(name="Bob")
-    room_id = await open_room(mediator, a=[alice], b=[bob])
+    mona, alice, bob = _HOMES
+    mediator = await enroll_profile(app, root / mona, role=Role.MEDIATOR, name="Mona")
+    victim = await enroll_profile(app, root / alice, name="Alice", transport=server)
+    other = await enroll_profile(app, root / bob, name="Bob")
+    try:
+        room_id = await open_room(mediator, a=[victim], b=[other])
+    finally:
+        for client in (mediator, victim, other):
+            await client.aclose()
+    return _Scene(room_id, list(server.exchanges))
+
+
+TALKS = Seed("adversarial-talks", _build_talks)
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> Seed | None:
+    """Tests of the talks start from its scene; the others from an empty database."""
+    return TALKS if "talks_scene" in request.fixturenames else None
+
+
+@pytest.fixture
+def talks_scene(request: pytest.FixtureRequest, database_url: str) -> _Scene:
+    """The talks' room and Alice's recorded enrollment, in this test's copy of the scene."""
+    scene: _Scene = scene_value(request)
+    return scene
+
+
+@pytest.fixture
+async def talks(
+    app: FastAPI, talks_scene: _Scene, open_profile: OpenProfile, tmp_path: Path
+) -> Talks:
+    """Roster v1 Mona, v2 + Alice, v3 + Bob (events 1-3); Alice behind the seam.
+
+    Built once per module and backend (`TALKS`); each test gets its own copy of the
+    database and profiles, opened again as a restarted device would, and a new seam
+    that has already recorded Alice's enrollment.
+    """
+    server = MaliciousServer(app)
+    server.exchanges.extend(talks_scene.exchanges)
+    mona, alice, bob = _HOMES
     return Talks(
         server=server,
         operator=Operator(app),
-        mediator=mediator,
-        alice=alice,
-        bob=bob,
-        room_id=room_id,
+        mediator=open_profile(tmp_path / mona),
+        alice=open_profile(tmp_path / alice, transport=server),
+        bob=open_profile(tmp_path / bob),
+        room_id=talks_scene.room_id,
     )
 
 

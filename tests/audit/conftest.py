@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +27,8 @@ from client_sdk.protocol.merkle import leaf_hash
 from client_sdk.protocol.models import Role, Side
 from server.storage.database import Database
 from server.storage.rooms import RoomRepository
-from tests.conftest import EnrollFactory, reopen
+from tests.conftest import OpenProfile, enroll_profile, reopen
+from tests.support.scenes import Seed, scene_value
 
 Edit = Callable[[bytes], bytes]
 """Rewrites one answer body."""
@@ -64,21 +66,58 @@ async def grant_auditor(app: FastAPI, room_id: str, auditor: str, *, by: str) ->
         await RoomRepository(conn).grant_auditor(room_id, auditor, by=by, now=now)
 
 
+TALKS_HOMES = ("scene-mona", "scene-alice", "scene-bob", "scene-audrey")
+"""The scene's profiles (mediator, Alice, Bob, auditor), under a test's ``tmp_path``."""
+
+
+async def _build_talks(app: FastAPI, root: Path) -> str:
+    """Enroll everyone, open the room, send the three messages, grant the auditor."""
+    people = [(Role.MEDIATOR, "Mona"), (Role.PARTY, "Alice"), (Role.PARTY, "Bob")]
+    people.append((Role.AUDITOR, "Audrey"))
+    clients = [
+        await enroll_profile(app, root / home, role=role, name=name)
+        for home, (role, name) in zip(TALKS_HOMES, people, strict=True)
+    ]
+    mediator, alice, bob, auditor = clients
+    try:
+        room = await mediator.create_room("Exchange talks")
+        await mediator.add_member(room.room_id, account_id(alice), Side.A)
+        await mediator.add_member(room.room_id, account_id(bob), Side.B)
+        await alice.send(room.room_id, "We propose a one-for-one exchange.")
+        await bob.send(room.room_id, "Two for one.")
+        await mediator.send(room.room_id, "Let us meet in the middle.")
+        await grant_auditor(app, room.room_id, account_id(auditor), by=account_id(mediator))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return room.room_id
+
+
+TALKS = Seed("audit-talks", _build_talks)
+
+
 @pytest.fixture
-async def talks(app: FastAPI, enroll: EnrollFactory) -> Talks:
-    """Mona's room with Alice and Bob, three messages, and auditor Audrey granted its log."""
-    mediator = await enroll(role=Role.MEDIATOR, name="Mona")
-    alice = await enroll(name="Alice")
-    bob = await enroll(name="Bob")
-    auditor = await enroll(role=Role.AUDITOR, name="Audrey")
-    room = await mediator.create_room("Exchange talks")
-    await mediator.add_member(room.room_id, account_id(alice), Side.A)
-    await mediator.add_member(room.room_id, account_id(bob), Side.B)
-    await alice.send(room.room_id, "We propose a one-for-one exchange.")
-    await bob.send(room.room_id, "Two for one.")
-    await mediator.send(room.room_id, "Let us meet in the middle.")
-    await grant_auditor(app, room.room_id, account_id(auditor), by=account_id(mediator))
-    return Talks(room.room_id, mediator, alice, bob, auditor)
+def seed(request: pytest.FixtureRequest) -> Seed | None:
+    """Tests of the talks start from its scene; the others from an empty database."""
+    return TALKS if "talks_room" in request.fixturenames else None
+
+
+@pytest.fixture
+def talks_room(request: pytest.FixtureRequest, database_url: str) -> str:
+    """The id of the talks' room in this test's copy of the scene."""
+    room_id: str = scene_value(request)
+    return room_id
+
+
+@pytest.fixture
+async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path) -> Talks:
+    """Mona's room with Alice and Bob, three messages, and auditor Audrey granted its log.
+
+    Built once per module and backend (`TALKS`); each test gets its own copy of the
+    database and profiles, opened again as a restarted device would.
+    """
+    mediator, alice, bob, auditor = (open_profile(tmp_path / home) for home in TALKS_HOMES)
+    return Talks(talks_room, mediator, alice, bob, auditor)
 
 
 class Rewriter(httpx.AsyncBaseTransport):
