@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +27,8 @@ from client_sdk.protocol.note import (
 from server.api.logs import parse_tile_index
 from server.errors import NotFound
 from server.log.appender import LogWriter
-from tests.conftest import EnrollFactory
+from tests.conftest import EnrollFactory, OpenProfile, enroll_profile
+from tests.support.scenes import Seed, scene_value
 
 
 @dataclass
@@ -39,16 +41,44 @@ class Room:
     outsider: ParleyClient
 
 
+_HOMES = ("scene-mona", "scene-alice", "scene-eve")
+
+
+async def _build_room(app: FastAPI, root: Path) -> str:
+    mona, alice_home, eve = _HOMES
+    mediator = await enroll_profile(app, root / mona, role=Role.MEDIATOR, name="Mona")
+    alice = await enroll_profile(app, root / alice_home, name="Alice")
+    outsider = await enroll_profile(app, root / eve, name="Eve")
+    try:
+        created = await mediator.create_room("Talks")
+        await mediator.add_member(created.room_id, alice.whoami()["account_id"], Side.A)
+        for i in range(3):
+            await alice.send(created.room_id, f"message {i}")
+    finally:
+        for client in (mediator, alice, outsider):
+            await client.aclose()
+    return created.room_id
+
+
+ROOM = Seed("logs-room", _build_room)
+
+
 @pytest.fixture
-async def room(enroll: EnrollFactory) -> Room:
-    mediator = await enroll(role=Role.MEDIATOR, name="Mona")
-    alice = await enroll(name="Alice")
-    outsider = await enroll(name="Eve")
-    created = await mediator.create_room("Talks")
-    await mediator.add_member(created.room_id, alice.whoami()["account_id"], Side.A)
-    for i in range(3):
-        await alice.send(created.room_id, f"message {i}")
-    return Room(created.room_id, mediator, alice, outsider)
+def seed(request: pytest.FixtureRequest) -> Seed | None:
+    return ROOM if "room_id" in request.fixturenames else None
+
+
+@pytest.fixture
+def room_id(request: pytest.FixtureRequest, database_url: str) -> str:
+    value: str = scene_value(request)
+    return value
+
+
+@pytest.fixture
+async def room(room_id: str, open_profile: OpenProfile, tmp_path: Path) -> Room:
+    """Mona's room with Alice and three messages of hers; Eve is enrolled, in no room
+    (built once per module and backend, copied for each test)."""
+    return Room(room_id, *(open_profile(tmp_path / home) for home in _HOMES))
 
 
 async def _get(http: httpx.AsyncClient, client: ParleyClient, path: str) -> httpx.Response:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from client_sdk import ConflictError, NotFoundError, PermissionDeniedError
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode, Moderation, sign_statement
-from tests.conftest import EnrollFactory
+from tests.conftest import OpenProfile, enroll_profile
+from tests.support.scenes import Seed, scene_value
 
 
 @dataclass
@@ -24,16 +27,44 @@ class Session:
     olga: ParleyClient
 
 
+_HOMES = ("scene-mona", "scene-alice", "scene-bob", "scene-olga")
+
+
+async def _build_session(app: FastAPI, root: Path) -> str:
+    mona_home, alice_home, bob_home, olga_home = _HOMES
+    mona = await enroll_profile(app, root / mona_home, role=Role.MEDIATOR, name="Mona")
+    alice = await enroll_profile(app, root / alice_home, name="Alice")
+    bob = await enroll_profile(app, root / bob_home, name="Bob")
+    olga = await enroll_profile(app, root / olga_home, name="Olga")
+    try:
+        room = await mona.create_room("Exchange talks")
+        for client, side in ((alice, Side.A), (bob, Side.B), (olga, Side.OBSERVER)):
+            await mona.add_member(room.room_id, client.whoami()["account_id"], side)
+    finally:
+        for client in (mona, alice, bob, olga):
+            await client.aclose()
+    return room.room_id
+
+
+SESSION = Seed("mediation-session", _build_session)
+
+
 @pytest.fixture
-async def session(enroll: EnrollFactory) -> Session:
-    mona = await enroll(role=Role.MEDIATOR, name="Mona")
-    alice = await enroll(name="Alice")
-    bob = await enroll(name="Bob")
-    olga = await enroll(name="Olga")
-    room = await mona.create_room("Exchange talks")
-    for client, side in ((alice, Side.A), (bob, Side.B), (olga, Side.OBSERVER)):
-        await mona.add_member(room.room_id, client.whoami()["account_id"], side)
-    return Session(room.room_id, mona, alice, bob, olga)
+def seed(request: pytest.FixtureRequest) -> Seed | None:
+    return SESSION if "session_room" in request.fixturenames else None
+
+
+@pytest.fixture
+def session_room(request: pytest.FixtureRequest, database_url: str) -> str:
+    value: str = scene_value(request)
+    return value
+
+
+@pytest.fixture
+async def session(session_room: str, open_profile: OpenProfile, tmp_path: Path) -> Session:
+    """Mona's room with Alice (a), Bob (b) and Olga observing (built once per module and
+    backend, copied for each test)."""
+    return Session(session_room, *(open_profile(tmp_path / home) for home in _HOMES))
 
 
 async def _texts(client: ParleyClient, room_id: str, channel: str | None = None) -> list[str]:
