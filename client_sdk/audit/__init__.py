@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from client_sdk.audit.bundle import AuditBundle, parse_bundle, read_bundle, write_bundle
 from client_sdk.audit.checkpoints import KnownCheckpoint
 from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink
-from client_sdk.audit.log import PARALLEL_THRESHOLD
 from client_sdk.audit.online import OnlineLog
+from client_sdk.audit.pool import PARALLEL_THRESHOLD
 from client_sdk.audit.witness_online import (
     WitnessedCheckpoint,
     existing_witness,

@@ -23,11 +23,10 @@ from client_sdk.audit.log import (
     LogKind,
     TreeRoots,
     check_origin,
-    check_roster_signers,
     log_kind,
-    make_pool,
-    worker_count,
 )
+from client_sdk.audit.pool import make_pool, worker_count
+from client_sdk.audit.signers import check_roster_signers
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import AuditFailure, ParleyError, ProtocolError
 from client_sdk.protocol.note import parse_verifier_key

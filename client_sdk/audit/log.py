@@ -1,4 +1,4 @@
-"""Auditing one log from its entries: the pass in log order, the tree, the worker pool.
+"""Auditing one log from its entries: the pass in log order and the tree.
 
 `LogAuditor.feed` takes entries in order, as the log read API serves them
 (``{index, leaf, leaf_hash?, signed}``). For each it hashes the leaf into the
@@ -13,15 +13,11 @@ logs. `finish` returns the first failing index, whichever check found it.
 from __future__ import annotations
 
 import enum
-import gc
-import multiprocessing
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
-from multiprocessing.context import BaseContext
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,14 +30,16 @@ from client_sdk.audit.checks import (
     check_chunk,
     check_leaf,
 )
-from client_sdk.client.verify import verify_account, verify_roster_step
+from client_sdk.audit.pool import CHUNK_SIZE
+from client_sdk.audit.signers import RosterSigner
+from client_sdk.client.verify import verify_roster_step
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import NotPermitted, ParleyError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.mediation import RoomState
 from client_sdk.protocol.merkle import CompactRange, leaf_hash, node_hash
-from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import (
     Moderation,
     Roster,
@@ -49,10 +47,6 @@ from client_sdk.protocol.statements import (
     parse_statement,
     verify_statement,
 )
-
-PARALLEL_THRESHOLD = 2000
-"""Logs with more entries than this have their signatures checked in a process pool."""
-CHUNK_SIZE = 256
 
 Progress = Callable[[int], None]
 """Called with the number of entries just checked (possibly from another thread)."""
@@ -78,49 +72,6 @@ def check_origin(log_id: str, origin: str) -> None:
         raise VerificationError(f"log {log_id}: {origin!r} is not the origin of this log")
 
 
-def _warm_up() -> None:
-    """Runs once in each worker, so each starts before the first chunk arrives."""
-
-
-def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
-    """A process pool for `check_chunk`, its workers started now.
-
-    A process that runs no other thread forks its workers: instantly, and
-    they inherit everything imported. Forking beside other threads (an event
-    loop's resolver, database drivers) is unsafe, so then a fork server starts
-    clean, imports the checks once and forks each worker from that.
-    """
-    count = worker_count(workers)
-    context: BaseContext
-    forking = can_fork_now()
-    if forking:
-        context = multiprocessing.get_context("fork")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        # With __main__ preloaded the fork server imports it once; workers then skip it.
-        context.set_forkserver_preload(["__main__", "client_sdk.audit.checks"])
-    pool = ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_warm_up)
-    if forking:
-        gc.freeze()  # so the workers' collections leave the heap they inherit shared
-    try:
-        for _ in range(count):
-            pool.submit(_warm_up)  # a fork context starts every worker on the first submit
-    finally:
-        if forking:
-            gc.unfreeze()
-    return pool
-
-
-def worker_count(workers: int | None) -> int:
-    """How many worker processes to run: as asked, else one per core (at most 8)."""
-    return workers or max(1, min(os.cpu_count() or 1, 8))
-
-
-def can_fork_now() -> bool:
-    """Whether `make_pool` would fork (this process runs no other thread)."""
-    return threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
-
-
 class TreeRoots:
     """Every level of a Merkle tree built from its leaf hashes: the root at any size."""
 
@@ -138,17 +89,6 @@ class TreeRoots:
         if not 0 <= size <= self.size:
             raise ValueError(f"no root of size {size} in a tree of {self.size} leaves")
         return CompactRange.from_nodes(size, lambda level, index: self._levels[level][index]).root()
-
-
-@dataclass(frozen=True, slots=True)
-class RosterSigner:
-    """Who signed a roster version, as the roster chain names them."""
-
-    index: int
-    version: int
-    account_id: str
-    account_key: str
-    device_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,39 +363,6 @@ class LogAuditor:
     def _report(self, count: int) -> None:
         if self._progress is not None:
             self._progress(count)
-
-
-def check_roster_signers(
-    signers: Sequence[RosterSigner], accounts: Mapping[str, Any], *, now: int
-) -> Failure | None:
-    """Each roster's signer must be a mediator whose directory record certifies the device.
-
-    `accounts` are directory records (``GET /v1/accounts/{id}``) by account id.
-    """
-    for signer in signers:
-        record = accounts.get(signer.account_id)
-        if record is None:
-            return signer.index, f"no directory record of roster signer {signer.account_id}"
-        try:
-            account = verify_account(signer.account_id, record, now=now)
-        except (VerificationError, ProtocolError) as exc:
-            return signer.index, f"directory record of roster signer {signer.account_id}: {exc}"
-        if account.role is not Role.MEDIATOR:
-            return signer.index, (
-                f"roster version {signer.version} is signed by {signer.account_id}, who is not "
-                "a mediator in the directory"
-            )
-        if b64e(account.account_key) != signer.account_key:
-            return signer.index, (
-                f"roster version {signer.version}: the roster and the directory disagree on the "
-                f"account key of {signer.account_id}"
-            )
-        if signer.device_id not in account.devices:
-            return signer.index, (
-                f"roster version {signer.version}: device {signer.device_id} is not certified "
-                f"by {signer.account_id}"
-            )
-    return None
 
 
 def _b64(value: Any, what: str) -> bytes:

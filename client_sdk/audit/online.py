@@ -14,11 +14,9 @@ from client_sdk.audit.log import (
     AuditOutcome,
     LogAuditor,
     LogKind,
-    can_fork_now,
     log_kind,
-    make_pool,
-    worker_count,
 )
+from client_sdk.audit.pool import can_fork_now, make_pool, worker_count
 from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
 from client_sdk.audit.witness_online import existing_witness, fetch_checkpoint
 from client_sdk.client import ParleyClient
