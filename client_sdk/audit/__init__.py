@@ -1,4 +1,4 @@
-"""Auditing logs (DESIGN §6): full verification online or offline, bundles, witnesses.
+"""Auditing logs (docs/design.md §6): full verification online or offline, bundles, witnesses.
 
 `verify_log` rebuilds a log's whole tree from its entries and checks
 

@@ -1,4 +1,4 @@
-"""The encrypted local key store in the profile directory (DESIGN §3).
+"""The encrypted local key store in the profile directory (docs/design.md §3).
 
 One file, ``$PARLEY_HOME/keystore.json`` (mode 0600, directory 0700),
 ChaCha20-Poly1305 under a scrypt key of the passphrase (format: `sealed`).

@@ -1,4 +1,4 @@
-"""The message envelope (DESIGN §5).
+"""The message envelope (docs/design.md §5).
 
 Sealing a message:
 

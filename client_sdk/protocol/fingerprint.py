@@ -1,4 +1,6 @@
-"""Safety numbers: the short string two people compare to trust each other's keys (DESIGN §3).
+"""Safety numbers: the short string two people compare to trust each other's keys.
+
+See docs/design.md §3.
 
 The construction is Signal's ``NumericFingerprintGenerator`` (libsignal
 ``fingerprint.rs``): for each account, start from

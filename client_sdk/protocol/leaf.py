@@ -1,4 +1,4 @@
-"""Log leaves (DESIGN §6).
+"""Log leaves (docs/design.md §6).
 
 A leaf is the RFC 8785 canonical JSON of an event record: the log's origin,
 the leaf's index, the event type, the acting device, the server's time, the

@@ -1,4 +1,4 @@
-"""Channels, modes and moderation (DESIGN §4): the rules, as pure code that the
+"""Channels, modes and moderation (docs/design.md §4): the rules, as pure code that the
 server enforces and every client re-checks from the signed log.
 
 A room has the ``plenary`` channel (every member) and, while a mediator keeps

@@ -1,4 +1,4 @@
-"""Signed statements about identity and membership (DESIGN §3, §4).
+"""Signed statements about identity and membership (docs/design.md §3, §4).
 
 A statement is a JSON object with a ``type``; it travels as
 ``{"body": {...}, "signature": b64}``, the signature being over the RFC 8785

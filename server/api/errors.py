@@ -1,4 +1,4 @@
-"""The one place domain errors become HTTP statuses, JSON bodies (DESIGN §9) and
+"""The one place domain errors become HTTP statuses, JSON bodies (docs/design.md §9) and
 WebSocket close codes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Enrollment, login and the key directory (DESIGN §3).
+"""Enrollment, login and the key directory (docs/design.md §3).
 
 Every registration, new device and key rotation is a leaf of the directory
 log, appended in the same transaction as the change.

@@ -1,4 +1,4 @@
-"""Sending and reading messages (DESIGN §5).
+"""Sending and reading messages (docs/design.md §5).
 
 The server sees only ciphertext. It checks what it can without keys —
 membership, room state, the exact recipient set of the channel at the stated

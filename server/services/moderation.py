@@ -1,4 +1,4 @@
-"""Moderation (DESIGN §4): a mediator's signed act on a room, checked, applied and
+"""Moderation (docs/design.md §4): a mediator's signed act on a room, checked, applied and
 logged in one transaction. Members' clients replay the same acts from the log
 with the same rules (`client_sdk.protocol.mediation`), so the server's word is
 never needed to know a room's mode, caucuses, mutes or status.

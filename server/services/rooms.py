@@ -1,4 +1,4 @@
-"""Rooms and their signed rosters (DESIGN §4).
+"""Rooms and their signed rosters (docs/design.md §4).
 
 The server never writes a roster: a mediator's device signs each version and
 the server checks it against the directory (every member enrolled with the

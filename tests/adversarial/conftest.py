@@ -1,6 +1,6 @@
 """A malicious server: the real application behind a seam that lies on demand.
 
-The server operator is trusted for availability only (DESIGN §1), so these tests
+The server operator is trusted for availability only (docs/design.md §1), so these tests
 put the victim's SDK behind `MaliciousServer`, an httpx transport in front of
 the real app (in process, over `httpx.ASGITransport`). A test tells it which
 JSON answers (or requests) to rewrite; everything else is real: the database,

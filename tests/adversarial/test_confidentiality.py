@@ -1,4 +1,7 @@
-"""The server is handed ciphertext only: no plaintext leaves the sender's device (DESIGN §1.1)."""
+"""The server is handed ciphertext only: no plaintext leaves the sender's device.
+
+See docs/design.md §1.1.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A network attacker who captured a login cannot replay it (DESIGN §3)."""
+"""A network attacker who captured a login cannot replay it (docs/design.md §3)."""
 
 from __future__ import annotations
 

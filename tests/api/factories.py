@@ -75,7 +75,7 @@ class ManualClock:
 def assert_error(
     response: httpx.Response, status: int, code: str, *, mentions: str | None = None
 ) -> str:
-    """Assert the DESIGN §9 error body with this status and code; return its message."""
+    """Assert the docs/design.md §9 error body with this status and code; return its message."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()

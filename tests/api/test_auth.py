@@ -1,4 +1,4 @@
-"""Enrollment, login and bearer tokens refuse what they must (DESIGN §3, §9):
+"""Enrollment, login and bearer tokens refuse what they must (docs/design.md §3, §9):
 single-use, expiring tokens and challenges, certificates checked against the
 account key, and every refusal leaving the database untouched."""
 

@@ -1,4 +1,4 @@
-"""The error contract (DESIGN §9) across endpoints: every refusal is the JSON body
+"""The error contract (docs/design.md §9) across endpoints: every refusal is the JSON body
 ``{"error": {"code", "message"}}`` with the right status, never a 500, and
 leaves nothing behind.
 

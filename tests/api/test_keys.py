@@ -1,4 +1,4 @@
-"""Encryption-key rotation and the deletion of old private keys (DESIGN §3)."""
+"""Encryption-key rotation and the deletion of old private keys (docs/design.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sending and reading messages refuse what they must (DESIGN §5, §9): the exact
+"""Sending and reading messages refuse what they must (docs/design.md §5, §9): the exact
 recipient set of the current roster, the sender's own signature over header and
 wraps, the room the envelope names, size limits; retries are idempotent; and a
 refused send leaves nothing behind."""

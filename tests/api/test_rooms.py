@@ -1,4 +1,4 @@
-"""Rooms and rosters refuse what they must (DESIGN §4, §9): only mediators create
+"""Rooms and rosters refuse what they must (docs/design.md §4, §9): only mediators create
 rooms and sign rosters, every roster is checked against the directory and the
 chain before it, non-members get the same 404 as for a room that does not
 exist, and a refused request leaves nothing behind."""

@@ -1,4 +1,4 @@
-"""No loss across a server crash (DESIGN §1.6): what the server acknowledged is
+"""No loss across a server crash (docs/design.md §1.6): what the server acknowledged is
 durable, and a follower — the `parley read --follow` command or the SDK —
 prints every message exactly once, in order, across a SIGKILL and a restart
 on the same port and database."""

@@ -1,4 +1,4 @@
-"""Authentication on the event stream (DESIGN §5): a bearer header or a first
+"""Authentication on the event stream (docs/design.md §5): a bearer header or a first
 frame, never a token in the URL; failures close with the mapped codes."""
 
 from __future__ import annotations

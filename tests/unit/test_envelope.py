@@ -1,4 +1,4 @@
-"""The message envelope (DESIGN §5): sealing, opening, and rejection of every tampering.
+"""The message envelope (docs/design.md §5): sealing, opening, and rejection of every tampering.
 
 Most tamper tests run three times through the `resign` fixture: with the
 original signature, re-signed by an attacker's key, and re-signed by the

@@ -1,4 +1,4 @@
-"""Signed statements about identity and membership (DESIGN §3, §4)."""
+"""Signed statements about identity and membership (docs/design.md §3, §4)."""
 
 from __future__ import annotations
 

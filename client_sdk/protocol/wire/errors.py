@@ -1,4 +1,4 @@
-"""The JSON error body every failed request is answered with (DESIGN §9)."""
+"""The JSON error body every failed request is answered with (docs/design.md §9)."""
 
 from __future__ import annotations
 
