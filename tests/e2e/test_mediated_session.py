@@ -15,7 +15,9 @@ from client_sdk.protocol.encoding import b64d
 from tests.e2e.harness import Cast, Deployment, Person
 from tests.support.cli import CliResult, run_parley
 
-pytestmark = pytest.mark.slow
+# The session plays some thirty-five `parley` processes in the first test's set-up, one
+# after another as on the parties' machines; on a loaded machine that outlasts 120 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @dataclass
