@@ -8,15 +8,22 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def write_atomically(
+    path: Path, data: bytes, *, mode: int = 0o600, mtime_ns: int | None = None
+) -> None:
     """Replace `path` with `data`: a temporary file in the same directory, fsync,
-    rename, then fsync the directory so the rename itself is durable."""
+    rename, then fsync the directory so the rename itself is durable.
+
+    `mtime_ns`, if given, is the new file's modification time (to the nanosecond).
+    """
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as temp:
             os.fchmod(temp.fileno(), mode)
             temp.write(data)
             temp.flush()
+            if mtime_ns is not None:
+                os.utime(temp.fileno(), ns=(mtime_ns, mtime_ns))
             os.fsync(temp.fileno())
         os.replace(temp_name, path)
     except BaseException:

@@ -15,6 +15,7 @@ so a re-read is one ChaCha20-Poly1305 decryption of a few kilobytes).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -52,8 +53,10 @@ KEYSTORE_FILENAME = "keystore.json"
 
 _T = TypeVar("_T")
 _Stamp = tuple[int, int, int]
-"""(inode, size, mtime in ns) of the file a view was read from: every write is a
-new file renamed into place, so a new inode (at least) tells a change."""
+"""(inode, size, mtime in ns) of the file a view was read from. Every write is a new
+file renamed into place, but a freed inode number comes back and a kernel's file
+clock may tick in milliseconds, so each write also sets its file's mtime past the
+one it replaces: no two successive files share a stamp."""
 
 
 class Keystore:
@@ -159,7 +162,9 @@ class Keystore:
             self._state, self._stamp = current, stamp
             new, result = change(current)
             if new is not current or version != KEYSTORE_VERSION:
-                self._stamp = _write(self.path, seal(self._header, self._key, new.to_json()))
+                self._stamp = _write(
+                    self.path, seal(self._header, self._key, new.to_json()), after=stamp
+                )
                 self._state = new
         return result
 
@@ -324,9 +329,11 @@ def _read(path: Path) -> tuple[bytes, _Stamp]:
     return data, (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _write(path: Path, data: bytes) -> _Stamp:
+def _write(path: Path, data: bytes, *, after: _Stamp | None = None) -> _Stamp:
+    # File metadata, not state: the clock read here never reaches the keystore's content.
+    mtime_ns = None if after is None else max(time.time_ns(), after[2] + 1)
     try:
-        write_atomically(path, data)
+        write_atomically(path, data, mtime_ns=mtime_ns)
         stat = os.stat(path)
     except OSError as exc:
         raise KeystoreError(f"cannot save the keystore at {path}: {exc.strerror}") from exc

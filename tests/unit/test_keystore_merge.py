@@ -109,3 +109,19 @@ def test_the_newest_key_is_current_whatever_order_two_processes_add_them_in(
     stored = keystore.encryption_key_by_id(older.key_id)
     assert stored is not None
     assert stored.retired_at == NOW + DAY
+
+
+def test_every_change_made_elsewhere_is_seen_even_in_quick_same_size_succession(
+    keystore: Keystore, other: Keystore
+) -> None:
+    path = keystore.path
+    times = [path.stat().st_mtime_ns]
+    for size in range(10, 40):  # two digits each: every file has the same length
+        other.set_checkpoint("room-1", size, bytes([size]) * 32, "note")
+        times.append(path.stat().st_mtime_ns)
+
+        assert keystore.refresh()
+        stored = keystore.checkpoint("room-1")
+        assert stored is not None
+        assert stored.size == size
+    assert times == sorted(set(times))  # strictly increasing, never a repeated stamp
