@@ -304,10 +304,12 @@ async def _run(options: Options, workdir: Path, database_url: str | None) -> dic
                     receivers.append(
                         Receiver(url=f"{ws_base}/v1/rooms/{room_id}/stream", token=token, cursor=0)
                     )
-            for receiver in receivers:
-                running.append(asyncio.ensure_future(receiver.run()))
-            async with asyncio.timeout(120):
-                await asyncio.gather(*(r.ready.wait() for r in receivers))
+            async with asyncio.timeout(300):
+                # In steps of 50, so that handshakes do not time out on a loaded machine.
+                for start in range(0, len(receivers), 50):
+                    step = receivers[start : start + 50]
+                    running.extend(asyncio.ensure_future(r.run()) for r in step)
+                    await asyncio.gather(*(r.ready.wait() for r in step))
             await asyncio.sleep(1.0)  # let the replays of each room's rosters finish
             rss_after = rss_kib(server.pid)
             log(f"{len(receivers)} streams subscribed; traffic at {options.rate}/s")

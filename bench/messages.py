@@ -402,8 +402,8 @@ class Receiver:
                 ) as ws:
                     async for raw in ws:
                         self._frame(raw, time.perf_counter())
-            except ConnectionClosed:
-                pass
+            except (ConnectionClosed, TimeoutError, OSError):
+                pass  # dropped, or the handshake timed out on a loaded machine: resume
             self.reconnects += 1
             log(f"receiver: connection dropped; resuming after seq {self.cursor}")
             await asyncio.sleep(0.1)
