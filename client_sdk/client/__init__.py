@@ -15,6 +15,8 @@ each given what it needs when it is built and none calling back into the client:
     rooms.py       RoomOperations: rooms, rosters, policy, moderation
     enrollment.py  a new device's keys registered and saved
     lifecycle.py   ClientState: unopened, opened, closed
+    dossiers.py    Dossiers: commit, disclose, check disclosures (dossier_*.py)
+    excerpts.py    Excerpts: verifiable excerpts for outsiders
 """
 
 from client_sdk.client.facade import ParleyClient
