@@ -96,7 +96,10 @@ class HttpSession:
         return self._token
 
     async def token(self) -> str:
-        """A bearer token valid for at least another minute."""
+        """A bearer token valid for at least another minute (none once closed: a stream
+        reconnecting after `aclose` stops here)."""
+        if self._client.is_closed:
+            raise ClientClosedError("the client is closed")
         now = time.time_ns() // 1_000_000
         if self._token is None or self._token_expires_at - now < TOKEN_MARGIN_MS:
             return await self.login()
