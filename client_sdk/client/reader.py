@@ -40,6 +40,7 @@ class Reader:
         *,
         stream: Callable[[str], EventStream] | None = None,
     ) -> None:
+        """`stream` makes a room's event stream (default: the server's WebSocket)."""
         self._http = http
         self._logs = logs
         self._chains = chains
