@@ -117,6 +117,38 @@ class ServiceProcess:
         self.process = None
 
 
+def backend_of(url: str | None) -> str:
+    """sqlite or postgresql."""
+    return "postgresql" if url and url.startswith("postgresql") else "sqlite"
+
+
+async def start_parley(
+    workdir: Path, database_url: str | None = None, **settings: str
+) -> tuple[ServiceProcess, dict[str, str]]:
+    """`parley serve` on a free port, started: its data under ``workdir/server``, the
+    per-device rate limit out of reach, plus any other ``PARLEY_*`` `settings`.
+
+    Returns the running server and the environment it runs in (for `parley admin`).
+    """
+    env = clean_env(
+        PARLEY_DATA_DIR=str(workdir / "server"),
+        PARLEY_RATE_LIMIT_PER_SECOND=str(HIGH_RATE_LIMIT),
+        PARLEY_RATE_LIMIT_BURST=str(HIGH_RATE_LIMIT),
+        **({"PARLEY_DATABASE_URL": database_url} if database_url else {}),
+        **settings,
+    )
+    port = free_port()
+    server = ServiceProcess(
+        parley_argv("serve", "--port", str(port), "--log-level", "warning"),
+        env=env,
+        port=port,
+        log_path=workdir / "server.log",
+    )
+    log(f"starting parley serve on port {port} ({backend_of(database_url)})")
+    await server.start()
+    return server, env
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 

@@ -35,7 +35,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.common import HIGH_RATE_LIMIT, ServiceProcess, clean_env, free_port, log, parley_argv
+from bench.common import (
+    ServiceProcess,
+    log,
+    start_parley,
+)
 from bench.messages import PASSPHRASE, SCRYPT_N, admin_enroll
 from client_sdk.client import ParleyClient
 from client_sdk.client.dossier_checks import check_disclosure, seen_commit
@@ -183,20 +187,7 @@ async def run(repeat: int) -> dict[str, Any]:
     """Start a server in a temporary directory, measure, stop it, remove the directory."""
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-disclosure-"))
     try:
-        env = clean_env(
-            PARLEY_DATA_DIR=str(workdir / "server"),
-            PARLEY_RATE_LIMIT_PER_SECOND=str(HIGH_RATE_LIMIT),
-            PARLEY_RATE_LIMIT_BURST=str(HIGH_RATE_LIMIT),
-        )
-        port = free_port()
-        server = ServiceProcess(
-            parley_argv("serve", "--port", str(port), "--log-level", "warning"),
-            env=env,
-            port=port,
-            log_path=workdir / "server.log",
-        )
-        log(f"starting parley serve on port {port} (sqlite)")
-        await server.start()
+        server, env = await start_parley(workdir)
         try:
             result: dict[str, Any] = await measure(server, env, workdir / "profiles", repeat)
             return result

@@ -43,22 +43,20 @@ from typing import Any
 import httpx
 
 from bench.common import (
-    HIGH_RATE_LIMIT,
     FreshDatabase,
     SealJob,
     ServiceProcess,
-    clean_env,
+    backend_of,
     create_fresh_database,
     drop_database,
-    free_port,
     log,
-    parley_argv,
     percentiles_ms,
     process_cpu_seconds,
     seal_batch,
     sender_client,
+    start_parley,
 )
-from bench.messages import PASSPHRASE, SCRYPT_N, Receiver, admin_enroll, backend_of, split
+from bench.messages import PASSPHRASE, SCRYPT_N, Receiver, admin_enroll, split
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.models import Side
 
@@ -270,24 +268,9 @@ async def run(options: Options) -> dict[str, Any]:
 
 
 async def _run(options: Options, workdir: Path, database_url: str | None) -> dict[str, Any]:
-    settings = {
-        "PARLEY_DATA_DIR": str(workdir / "server"),
-        "PARLEY_RATE_LIMIT_PER_SECOND": str(HIGH_RATE_LIMIT),
-        "PARLEY_RATE_LIMIT_BURST": str(HIGH_RATE_LIMIT),
-        "PARLEY_WS_CONNECTIONS_PER_DEVICE": str(options.rooms + 1),
-    }
-    if database_url:
-        settings["PARLEY_DATABASE_URL"] = database_url
-    env = clean_env(**settings)
-    port = free_port()
-    server = ServiceProcess(
-        parley_argv("serve", "--port", str(port), "--log-level", "warning"),
-        env=env,
-        port=port,
-        log_path=workdir / "server.log",
+    server, env = await start_parley(
+        workdir, database_url, PARLEY_WS_CONNECTIONS_PER_DEVICE=str(options.rooms + 1)
     )
-    log(f"starting parley serve on port {port} ({backend_of(database_url)})")
-    await server.start()
     receivers: list[Receiver] = []
     running: list[asyncio.Future[None]] = []
     try:

@@ -62,12 +62,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.common import (
-    HIGH_RATE_LIMIT,
     REPO_ROOT,
     FreshDatabase,
     LoadResult,
     SealJob,
     ServiceProcess,
+    backend_of,
     clean_env,
     closed_loop,
     create_fresh_database,
@@ -79,6 +79,7 @@ from bench.common import (
     process_cpu_seconds,
     seal_batch,
     sender_client,
+    start_parley,
     trivial_argv,
 )
 from client_sdk.client import ParleyClient
@@ -604,11 +605,6 @@ async def trivial_phase(
 # --- main -------------------------------------------------------------------------------------
 
 
-def backend_of(url: str | None) -> str:
-    """sqlite or postgresql."""
-    return "postgresql" if url and url.startswith("postgresql") else "sqlite"
-
-
 async def run(options: Options) -> dict[str, Any]:
     """Run the benchmark; return its figures."""
     fresh: FreshDatabase | None = None
@@ -627,23 +623,7 @@ async def run(options: Options) -> dict[str, Any]:
 
 
 async def _run(options: Options, workdir: Path, database_url: str | None) -> dict[str, Any]:
-    settings = {
-        "PARLEY_DATA_DIR": str(workdir / "server"),
-        "PARLEY_RATE_LIMIT_PER_SECOND": str(HIGH_RATE_LIMIT),
-        "PARLEY_RATE_LIMIT_BURST": str(HIGH_RATE_LIMIT),
-    }
-    if database_url:
-        settings["PARLEY_DATABASE_URL"] = database_url
-    env = clean_env(**settings)
-    port = free_port()
-    server = ServiceProcess(
-        parley_argv("serve", "--port", str(port), "--log-level", "warning"),
-        env=env,
-        port=port,
-        log_path=workdir / "server.log",
-    )
-    log(f"starting parley serve on port {port} ({backend_of(database_url)})")
-    await server.start()
+    server, env = await start_parley(workdir, database_url)
     try:
         log(f"{options.shape} shape: enrolling the cast")
         cast = await enroll_cast(
