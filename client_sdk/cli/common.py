@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
@@ -17,12 +18,14 @@ from client_sdk.protocol.errors import ParleyError, TransportError, Verification
 T = TypeVar("T")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
+"""Errors are one line whatever the width: soft wrap, so the terminal wraps, not rich."""
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error on stderr and return the exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # The message may quote input (a path, a server's words): never read it as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import typer
 
-from client_sdk.cli.common import err, print_json
+from client_sdk.cli.common import fail, print_json
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
 
@@ -23,9 +23,8 @@ def failure(message: str, *, code: int = 1, json_output: bool = False) -> typer.
     """Print one error line and return the exit to raise."""
     if json_output:
         print_json({"ok": False, "error": message})
-    else:
-        err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
-    return typer.Exit(code)
+        return typer.Exit(code)
+    return fail(message, code)
 
 
 def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool) -> T:
