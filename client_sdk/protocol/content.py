@@ -11,7 +11,8 @@ as such and never guessed at.
   commit event's log leaf is the dossier's commitment. It says no record
   count: with decoys, the JWT hides it, and so must the message;
 - ``dossier-disclosure``: a presentation of chosen records and fields of a
-  dossier committed earlier in the room (`commit_seq`), in a named phase.
+  dossier committed earlier in the room (`commit_seq`), in a named phase;
+- ``document``: an encrypted file stored as a blob (`protocol.documents`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, ValidationError
 
+from client_sdk.protocol.documents import DOCUMENT, DocumentContent
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.models import Ident, Int, Name, WireModel
 
@@ -59,10 +61,11 @@ class UnknownContent(WireModel):
     type: str
 
 
-Content = DossierCommit | DossierDisclosure | UnknownContent
-_TYPED: Final[dict[str, type[DossierCommit] | type[DossierDisclosure]]] = {
+Content = DossierCommit | DossierDisclosure | DocumentContent | UnknownContent
+_TYPED: Final[dict[str, type[DossierCommit] | type[DossierDisclosure] | type[DocumentContent]]] = {
     DOSSIER_COMMIT: DossierCommit,
     DOSSIER_DISCLOSURE: DossierDisclosure,
+    DOCUMENT: DocumentContent,
 }
 
 

@@ -157,6 +157,11 @@ def _aad(header: Header) -> bytes:
     return b"parley/v1/content\x00" + canonical_json(body)
 
 
+def new_content_key() -> bytes:
+    """A fresh 256-bit content key."""
+    return os.urandom(CONTENT_KEY_LEN)
+
+
 def new_message_id() -> str:
     """A fresh client-chosen message id (128 random bits, base64url)."""
     return b64e(secrets.token_bytes(16))
@@ -174,12 +179,21 @@ def seal_envelope(
     sent_at: int,
     message_id: str | None = None,
     checkpoint: CheckpointRef | None = None,
+    content_key: bytes | None = None,
 ) -> Envelope:
-    """Encrypt `content` to every recipient device and sign it."""
+    """Encrypt `content` to every recipient device and sign it.
+
+    The content key is fresh unless the caller gives one (`new_content_key`): a
+    document's chunks are sealed under a key derived from it before the message
+    is (docs/design.md §7). A given key must serve this one message id only.
+    """
     if not recipients:
         raise ProtocolError("a message needs at least one recipient")
     message_id = message_id or new_message_id()
-    content_key = os.urandom(CONTENT_KEY_LEN)
+    if content_key is None:
+        content_key = new_content_key()
+    elif len(content_key) != CONTENT_KEY_LEN:
+        raise ProtocolError(f"a content key is {CONTENT_KEY_LEN} bytes")
     padded = pad(canonical_json(content))
     placeholder = Header(
         v=ENVELOPE_VERSION,
