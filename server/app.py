@@ -3,6 +3,7 @@ settings into a lifespan that builds the database, hub and services."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 
 from server.api.deps import Services
 from server.api.errors import install_error_handlers
-from server.api.limits import BodySizeLimit, RateLimiter
+from server.api.limits import CHUNK_PATH, BodySizeLimit, RateLimiter
 from server.api.main import api_router
 from server.api.ws import ConnectionCounter
 from server.config import Settings
@@ -19,11 +20,13 @@ from server.log.signer import CheckpointSigner
 from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
+from server.services.documents import DocumentService
 from server.services.identity import IdentityService
 from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.moderation import ModerationService
 from server.services.rooms import RoomService
+from server.storage.blobs import FileBlobStore, UploadFiles
 from server.storage.database import create_database
 from server.storage.migrate import upgrade_to_head
 
@@ -53,12 +56,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             await identity.ensure_directory_log()
             await fanout.start()
             stack.push_async_callback(fanout.stop)
+            documents = DocumentService(
+                database,
+                settings,
+                clock,
+                FileBlobStore(settings.blob_dir()),
+                UploadFiles(settings.upload_dir()),
+            )
+            await documents.sweep()
+            sweeper = asyncio.create_task(documents.sweep_forever())
+            stack.callback(sweeper.cancel)
             app.state.services = Services(
                 identity=identity,
                 rooms=RoomService(database, settings, clock, fanout, log),
                 messages=MessageService(database, settings, clock, fanout, log),
                 logs=LogService(database, settings, clock, signer),
                 moderation=ModerationService(database, settings, clock, fanout, log),
+                documents=documents,
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)
@@ -67,5 +81,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(api_router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_message_bytes)
+    # A document chunk is streamed to disk and its exact length checked by the service.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_message_bytes, exempt=CHUNK_PATH.match)
     return app

@@ -53,6 +53,36 @@ class Settings(BaseSettings):
         default=1024, ge=1, description="Events buffered per subscriber before it is dropped."
     )
 
+    max_document_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=0, description="Largest document (plaintext bytes)."
+    )
+    max_chunk_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=16,
+        description="Largest plaintext chunk of a document upload (each chunk is one request).",
+    )
+    upload_quota_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=0,
+        description="Ciphertext bytes one account may store (blobs and unfinished uploads).",
+    )
+    upload_expiry_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        description="An unfinished upload is removed this long after its last chunk.",
+    )
+    upload_sweep_seconds: float = Field(
+        default=300.0, gt=0, description="How often expired uploads are looked for."
+    )
+
+    def blob_dir(self) -> Path:
+        """Where finished document blobs are stored."""
+        return self.data_dir / "blobs"
+
+    def upload_dir(self) -> Path:
+        """Where unfinished uploads' partial files are kept."""
+        return self.data_dir / "uploads"
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite in the data directory."""
         if self.database_url:

@@ -150,6 +150,10 @@ class DocumentLayout:
             return self.chunk_size
         return self.size - index * self.chunk_size
 
+    def ciphertext_length(self, index: int) -> int:
+        """The sealed length of chunk `index`."""
+        return self.plaintext_length(index) + CHUNK_OVERHEAD
+
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.chunk_count:
             raise ProtocolError(f"chunk {index} is outside 0..{self.chunk_count - 1}")

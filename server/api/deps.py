@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Request
 from server.api.limits import RateLimiter
 from server.errors import NotAuthenticated
 from server.services.common import Principal
+from server.services.documents import DocumentService
 from server.services.identity import IdentityService
 from server.services.logs import LogService
 from server.services.messages import MessageService
@@ -26,6 +27,7 @@ class Services:
     messages: MessageService
     logs: LogService
     moderation: ModerationService
+    documents: DocumentService
     rate_limiter: RateLimiter
 
 
@@ -58,6 +60,10 @@ async def _moderation(request: Request) -> ModerationService:
     return _services(request).moderation
 
 
+async def _documents(request: Request) -> DocumentService:
+    return _services(request).documents
+
+
 def bearer_token(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer`` header value."""
     if not authorization:
@@ -86,6 +92,7 @@ RoomsDep = Annotated[RoomService, Depends(_rooms)]
 MessagesDep = Annotated[MessageService, Depends(_messages)]
 LogsDep = Annotated[LogService, Depends(_logs)]
 ModerationDep = Annotated[ModerationService, Depends(_moderation)]
+DocumentsDep = Annotated[DocumentService, Depends(_documents)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 BearerToken = Annotated[str, Depends(_bearer)]
 PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.errors import error_body
 from server.errors import RateLimited
 
+CHUNK_PATH = re.compile(r"^/v1/rooms/[A-Za-z0-9_-]{1,64}/uploads/[A-Za-z0-9_-]{1,64}/chunks/\d+$")
+"""A document chunk: its body is streamed to disk, its length set by the upload."""
+
 
 class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413, however they are sent."""
+    """Refuse request bodies over `max_bytes` with 413, however they are sent, except on
+    paths `exempt` accepts (whose routes limit their own bodies)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, exempt: Callable[[str], object] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt is not None and self.exempt(scope["path"])):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

@@ -239,3 +239,28 @@ APPEND_ONLY_TABLES = (
     "rosters",
 )
 """Tables whose rows the database refuses to UPDATE or DELETE (triggers)."""
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("room_id", String(64), ForeignKey("rooms.id"), nullable=False),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),  # plaintext bytes
+    Column("chunk_size", BigInteger, nullable=False),  # plaintext bytes per chunk
+    Column("ciphertext_size", BigInteger, nullable=False),
+    Column("received_chunks", BigInteger, nullable=False),
+    Column("received_bytes", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("blob", String(64), primary_key=True),  # base64url SHA-256 of the ciphertext
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

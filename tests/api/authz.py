@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from starlette.types import Message
 
+from client_sdk.protocol.documents import DocumentContent, seal_document
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import Recipient, seal_envelope
 from client_sdk.protocol.keys import EncryptionKey, SigLabel
@@ -224,6 +226,8 @@ class Request:
     headers: dict[str, str]
     json: Json | None = None
     first_frame: Json | None = None
+    content: bytes | None = None
+    """A raw body (a document chunk), sent instead of `json`."""
     """WebSocket only: a frame sent right after connecting."""
 
 
@@ -240,9 +244,14 @@ async def perform(scene: Scene, request: Request) -> Answer:
     """Send a prepared request."""
     if request.method == "WS":
         return Answer(await open_stream(scene.app, request))
-    response = await scene.http.request(
-        request.method, request.path, headers=request.headers, json=request.json
-    )
+    if request.content is not None:
+        response = await scene.http.request(
+            request.method, request.path, headers=request.headers, content=request.content
+        )
+    else:
+        response = await scene.http.request(
+            request.method, request.path, headers=request.headers, json=request.json
+        )
     return Answer(response.status_code, response)
 
 
@@ -452,6 +461,81 @@ async def _register_witness(scene: Scene, caller: Caller) -> Request:
     return Request("POST", "/v1/witnesses", caller.headers, {"vkey": vkey})
 
 
+_DOC_CHUNK = 64
+_UPLOADERS = (Who.MEDIATOR, Who.PARTY_A, Who.PARTY_B)
+
+
+async def _upload(
+    scene: Scene, caller: Caller, *, chunks: int
+) -> tuple[str, DocumentContent, bytes]:
+    """An upload in the open room, by the caller if it may upload (else by the mediator,
+    so the refusal is about whose upload it is), with its first `chunks` chunks sent."""
+    owner = caller.actor if caller.who in _UPLOADERS else scene.mediator
+    document, ciphertext = seal_document(
+        os.urandom(32),
+        os.urandom(100),
+        file_id="f",
+        name="a.txt",
+        media_type="text/plain",
+        chunk_size=_DOC_CHUNK,
+    )
+    base = f"/v1/rooms/{scene.open_room}/uploads"
+    created = await scene.http.post(
+        base, json={"size": 100, "chunk_size": _DOC_CHUNK}, headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    upload_id = created.json()["upload_id"]
+    step = _DOC_CHUNK + 16
+    for index in range(chunks):
+        sent = await scene.http.put(
+            f"{base}/{upload_id}/chunks/{index}",
+            content=ciphertext[index * step : (index + 1) * step],
+            headers=owner.headers,
+        )
+        assert sent.status_code == 200, sent.text
+    return upload_id, document, ciphertext
+
+
+async def _create_upload(scene: Scene, caller: Caller) -> Request:
+    body = {"size": 100, "chunk_size": _DOC_CHUNK}
+    return Request("POST", f"/v1/rooms/{scene.open_room}/uploads", caller.headers, body)
+
+
+async def _upload_status(scene: Scene, caller: Caller) -> Request:
+    upload_id, _, _ = await _upload(scene, caller, chunks=0)
+    return Request("GET", f"/v1/rooms/{scene.open_room}/uploads/{upload_id}", caller.headers)
+
+
+async def _upload_chunk(scene: Scene, caller: Caller) -> Request:
+    upload_id, _, ciphertext = await _upload(scene, caller, chunks=0)
+    path = f"/v1/rooms/{scene.open_room}/uploads/{upload_id}/chunks/0"
+    return Request("PUT", path, caller.headers, content=ciphertext[: _DOC_CHUNK + 16])
+
+
+async def _complete_upload(scene: Scene, caller: Caller) -> Request:
+    upload_id, document, _ = await _upload(scene, caller, chunks=2)
+    path = f"/v1/rooms/{scene.open_room}/uploads/{upload_id}/complete"
+    return Request("POST", path, caller.headers, {"blob": document.blob})
+
+
+async def _abandon_upload(scene: Scene, caller: Caller) -> Request:
+    upload_id, _, _ = await _upload(scene, caller, chunks=1)
+    return Request("DELETE", f"/v1/rooms/{scene.open_room}/uploads/{upload_id}", caller.headers)
+
+
+async def _download_blob(scene: Scene, caller: Caller) -> Request:
+    upload_id, document, _ = await _upload(
+        scene, Caller(Who.MEDIATOR, scene.mediator, None), chunks=2
+    )
+    done = await scene.http.post(
+        f"/v1/rooms/{scene.open_room}/uploads/{upload_id}/complete",
+        json={"blob": document.blob},
+        headers=scene.mediator.headers,
+    )
+    assert done.status_code == 201, done.text
+    return Request("GET", f"/v1/rooms/{scene.open_room}/blobs/{document.blob}", caller.headers)
+
+
 def _log_reads(prefix: str, log_id: Callable[[Scene], str]) -> dict[str, Operation]:
     """Every read of one log, by operation name."""
     reads = {
@@ -509,6 +593,18 @@ OPERATIONS: dict[str, Operation] = {
         "GET", "/v1/rooms/{room_id}/events", _get(lambda s: f"/v1/rooms/{s.open_room}/events")
     ),
     "stream": Operation("WS", "/v1/rooms/{room_id}/stream", _stream, ok=101),
+    "create-upload": Operation("POST", "/v1/rooms/{room_id}/uploads", _create_upload, ok=201),
+    "upload-status": Operation("GET", "/v1/rooms/{room_id}/uploads/{upload_id}", _upload_status),
+    "upload-chunk": Operation(
+        "PUT", "/v1/rooms/{room_id}/uploads/{upload_id}/chunks/{index}", _upload_chunk
+    ),
+    "complete-upload": Operation(
+        "POST", "/v1/rooms/{room_id}/uploads/{upload_id}/complete", _complete_upload, ok=201
+    ),
+    "abandon-upload": Operation(
+        "DELETE", "/v1/rooms/{room_id}/uploads/{upload_id}", _abandon_upload, ok=204
+    ),
+    "download-blob": Operation("GET", "/v1/rooms/{room_id}/blobs/{blob}", _download_blob),
     **_log_reads("room-log", lambda s: s.open_room),
     **_log_reads("directory-log", lambda _: DIRECTORY_LOG_ID),
     "cosign-room-log": Operation(

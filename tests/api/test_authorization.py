@@ -54,6 +54,8 @@ ANYONE: Final[Row] = (OK, OK, OK, OK, OK, OK, OK)
 ENROLLED: Final[Row] = (OK, OK, OK, OK, OK, OK, 401)
 MEMBERS: Final[Row] = (OK, OK, OK, OK, 404, 404, 401)
 LOG_READERS: Final[Row] = (OK, OK, OK, OK, OK, 404, 401)
+UPLOADERS: Final[Row] = (OK, OK, OK, 404, 404, 404, 401)
+"""An upload is its uploader's alone: anyone else is told there is no such upload."""
 
 # fmt: off
 TABLE: dict[str, Row] = {
@@ -81,6 +83,12 @@ TABLE: dict[str, Row] = {
     "moderate":                        (OK,     403,    403,    403,     404,    404,     401),
     "events":                          MEMBERS,
     "stream":                          MEMBERS,
+    "create-upload":                   (OK,     OK,     OK,     403,     404,    404,     401),
+    "upload-status":                   UPLOADERS,
+    "upload-chunk":                    UPLOADERS,
+    "complete-upload":                 UPLOADERS,
+    "abandon-upload":                  UPLOADERS,
+    "download-blob":                   MEMBERS,
     "room-log-info":                   LOG_READERS,
     "room-log-checkpoint":             LOG_READERS,
     "room-log-hash-tile":              LOG_READERS,

@@ -28,6 +28,12 @@ Which model answers which route (request body in brackets)::
     POST /v1/rooms/{id}/messages [envelope.Envelope]  events.SendResponse
     POST /v1/rooms/{id}/moderation [ModerateRequest]  rooms.ModerationOut
     GET  /v1/rooms/{id}/events?after=&limit=&since=   events.EventsPage
+    POST /v1/rooms/{id}/uploads [documents.CreateUploadRequest]  documents.UploadOut
+    GET  /v1/rooms/{id}/uploads/{upload}           documents.UploadOut
+    PUT  /v1/rooms/{id}/uploads/{upload}/chunks/{n} [sealed chunk bytes]  documents.UploadOut
+    POST /v1/rooms/{id}/uploads/{upload}/complete [CompleteUploadRequest]  documents.BlobOut
+    DELETE /v1/rooms/{id}/uploads/{upload}         204, no body
+    GET  /v1/rooms/{id}/blobs/{blob}               application/octet-stream (the ciphertext)
     WS   /v1/rooms/{id}/stream?after=&since=       stream.ReadyFrame, BatchFrame, PongFrame
                                                    (`parse_server_frame`); closes with
                                                    stream.CloseCode
