@@ -3,26 +3,46 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from client_sdk.cli import dossier
-from client_sdk.cli.common import out, print_json, with_client
+from client_sdk.cli import documents, dossier
+from client_sdk.cli.common import fail, out, print_json, with_client
 from client_sdk.client import Message, ParleyClient
 from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
-from client_sdk.protocol.content import content_type
+from client_sdk.protocol.content import content_type, parse_content
+from client_sdk.protocol.documents import DocumentContent
+from client_sdk.protocol.errors import ProtocolError
 
 
 def send(
     room_id: Annotated[str, typer.Argument(help="The room.")],
-    text: Annotated[str, typer.Argument(help="The message, or - to read it from stdin.")],
+    text: Annotated[
+        str | None, typer.Argument(help="The message, or - to read it from stdin.")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Send this file as an encrypted document instead."),
+    ] = None,
     channel: Annotated[str, typer.Option(help="The channel.")] = "plenary",
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Encrypt and send a message to the room."""
+    """Encrypt and send a message, or with --file a document, to the room.
+
+    A document is sealed in chunks and uploaded; if an earlier send of the same
+    unchanged file was interrupted, this one resumes it.
+    """
+    if (text is None) == (file is None):
+        raise fail("give either a message or --file PATH")
+    if file is not None:
+        documents.send_file(room_id, file, channel, json_output)
+        return
+    assert text is not None
     body = sys.stdin.read() if text == "-" else text
     receipt = with_client(lambda c: c.send(room_id, body, channel=channel))
     if json_output:
@@ -48,7 +68,25 @@ def message_json(message: Message) -> dict[str, object]:
         "leaf_index": message.leaf_index,
         "text": message.text,
         "relay": None if message.relay is None else dataclasses.asdict(message.relay),
+        "document": _document_json(message),
     }
+
+
+def _document(message: Message) -> DocumentContent | None:
+    if content_type(message.content) != "document":
+        return None
+    try:
+        parsed = parse_content(message.content)
+    except ProtocolError:
+        return None
+    return parsed if isinstance(parsed, DocumentContent) else None
+
+
+def _document_json(message: Message) -> dict[str, object] | None:
+    document = _document(message)
+    if document is None:
+        return None if content_type(message.content) != "document" else {"malformed": True}
+    return documents.document_json(document)
 
 
 def read(
@@ -99,6 +137,15 @@ def _body(message: Message, seen: SeenCommit | ReceivedDisclosure | None) -> str
     if seen is not None:
         return dossier.read_line(seen)
     kind = content_type(message.content)
+    if kind == "document":
+        document = _document(message)
+        if document is None:
+            return "[a malformed document]"
+        return (
+            f"[document] {document.name} ({documents.human_size(document.size)}, "
+            f"{document.media_type}) - parley download {message.room_id} {message.seq} "
+            f"-o {shlex.quote(document.name)}"
+        )
     return message.text if kind in ("text", "relay", "expired") else f"[content of type {kind!r}]"
 
 
@@ -128,3 +175,4 @@ def register(app: typer.Typer) -> None:
     app.command("send")(send)
     app.command("read")(read)
     app.command("relay")(relay)
+    app.command("download")(documents.download)

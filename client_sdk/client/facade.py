@@ -28,6 +28,7 @@ import httpx
 
 from client_sdk.client.chains import RoomChains
 from client_sdk.client.directory import Directory
+from client_sdk.client.documents import Documents
 from client_sdk.client.dossier_store import DossierStore
 from client_sdk.client.dossiers import Dossiers
 from client_sdk.client.enrollment import enroll_device
@@ -103,6 +104,16 @@ class ParleyClient:
         )
         """Dossiers: commit, disclose, and check what others disclose (`Dossiers`)."""
         self._excerpts = Excerpts(self.http, self.logs, keystore)
+        self.documents = Documents(
+            self.http,
+            keystore,
+            clock,
+            send=lambda room_id, content, channel, message_id, key: self._sender.send(
+                room_id, content, channel=channel, message_id=message_id, content_key=key
+            ),
+            message_at=self._reader.message_at,
+        )
+        """Documents: send a file encrypted in chunks, resume, download (`Documents`)."""
 
     @classmethod
     def open(

@@ -7,6 +7,8 @@ in again when its token is about to expire or is refused.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -125,16 +127,60 @@ class HttpSession:
         return load_json(response.content, what=f"{method} {path}")
 
     async def _answer(
-        self, method: str, path: str, *, json: Any, params: dict[str, Any] | None, auth: bool
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        params: dict[str, Any] | None,
+        auth: bool,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """The successful answer to a request (logging in again once if refused)."""
+        body: dict[str, Any] = {"json": json} if content is None else {"content": content}
         headers = {"Authorization": f"Bearer {await self.token()}"} if auth else {}
-        response = await self._send(method, path, json=json, params=params, headers=headers)
+        response = await self._send(method, path, params=params, headers=headers, **body)
         if auth and response.status_code == 401:
             headers = {"Authorization": f"Bearer {await self.login()}"}
-            response = await self._send(method, path, json=json, params=params, headers=headers)
+            response = await self._send(method, path, params=params, headers=headers, **body)
         raise_for_error(response)
         return response
+
+    async def put_bytes(self, model: type[M], path: str, content: bytes) -> M:
+        """PUT a raw body (a document chunk) and parse the answer into `model`."""
+        response = await self._answer(
+            "PUT", path, json=None, params=None, auth=True, content=content
+        )
+        return parse_answer(model, response.content, what=f"PUT {path}")
+
+    @asynccontextmanager
+    async def download(self, path: str) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
+        """GET a binary answer as a stream: its declared length and its bytes in pieces."""
+        if self._client.is_closed:
+            raise ClientClosedError("the client is closed")
+        for attempt in range(2):
+            token = await (self.token() if attempt == 0 else self.login())
+            request = self._client.build_request(
+                "GET", path, headers={"Authorization": f"Bearer {token}"}
+            )
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise TransportError(f"cannot reach {self.server}: {exc}") from exc
+            try:
+                if response.status_code == 401 and attempt == 0:
+                    continue
+                if not response.is_success:
+                    await response.aread()
+                    raise_for_error(response)
+                length = response.headers.get("content-length")
+                yield (
+                    int(length) if length is not None and length.isdigit() else None,
+                    _pieces(response, self.server),
+                )
+                return
+            finally:
+                await response.aclose()
 
     async def call(
         self,
@@ -164,3 +210,11 @@ class HttpSession:
         """Send a request and parse its answer into a list of `model`."""
         response = await self._answer(method, path, json=None, params=params, auth=True)
         return parse_answers(model, response.content, what=f"{method} {path}")
+
+
+async def _pieces(response: httpx.Response, server: str) -> AsyncIterator[bytes]:
+    try:
+        async for piece in response.aiter_bytes():
+            yield piece
+    except httpx.HTTPError as exc:
+        raise TransportError(f"download from {server} broke off: {exc}") from exc

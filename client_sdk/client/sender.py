@@ -54,12 +54,15 @@ class Sender:
         *,
         channel: str,
         message_id: str | None = None,
+        content_key: bytes | None = None,
     ) -> Receipt:
         """Seal `content` to exactly the devices of `channel` in the room's current
         roster, sign it, send it and check the receipt.
 
         A `message_id` sent before is a retry: the very same envelope is sent
-        again, so the server answers with the first receipt.
+        again, so the server answers with the first receipt. `content_key` seals
+        under a key the caller chose (a document's chunks were sealed under a key
+        derived from it); it must serve this one message id only.
         """
         if channel_sides(channel) is None:
             raise ProtocolError(f"unknown channel {channel!r}: plenary, caucus-a or caucus-b")
@@ -88,6 +91,7 @@ class Sender:
             recipients=recipients,
             sent_at=self._clock(),
             message_id=message_id,
+            content_key=content_key,
             checkpoint=None
             if seen is None
             else CheckpointRef(size=seen.size, root=b64e(seen.root)),

@@ -23,6 +23,7 @@ __all__ = [
     "CheckpointRecord",
     "EncryptionKeyRecord",
     "KeystoreState",
+    "PendingUpload",
     "Pin",
     "PinResult",
     "RosterHead",
@@ -138,6 +139,28 @@ class RosterHead(WireModel):
     body_hash: Bytes
 
 
+class PendingUpload(WireModel):
+    """A document upload begun and not yet sent as a message: what resuming it needs
+    (docs/design.md §7). The content key is secret, which is why this lives in the
+    encrypted keystore; the record goes once the message is sent, or the upload is gone.
+    """
+
+    upload_id: str
+    room_id: str
+    channel: str
+    path: str
+    """The file's absolute path; with `size` and `mtime_us`, how a resend finds it."""
+    size: Int
+    mtime_us: Int
+    file_id: str
+    message_id: str
+    content_key: Bytes
+    chunk_size: Int
+    name: str
+    media_type: str
+    created_at: Int
+
+
 class KeystoreState(WireModel):
     """Everything the keystore holds: identity, private keys, and every trust anchor.
 
@@ -160,6 +183,8 @@ class KeystoreState(WireModel):
     log_keys: Mapping[str, str] = Field(default_factory=dict)
     roster_heads: Mapping[str, RosterHead] = Field(default_factory=dict)
     witness_key: Bytes | None = None
+    pending_uploads: Mapping[str, PendingUpload] = Field(default_factory=dict)
+    """Document uploads to resume, by upload id."""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: a JSON object of base64url strings, integers and objects."""

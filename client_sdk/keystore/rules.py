@@ -17,6 +17,7 @@ from client_sdk.keystore.models import (
     CheckpointRecord,
     EncryptionKeyRecord,
     KeystoreState,
+    PendingUpload,
     Pin,
     PinResult,
     RosterHead,
@@ -26,6 +27,8 @@ from client_sdk.protocol.keys import key_id
 
 __all__ = [
     "add_encryption_key",
+    "add_pending_upload",
+    "drop_pending_upload",
     "mark_verified",
     "pin",
     "pin_log_key",
@@ -192,3 +195,19 @@ def set_witness_key(state: KeystoreState, seed: bytes) -> KeystoreState:
 
 def _with_pin(state: KeystoreState, account_id: str, new: Pin) -> KeystoreState:
     return state.model_copy(update={"pins": {**state.pins, account_id: new}})
+
+
+def add_pending_upload(state: KeystoreState, upload: PendingUpload) -> KeystoreState:
+    """Remember an upload to resume."""
+    if state.pending_uploads.get(upload.upload_id) == upload:
+        return state
+    uploads = dict(state.pending_uploads) | {upload.upload_id: upload}
+    return state.model_copy(update={"pending_uploads": uploads})
+
+
+def drop_pending_upload(state: KeystoreState, upload_id: str) -> KeystoreState:
+    """Forget an upload (sent, abandoned or gone from the server)."""
+    if upload_id not in state.pending_uploads:
+        return state
+    uploads = {k: v for k, v in state.pending_uploads.items() if k != upload_id}
+    return state.model_copy(update={"pending_uploads": uploads})

@@ -83,6 +83,7 @@ PUBLIC: dict[str, list[str]] = {
         "Keystore",
         "KeystoreError",
         "KeystoreState",
+        "PendingUpload",
         "Pin",
         "PinResult",
         "RosterHead",

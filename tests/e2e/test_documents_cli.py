@@ -1,0 +1,119 @@
+"""Encrypted documents end to end (docs/design.md §7): `parley send --file` and
+`parley download` against a real `parley serve`, the file arriving byte for byte; an
+upload interrupted half-way resumed by the next `parley send --file`; outsiders and
+tampering refused on one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from client_sdk.protocol.documents import MIN_CHUNK_SIZE
+from tests.e2e.conftest import Negotiation
+from tests.e2e.harness import Cast
+from tests.support.cli import parley
+
+pytestmark = pytest.mark.slow
+
+SIZE = 2_500_000
+"""Three chunks at the SDK's default 1 MiB."""
+
+
+def hidden_files(directory: Path) -> list[Path]:
+    return list(directory.glob(".*"))
+
+
+class Interrupted(Exception):
+    """Stands for a crash or a lost connection half-way through an upload."""
+
+
+async def test_a_file_sent_with_the_cli_downloads_identical(
+    negotiation: Negotiation, cast: Cast, tmp_path: Path
+) -> None:
+    source = tmp_path / "phase-1 terms.pdf"
+    source.write_bytes(os.urandom(SIZE))
+    room = negotiation.room_id
+
+    sent = (await parley(["send", room, "--file", str(source), "--json"], env=cast.alice.env)).ok()
+    seq = sent.json()["seq"]
+    read = (await parley(["read", room, "--json"], env=cast.bob.env)).ok()
+    plain = (await parley(["read", room], env=cast.bob.env)).ok()
+    target = tmp_path / "received.pdf"
+    got = (
+        await parley(["download", room, str(seq), "-o", str(target), "--json"], env=cast.bob.env)
+    ).ok()
+
+    assert target.read_bytes() == source.read_bytes()
+    assert sent.json()["document"]["name"] == "phase-1 terms.pdf"
+    assert sent.json()["document"]["media_type"] == "application/pdf"
+    assert sent.json()["resumed_from_chunk"] == 0
+    [message] = [m for m in read.json_lines() if m["seq"] == seq]
+    assert message["document"]["size"] == SIZE
+    assert message["document"]["name"] == "phase-1 terms.pdf"
+    assert "phase-1 terms.pdf (2.5 MB, application/pdf)" in plain.stdout
+    assert f"parley download {room} {seq}" in plain.stdout
+    assert got.json()["document"]["plaintext_sha256"] == sent.json()["document"]["plaintext_sha256"]
+    assert not hidden_files(tmp_path)  # no partial download left behind
+
+
+async def test_an_interrupted_upload_is_resumed_by_the_next_send(
+    negotiation: Negotiation, cast: Cast, tmp_path: Path
+) -> None:
+    source = tmp_path / "annex.bin"
+    source.write_bytes(os.urandom(40 * 1024 + 123))
+    room = negotiation.room_id
+    chunk = max(MIN_CHUNK_SIZE, 4096)
+
+    def crash_after_three_chunks(done: int, _total: int) -> None:
+        if done >= 3 * chunk:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await negotiation.alice.documents.send_file(
+            room, source, channel="plenary", chunk_size=chunk, progress=crash_after_three_chunks
+        )
+    [pending] = negotiation.alice.documents.pending_uploads()
+
+    resumed = (
+        await parley(["send", room, "--file", str(source), "--json"], env=cast.alice.env)
+    ).ok()
+    target = tmp_path / "annex.out"
+    (
+        await parley(
+            ["download", room, str(resumed.json()["seq"]), "-o", str(target)], env=cast.bob.env
+        )
+    ).ok()
+
+    assert resumed.json()["resumed_from_chunk"] == 3
+    assert target.read_bytes() == source.read_bytes()
+    negotiation.alice.keystore.refresh()
+    assert negotiation.alice.documents.pending_uploads() == []
+    assert pending.upload_id
+
+
+async def test_an_outsider_cannot_download_and_gets_one_line(
+    negotiation: Negotiation, cast: Cast, tmp_path: Path
+) -> None:
+    source = tmp_path / "small.txt"
+    source.write_bytes(b"for the room only")
+    room = negotiation.room_id
+    seq = (
+        (await parley(["send", room, "--file", str(source), "--json"], env=cast.alice.env))
+        .ok()
+        .json()["seq"]
+    )
+
+    refused = await parley(
+        ["download", room, str(seq), "-o", str(tmp_path / "stolen.txt")], env=cast.outsider.env
+    )
+    not_a_document = await parley(
+        ["download", room, str(seq - 1), "-o", str(tmp_path / "x")], env=cast.bob.env
+    )
+
+    assert refused.returncode != 0
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.describe()
+    assert not (tmp_path / "stolen.txt").exists()
+    assert not_a_document.returncode != 0
+    assert len(not_a_document.stderr.strip().splitlines()) == 1, not_a_document.describe()
