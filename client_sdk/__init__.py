@@ -3,7 +3,7 @@
 Every error it raises is a `ParleyError`; `client_sdk.protocol.errors` draws the tree.
 """
 
-from client_sdk.client import Member, Message, ParleyClient, Receipt, Room
+from client_sdk.client import Acknowledgement, Member, Message, ParleyClient, Receipt, Room
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.errors import (
     APIError,
@@ -27,6 +27,7 @@ from client_sdk.protocol.errors import (
 
 __all__ = [
     "APIError",
+    "Acknowledgement",
     "AuditFailure",
     "AuthenticationError",
     "ClientClosedError",

@@ -22,6 +22,7 @@ from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
 from server.services.documents import DocumentService
 from server.services.identity import IdentityService
+from server.services.instruments import InstrumentService
 from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.moderation import ModerationService
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 logs=LogService(database, settings, clock, signer),
                 moderation=ModerationService(database, settings, clock, fanout, log),
                 documents=documents,
+                instruments=InstrumentService(database, settings, clock, fanout, log),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)

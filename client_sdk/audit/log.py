@@ -30,6 +30,7 @@ from client_sdk.audit.checks import (
     check_chunk,
     check_leaf,
 )
+from client_sdk.audit.instruments import InstrumentAudit
 from client_sdk.audit.pool import CHUNK_SIZE
 from client_sdk.audit.signers import RosterSigner
 from client_sdk.client.verify import verify_roster_step
@@ -37,7 +38,7 @@ from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import NotPermitted, ParleyError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
-from client_sdk.protocol.mediation import RoomState
+from client_sdk.protocol.mediation import RoomState, Status
 from client_sdk.protocol.merkle import CompactRange, leaf_hash, node_hash
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import (
@@ -133,6 +134,7 @@ class LogAuditor:
         self._state = RoomState()
         self._roster_keys: dict[str, bytes] = {}
         self._signers: list[RosterSigner] = []
+        self._instruments = InstrumentAudit(log_id=log_id, origin=origin, hashes=self._hashes)
         # The directory: account keys and certified devices so far.
         self._accounts: dict[str, bytes] = {}
         self._devices: dict[str, set[str]] = {}
@@ -215,6 +217,12 @@ class LogAuditor:
             self._take_roster(index, raw, signed)
         elif signed["body"].get("type") == "moderation":
             self._take_moderation(index, raw, signed)
+        elif signed["body"].get("type") == "instrument":
+            if self._state.status is not Status.OPEN:
+                raise VerificationError(f"an instrument act in a {self._state.status} room")
+            self._instruments.take(index, raw, signed, self._roster and self._roster[0])
+            self._counts["instrument"] += 1
+            self._report(1)
         else:  # fail closed on any act this audit does not know how to check
             kind = signed["body"].get("type")
             raise VerificationError(f"a {kind!r} statement, which this audit cannot check")

@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from client_sdk.cli import audit, identity, messages, rooms
+from client_sdk.cli import audit, identity, messages, receipts, rooms
 from client_sdk.cli.dossier import dossier_app
 from client_sdk.cli.excerpt import excerpt_app
 
@@ -28,6 +28,7 @@ def build_app() -> typer.Typer:
     app.add_typer(dossier_app, name="dossier")
     app.add_typer(excerpt_app, name="excerpt")
     messages.register(app)
+    receipts.register(app)
     for entry in entry_points(group=PLUGIN_GROUP):
         entry.load()(app)
     return app

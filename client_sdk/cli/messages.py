@@ -13,6 +13,7 @@ import typer
 
 from client_sdk.cli import documents, dossier
 from client_sdk.cli.common import fail, out, print_json, with_client
+from client_sdk.cli.receipts import acknowledgement_json
 from client_sdk.client import Message, ParleyClient
 from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
 from client_sdk.protocol.content import content_type, parse_content
@@ -104,13 +105,18 @@ def read(
 
     async def work(client: ParleyClient) -> None:
         dossiers = client.dossiers.tracker(room_id)
+        held: list[dict[str, object]] = []
         async for message in client.messages(room_id, after=after, follow=follow, channel=channel):
             seen = await dossiers.see(message)
             if json_output:
                 shown = message_json(message)
                 if seen is not None:
                     shown["dossier"] = dossier.read_json(seen)
-                print_json(shown)
+                if follow:  # the receipts read so far; a plain read prints them all below
+                    shown["receipts"] = receipt_list(client, room_id, message.seq)
+                    print_json(shown)
+                else:
+                    held.append(shown)
             else:
                 when = datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
                 out.print(
@@ -129,13 +135,24 @@ def read(
                         highlight=False,
                     )
                 out.print(_body(message, seen), markup=False, highlight=False)
+        for shown in held:
+            seq = shown["seq"]
+            assert isinstance(seq, int)
+            print_json({**shown, "receipts": receipt_list(client, room_id, seq)})
 
     with_client(work)
+
+
+def receipt_list(client: ParleyClient, room_id: str, seq: int) -> list[dict[str, object]]:
+    """The receipts for event `seq` this client has read, as JSON."""
+    return [acknowledgement_json(a) for a in client.receipts_seen(room_id, seq)]
 
 
 def _body(message: Message, seen: SeenCommit | ReceivedDisclosure | None) -> str:
     if seen is not None:
         return dossier.read_line(seen)
+    if message.instrument is not None:
+        return f"[{message.instrument.act}]"
     kind = content_type(message.content)
     if kind == "document":
         document = _document(message)

@@ -17,6 +17,8 @@ each given what it needs when it is built and none calling back into the client:
     lifecycle.py   ClientState: unopened, opened, closed
     dossiers.py    Dossiers: commit, disclose, check disclosures (dossier_*.py)
     excerpts.py    Excerpts: verifiable excerpts for outsiders
+    instruments.py InstrumentActs: signing and submitting instrument acts
+    receipts.py    Receipts: acknowledging what was read, listing who acknowledged what
 """
 
 from client_sdk.client.facade import ParleyClient
@@ -27,13 +29,22 @@ from client_sdk.client.keys import (
     ROTATE_AFTER_MS,
 )
 from client_sdk.client.lifecycle import ClientState
-from client_sdk.client.models import Member, Message, Receipt, Relay, Room, RoomStateView
+from client_sdk.client.models import (
+    Acknowledgement,
+    Member,
+    Message,
+    Receipt,
+    Relay,
+    Room,
+    RoomStateView,
+)
 
 __all__ = [
     "DAY_MS",
     "DEFAULT_KEY_LIFETIME_MS",
     "RETIRED_KEY_GRACE_MS",
     "ROTATE_AFTER_MS",
+    "Acknowledgement",
     "ClientState",
     "Member",
     "Message",

@@ -21,7 +21,10 @@ from client_sdk.client.verify import verify_roster_step
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
-from client_sdk.protocol.mediation import RoomState
+from client_sdk.protocol.instruments.acts import parse_act, verify_act
+from client_sdk.protocol.instruments.base import Act, check_sealed
+from client_sdk.protocol.instruments.ledger import Ledger, judge
+from client_sdk.protocol.mediation import RoomState, Status
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (
     Moderation,
@@ -50,6 +53,11 @@ class RoomChain:
     """The last event replayed into `state`."""
     readable: dict[int, Message] = field(default_factory=dict)
     """Messages this device opened, by event (to check relays of them)."""
+    leaf_hashes: dict[int, bytes] = field(default_factory=dict)
+    """The leaf hash of every event checked, by sequence number."""
+    ledger: Ledger = field(default_factory=Ledger)
+    """Rounds, agreements and receipts, replayed from the instrument acts (when
+    `state_known`)."""
 
     @property
     def newest(self) -> int:
@@ -169,7 +177,7 @@ class RoomChains:
     def advance(chain: RoomChain, seq: int) -> None:
         """Event `seq` is next: the state stays known only if read without a gap."""
         if seq == 1:
-            chain.state, chain.state_known = RoomState(), True
+            chain.state, chain.state_known, chain.ledger = RoomState(), True, Ledger()
         elif chain.position != seq - 1:
             chain.state_known = False
         chain.position = seq
@@ -227,6 +235,53 @@ class RoomChains:
                     f"rules refuse: {exc}"
                 ) from exc
 
+    async def instrument_event(
+        self, room_id: str, chain: RoomChain, signed: SignedStatement, seq: int, server_time: int
+    ) -> Act:
+        """Check an instrument act against the roster in force and, where the room's
+        instrument states are known, judge and replay it by the rules."""
+        version = signed.body.get("roster_version")
+        in_force = max((v for v, at in chain.roster_seqs.items() if at < seq), default=None)
+        if not isinstance(version, int) or (in_force is not None and version != in_force):
+            raise VerificationError(
+                f"room {room_id}: event {seq} names roster version {version}, "
+                f"but version {in_force} was in force"
+            )
+        roster, _ = await self.roster(room_id, version)
+        name = signed.body.get("act")
+        if chain.state_known and chain.state.status is not Status.OPEN:
+            raise VerificationError(
+                f"room {room_id}: event {seq} is a {name} act in a {chain.state.status} room"
+            )
+        try:
+            if chain.state_known:
+                judged = judge(
+                    signed,
+                    chain.ledger.view(_keys_of(signed)),
+                    room_id=room_id,
+                    roster=roster,
+                    seq=seq,
+                    server_time=server_time,
+                    leaf_hash=chain.leaf_hashes.get,
+                )
+                chain.ledger.record(judged)
+                found = judged.act
+            else:  # the rules need every act from the start: check what stands alone
+                found = _check_alone(signed, roster)
+        except NotPermitted as exc:
+            raise VerificationError(
+                f"room {room_id}: event {seq}: the server logged a {name} act the rules "
+                f"refuse: {exc}"
+            ) from exc
+        except VerificationError as exc:
+            raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
+        first = chain.message_seqs.setdefault(found.instrument_id, seq)
+        if first != seq:
+            raise VerificationError(
+                f"room {room_id}: event {seq} replays the instrument act of event {first}"
+            )
+        return found
+
     @staticmethod
     def remember(chain: RoomChain, message: Message) -> None:
         """A message this device opened (a later relay of it is checked against it)."""
@@ -266,3 +321,26 @@ class RoomChains:
                 f"room {room_id}: event {seq} replays message {message_id}, "
                 f"first seen at event {first}"
             )
+
+
+def _keys_of(signed: SignedStatement) -> list[str]:
+    """The state keys of the act a statement carries ([] if it is not one: `judge`
+    then says why)."""
+    try:
+        return parse_act(signed).keys()
+    except ProtocolError:
+        return []
+
+
+def _check_alone(signed: SignedStatement, roster: Roster) -> Act:
+    """An act's signature by a device of the roster and its sealed part as sealed to its
+    own channel: what can be checked without the room's earlier acts."""
+    device = signed.body.get("signer_device")
+    signer = roster.device_owner(device) if isinstance(device, str) else None
+    if signer is None:
+        raise VerificationError("the act is not signed by a device of the roster in force")
+    key = b64d(signer.signing_key_of(str(device)))
+    act = verify_act(signed, key)
+    channel = None if act.sealed is None else act.sealed.header.channel
+    check_sealed(act, channel, roster, key)
+    return act

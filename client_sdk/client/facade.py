@@ -35,11 +35,13 @@ from client_sdk.client.enrollment import enroll_device
 from client_sdk.client.excerpts import Excerpts
 from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
+from client_sdk.client.instruments import InstrumentActs
 from client_sdk.client.keys import DEFAULT_KEY_LIFETIME_MS, KeyRotation
 from client_sdk.client.lifecycle import ClientState, Lifecycle
 from client_sdk.client.logs import LogVerifier
-from client_sdk.client.models import Message, Receipt, Room, RoomStateView
+from client_sdk.client.models import Acknowledgement, Message, Receipt, Room, RoomStateView
 from client_sdk.client.reader import Reader
+from client_sdk.client.receipts import Receipts
 from client_sdk.client.rooms import RoomOperations
 from client_sdk.client.sender import PLENARY, Sender, relay_content
 from client_sdk.client.verify import VerifiedAccount
@@ -84,10 +86,21 @@ class ParleyClient:
         self._directory = Directory(self.http, self.logs, keystore, clock)
         self._keys = KeyRotation(self.http, self.logs, keystore, clock)
         self._chains = RoomChains(self.http, self._directory, keystore)
-        self._reader = Reader(self.http, self.logs, self._chains, self._keys, keystore)
+        self._reader = Reader(
+            self.http,
+            self.logs,
+            self._chains,
+            self._keys,
+            keystore,
+            on_batch=lambda room_id, opened: self._receipts.automatic(room_id, opened),
+        )
         self._sender = Sender(
             self.http, self.logs, self._chains, self._directory, self._keys, keystore, clock
         )
+        self._acts = InstrumentActs(
+            self.http, self.logs, self._chains, self._sender, keystore, clock
+        )
+        self._receipts = Receipts(self._acts, self._reader, self._chains, keystore)
         self._rooms = RoomOperations(
             self.http, self.logs, self._chains, self._directory, self._reader, keystore, clock
         )
@@ -366,6 +379,28 @@ class ParleyClient:
             self._life.use()
             if channel is None or message.channel == channel:
                 yield message
+
+    # --- receipts -------------------------------------------------------------------
+
+    async def acknowledge(self, room_id: str, seq: int) -> Acknowledgement:
+        """Sign and log a receipt for event `seq`: this account received and decrypted
+        it (this device must be able to read it). Instruments, disclosures and
+        documents are acknowledged automatically when read; every message too if the
+        profile's `auto_receipts` setting is on."""
+        self._life.use()
+        return await self._receipts.acknowledge(room_id, seq)
+
+    async def receipts(self, room_id: str, seq: int | None = None) -> list[Acknowledgement]:
+        """Every logged receipt of the room (for event `seq` only, if given): who
+        acknowledged what and when, checked and replayed from the log."""
+        self._life.use()
+        return await self._receipts.logged(room_id, seq)
+
+    def receipts_seen(self, room_id: str, seq: int | None = None) -> list[Acknowledgement]:
+        """The receipts this client has read so far (no request): for printing them
+        beside messages as they are read."""
+        self._life.use()
+        return self._receipts.seen(room_id, seq)
 
     # --- excerpts -------------------------------------------------------------------
 

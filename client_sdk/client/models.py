@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from client_sdk.protocol.instruments.base import Act
 from client_sdk.protocol.models import Side
 
 
@@ -70,6 +71,23 @@ class Message:
     """Base64url SHA-256 of what the sender signed (header and key wraps)."""
     relay: Relay | None
     """For a mediator's relay: what it passes on, and whether we checked it."""
+    instrument: Act | None = None
+    """For an instrument event (an offer, an agreement...): the act, checked against the
+    room's rules; `content` is then what its sealed part says (``{"type": "instrument"}``
+    if it has none or this device cannot read it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """A logged receipt: `account_id` received and decrypted event `seq`, said so by its
+    signed receipt at event `receipt_seq`, logged at `server_time` (ms)."""
+
+    room_id: str
+    seq: int
+    account_id: str
+    name: str
+    receipt_seq: int
+    server_time: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ before a message is decrypted and handed over, over HTTP pages and then the stre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 from pydantic import ValidationError
@@ -20,11 +20,17 @@ from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
 from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.mediation import channel_devices, channel_sides
+from client_sdk.protocol.instruments.base import Act
+from client_sdk.protocol.instruments.receipts import ReceiptAct
+from client_sdk.protocol.mediation import PLENARY, channel_devices, channel_sides
+from client_sdk.protocol.merkle import leaf_hash
 from client_sdk.protocol.note import Checkpoint
+from client_sdk.protocol.statements import SignedStatement
 from client_sdk.protocol.wire.events import EventKind, EventOut, EventsPage
 
 PAGE = 200
+OnBatch = Callable[[str, list[Message]], Awaitable[None]]
+"""Told of each batch of messages opened, before they are handed over (receipts)."""
 
 
 class Reader:
@@ -39,8 +45,11 @@ class Reader:
         keystore: Keystore,
         *,
         stream: Callable[[str], EventStream] | None = None,
+        on_batch: OnBatch | None = None,
     ) -> None:
-        """`stream` makes a room's event stream (default: the server's WebSocket)."""
+        """`stream` makes a room's event stream (default: the server's WebSocket);
+        `on_batch` is told of each batch of messages opened (see `OnBatch`)."""
+        self._on_batch = on_batch
         self._http = http
         self._logs = logs
         self._chains = chains
@@ -73,14 +82,20 @@ class Reader:
         cursor = after
         async for messages, end in self._pages(room_id, after):
             cursor = end
+            await self._opened(room_id, messages)
             for message in messages:
                 yield message
         if not follow:
             return
         async for batch in self._stream(room_id).batches(after=cursor):
             messages, cursor = await self._process_batch(room_id, batch, cursor)
+            await self._opened(room_id, messages)
             for message in messages:
                 yield message
+
+    async def _opened(self, room_id: str, messages: list[Message]) -> None:
+        if self._on_batch is not None and messages:
+            await self._on_batch(room_id, messages)
 
     async def message_at(self, room_id: str, seq: int) -> Message:
         """Message `seq` of the room, if this device can read it."""
@@ -137,7 +152,7 @@ class Reader:
             raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
         kind = event.kind
         payload = event.payload
-        if kind in (EventKind.ROSTER, EventKind.MODERATION):
+        if kind in (EventKind.ROSTER, EventKind.MODERATION, EventKind.INSTRUMENT):
             signed = signed_statement(payload)
             payload_hash, signature = signed.body_hash(), signed.signature
         elif kind is EventKind.MESSAGE:
@@ -160,15 +175,54 @@ class Reader:
             signature=signature,
             server_time=event.created_at,
         )
-        self._logs.track_leaf(room_id, seq - 1, b64(event.leaf))
+        leaf = b64(event.leaf)
+        self._logs.track_leaf(room_id, seq - 1, leaf)
         self._chains.advance(chain, seq)
+        chain.leaf_hashes[seq] = leaf_hash(leaf)
         if kind is EventKind.MODERATION:
             await self._chains.moderation_event(room_id, chain, signed, seq)
             return None
         if kind is EventKind.ROSTER:
             await self._chains.roster_event(room_id, chain, signed, seq)
             return None
+        if kind is EventKind.INSTRUMENT:
+            act = await self._chains.instrument_event(room_id, chain, signed, seq, event.created_at)
+            return await self._instrument(room_id, event, act, signed, decrypt=decrypt)
         return await self._open(room_id, chain, event, envelope, decrypt=decrypt)
+
+    async def _instrument(
+        self, room_id: str, event: EventOut, act: Act, signed: SignedStatement, *, decrypt: bool
+    ) -> Message | None:
+        """An instrument act as a message: its sealed part opened if it is sealed to this
+        device. Receipts are not messages (see `Receipts`)."""
+        if isinstance(act, ReceiptAct) or not decrypt:
+            return None
+        roster, _ = await self._chains.roster(room_id, act.roster_version)
+        signer = roster.device_owner(act.signer_device)
+        assert signer is not None  # the chain checked the signature by this device
+        content: dict[str, object] = {"type": "instrument"}
+        state = self._keystore.state
+        sealed = act.sealed
+        if sealed is not None and state.device_id in sealed.header.recipients:
+            key = b64d(signer.signing_key_of(act.signer_device))
+            content = opening.decrypt(state, sealed, key)
+        return Message(
+            room_id=room_id,
+            seq=event.seq,
+            leaf_index=event.leaf_index,
+            channel=PLENARY if sealed is None else sealed.header.channel,
+            message_id=act.instrument_id,
+            sender_account_id=signer.account_id,
+            sender_name=signer.name,
+            sender_device=act.signer_device,
+            sent_at=act.issued_at,
+            server_time=event.created_at,
+            text="",
+            content=dict(content),
+            signed_sha256=b64e(signed.body_hash()),
+            relay=None,
+            instrument=act,
+        )
 
     async def _open(
         self,

@@ -69,8 +69,26 @@ class Sender:
         sealed = None if message_id is None else self._sealed.get((room_id, message_id))
         if sealed is not None:
             return await self._post(room_id, sealed)
+        envelope = await self.seal(room_id, content, channel=channel, message_id=message_id)
+        if len(self._sealed) >= SEALED_KEPT:
+            self._sealed.pop(next(iter(self._sealed)))
+        self._sealed[(room_id, envelope.header.message_id)] = envelope
+        return await self._post(room_id, envelope)
+
+    async def seal(
+        self,
+        room_id: str,
+        content: dict[str, Any],
+        *,
+        channel: str,
+        message_id: str | None = None,
+        roster: Roster | None = None,
+    ) -> Envelope:
+        """Seal `content` to exactly the devices of `channel` in `roster` (default: the
+        room's current roster, verified), signed by this device."""
         await self._keys.maintain()
-        roster, _ = await self._chains.current(room_id)
+        if roster is None:
+            roster, _ = await self._chains.current(room_id)
         devices = set(channel_devices(roster, channel))
         recipients = [
             r
@@ -81,7 +99,7 @@ class Sender:
         ]
         state = self._keystore.state
         seen = self._keystore.checkpoint(room_id)
-        envelope = seal_envelope(
+        return seal_envelope(
             content=content,
             room_id=room_id,
             channel=channel,
@@ -96,10 +114,6 @@ class Sender:
             if seen is None
             else CheckpointRef(size=seen.size, root=b64e(seen.root)),
         )
-        if len(self._sealed) >= SEALED_KEPT:
-            self._sealed.pop(next(iter(self._sealed)))
-        self._sealed[(room_id, envelope.header.message_id)] = envelope
-        return await self._post(room_id, envelope)
 
     async def _post(self, room_id: str, envelope: Envelope) -> Receipt:
         """Post an envelope, retrying it unchanged after a lost connection (the server

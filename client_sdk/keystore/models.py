@@ -167,7 +167,9 @@ class KeystoreState(WireModel):
     The anchors: `pins` (contacts' account keys), `log_keys` (each log's
     verifier key, pinned on first sight), `checkpoints` (newest verified per
     log), `roster_heads` (newest verified roster per room) and `witness_key`
-    (the seed of an auditor's witness key, made on first use).
+    (the seed of an auditor's witness key, made on first use). `auto_receipts`
+    is a setting: acknowledge every message read, not only instruments,
+    disclosures and documents.
     """
 
     server: str
@@ -185,6 +187,7 @@ class KeystoreState(WireModel):
     witness_key: Bytes | None = None
     pending_uploads: Mapping[str, PendingUpload] = Field(default_factory=dict)
     """Document uploads to resume, by upload id."""
+    auto_receipts: StrictBool = False
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: a JSON object of base64url strings, integers and objects."""

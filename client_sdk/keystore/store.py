@@ -305,6 +305,11 @@ class Keystore:
         self.update(lambda state: rules.set_roster_head(state, room_id, head))
         return self._state.roster_heads[room_id]
 
+    def set_auto_receipts(self, on: bool) -> None:
+        """Acknowledge every message read (`on`), or only instruments, disclosures and
+        documents."""
+        self.update(lambda state: state.model_copy(update={"auto_receipts": on}))
+
     def witness_key(self) -> bytes | None:
         """The seed of this profile's witness key, if it ever made one."""
         return self.state.witness_key

@@ -39,6 +39,7 @@ class SigLabel(enum.StrEnum):
     LOGIN = "login"
     ROSTER = "roster"
     MODERATION = "moderation"
+    INSTRUMENT = "instrument"
     ENVELOPE = "envelope"
     EVENT = "event"
 

@@ -68,6 +68,8 @@ class Refusal(enum.StrEnum):
     MUTED = "muted"
     SHUTTLE = "shuttle"
     INVALID = "invalid"
+    UNKNOWN = "unknown"
+    MISMATCH = "mismatch"
 
 
 @dataclass(frozen=True, slots=True)

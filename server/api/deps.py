@@ -12,6 +12,7 @@ from server.errors import NotAuthenticated
 from server.services.common import Principal
 from server.services.documents import DocumentService
 from server.services.identity import IdentityService
+from server.services.instruments import InstrumentService
 from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.moderation import ModerationService
@@ -28,6 +29,7 @@ class Services:
     logs: LogService
     moderation: ModerationService
     documents: DocumentService
+    instruments: InstrumentService
     rate_limiter: RateLimiter
 
 
@@ -64,6 +66,10 @@ async def _documents(request: Request) -> DocumentService:
     return _services(request).documents
 
 
+async def _instruments(request: Request) -> InstrumentService:
+    return _services(request).instruments
+
+
 def bearer_token(authorization: str | None) -> str:
     """The token of an ``Authorization: Bearer`` header value."""
     if not authorization:
@@ -93,6 +99,7 @@ MessagesDep = Annotated[MessageService, Depends(_messages)]
 LogsDep = Annotated[LogService, Depends(_logs)]
 ModerationDep = Annotated[ModerationService, Depends(_moderation)]
 DocumentsDep = Annotated[DocumentService, Depends(_documents)]
+InstrumentsDep = Annotated[InstrumentService, Depends(_instruments)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 BearerToken = Annotated[str, Depends(_bearer)]
 PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

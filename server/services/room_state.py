@@ -21,6 +21,8 @@ _ERRORS: dict[Refusal, type[DomainError]] = {
     Refusal.MUTED: NotAllowed,
     Refusal.SHUTTLE: NotAllowed,
     Refusal.INVALID: Conflict,
+    Refusal.UNKNOWN: NotFound,
+    Refusal.MISMATCH: InvalidInput,
 }
 
 

@@ -230,6 +230,18 @@ directory_entries = Table(
 )
 """The signed statement behind each directory log leaf."""
 
+instrument_states = Table(
+    "instrument_states",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+"""The state of each round, agreement and receipt of a room, as its logged instrument
+acts built it (docs/design.md §7); `seq` is the event that last changed it."""
+
 APPEND_ONLY_TABLES = (
     "log_entries",
     "log_nodes",

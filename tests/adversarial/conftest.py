@@ -239,6 +239,18 @@ class Operator:
             signature=signed.signature,
         )
 
+    async def store_statement(self, room_id: str, kind: str, signed: SignedStatement) -> int:
+        """Log and store a signed statement (a moderation or instrument act, as given) as
+        the room's next event of `kind`, whatever the rules say."""
+        return await self._store_event(
+            room_id,
+            kind=kind,
+            payload=dump(signed),
+            actor=str(signed.body["signer_device"]),
+            payload_hash=signed.body_hash(),
+            signature=signed.signature,
+        )
+
     async def _store_event(
         self,
         room_id: str,

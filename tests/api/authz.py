@@ -28,6 +28,8 @@ from starlette.types import Message
 from client_sdk.protocol.documents import DocumentContent, seal_document
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import Recipient, seal_envelope
+from client_sdk.protocol.instruments.acts import sign_act
+from client_sdk.protocol.instruments.receipts import ReceiptAct
 from client_sdk.protocol.keys import EncryptionKey, SigLabel
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.mediation import channel_devices
@@ -429,6 +431,31 @@ async def _moderate(scene: Scene, caller: Caller) -> Request:
     )
 
 
+async def _acknowledge(scene: Scene, caller: Caller) -> Request:
+    # A receipt for the room's first event: each member acknowledges it once, which
+    # changes nothing the other cells look at.
+    room_id = scene.open_room
+    _, roster = await scene.roster(room_id)
+    entries = await scene.http.get(
+        f"/v1/logs/{room_id}/entries", params={"start": 0, "end": 1}, headers=scene.mediator.headers
+    )
+    assert entries.status_code == 200, entries.text
+    act = ReceiptAct(
+        room_id=room_id,
+        instrument_id=uuid.uuid4().hex,
+        roster_version=roster.version,
+        signer_device=caller.actor.device_id,
+        issued_at=now_ms(),
+        seq=1,
+        leaf_sha256=entries.json()["entries"][0]["leaf_hash"],
+        account_id=caller.actor.account_id,
+    )
+    signed = sign_act(caller.actor.keys.device_key, act)
+    return Request(
+        "POST", f"/v1/rooms/{room_id}/instruments", caller.headers, {"statement": dump(signed)}
+    )
+
+
 async def _stream(scene: Scene, caller: Caller) -> Request:
     path = f"/v1/rooms/{scene.open_room}/stream?after=0"
     if caller.token is None:
@@ -589,6 +616,7 @@ OPERATIONS: dict[str, Operation] = {
         "POST", "/v1/rooms/{room_id}/messages", _send("plenary", shuttle=True), ok=201
     ),
     "moderate": Operation("POST", "/v1/rooms/{room_id}/moderation", _moderate, ok=201),
+    "acknowledge": Operation("POST", "/v1/rooms/{room_id}/instruments", _acknowledge, ok=201),
     "events": Operation(
         "GET", "/v1/rooms/{room_id}/events", _get(lambda s: f"/v1/rooms/{s.open_room}/events")
     ),

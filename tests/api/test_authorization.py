@@ -81,6 +81,7 @@ TABLE: dict[str, Row] = {
     "send-caucus-b":                   (OK,     403,    OK,     403,     404,    404,     401),
     "send-plenary-shuttle":            (OK,     403,    403,    403,     404,    404,     401),
     "moderate":                        (OK,     403,    403,    403,     404,    404,     401),
+    "acknowledge":                     MEMBERS,
     "events":                          MEMBERS,
     "stream":                          MEMBERS,
     "create-upload":                   (OK,     OK,     OK,     403,     404,    404,     401),

@@ -16,6 +16,7 @@ import pytest
 PUBLIC: dict[str, list[str]] = {
     "client_sdk": [
         "APIError",
+        "Acknowledgement",
         "AuditFailure",
         "AuthenticationError",
         "ClientClosedError",
@@ -44,6 +45,7 @@ PUBLIC: dict[str, list[str]] = {
         "DEFAULT_KEY_LIFETIME_MS",
         "RETIRED_KEY_GRACE_MS",
         "ROTATE_AFTER_MS",
+        "Acknowledgement",
         "ClientState",
         "Member",
         "Message",

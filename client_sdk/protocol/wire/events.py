@@ -15,6 +15,7 @@ class EventKind(enum.StrEnum):
     ROSTER = "roster"
     MESSAGE = "message"
     MODERATION = "moderation"
+    INSTRUMENT = "instrument"
 
 
 class SendResponse(Answer):
