@@ -55,10 +55,12 @@ class InstrumentActs:
         *,
         sealed: tuple[str, dict[str, Any]] | None = None,
         roster: Roster | None = None,
+        content_key: bytes | None = None,
     ) -> tuple[Act, ActOut]:
         """Build, sign and submit one act; `sealed` is (channel, content) for its sealed
-        part. Returns the act and where it landed, after checking that its leaf is in
-        a checkpoint consistent with everything verified before."""
+        part, sealed under `content_key` if given (a document's chunks were sealed under
+        a key derived from it). Returns the act and where it landed, after checking
+        that its leaf is in a checkpoint consistent with everything verified before."""
         if roster is None:
             roster, _ = await self._chains.current(room_id)
         instrument_id = new_message_id()
@@ -66,7 +68,12 @@ class InstrumentActs:
         if sealed is not None:
             channel, content = sealed
             envelope = await self._sender.seal(
-                room_id, content, channel=channel, message_id=instrument_id, roster=roster
+                room_id,
+                content,
+                channel=channel,
+                message_id=instrument_id,
+                roster=roster,
+                content_key=content_key,
             )
         act = make(
             room_id=room_id,

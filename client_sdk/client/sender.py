@@ -69,7 +69,9 @@ class Sender:
         sealed = None if message_id is None else self._sealed.get((room_id, message_id))
         if sealed is not None:
             return await self._post(room_id, sealed)
-        envelope = await self.seal(room_id, content, channel=channel, message_id=message_id)
+        envelope = await self.seal(
+            room_id, content, channel=channel, message_id=message_id, content_key=content_key
+        )
         if len(self._sealed) >= SEALED_KEPT:
             self._sealed.pop(next(iter(self._sealed)))
         self._sealed[(room_id, envelope.header.message_id)] = envelope
@@ -83,9 +85,11 @@ class Sender:
         channel: str,
         message_id: str | None = None,
         roster: Roster | None = None,
+        content_key: bytes | None = None,
     ) -> Envelope:
         """Seal `content` to exactly the devices of `channel` in `roster` (default: the
-        room's current roster, verified), signed by this device."""
+        room's current roster, verified), signed by this device (under `content_key`, if
+        the caller chose it: see `send`)."""
         await self._keys.maintain()
         if roster is None:
             roster, _ = await self._chains.current(room_id)
