@@ -12,6 +12,11 @@ from pydantic import ValidationError
 
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json
 from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.instruments.agreements import (
+    Agreement,
+    AgreementProposeAct,
+    AgreementSignAct,
+)
 from client_sdk.protocol.instruments.base import Act, State
 from client_sdk.protocol.instruments.receipts import Acknowledged, ReceiptAct, ReceiptEvent
 from client_sdk.protocol.keys import SigLabel, SigningKey, verify_signature
@@ -19,10 +24,13 @@ from client_sdk.protocol.statements import SignedStatement
 
 ACTS: Final[dict[str, type[Act]]] = {
     "receipt": ReceiptAct,
+    "agreement-propose": AgreementProposeAct,
+    "agreement-sign": AgreementSignAct,
 }
 STATES: Final[dict[str, type[State]]] = {
     "acknowledged": Acknowledged,
     "receipt-event": ReceiptEvent,
+    "agreement": Agreement,
 }
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.instruments.acts import verify_act
+from client_sdk.protocol.instruments.agreements import Agreement, agreement_key
 from client_sdk.protocol.instruments.base import Act, Context, State, States, check_sealed
 from client_sdk.protocol.instruments.receipts import Acknowledged
 from client_sdk.protocol.statements import Roster, SignedStatement
@@ -100,3 +101,13 @@ class Ledger:
             if isinstance(state, Acknowledged) and (seq is None or state.target_seq == seq)
         ]
         return sorted(found, key=lambda state: state.receipt_seq)
+
+    def agreements(self) -> list[Agreement]:
+        """Every agreement proposed so far, in log order."""
+        found = [state for state in self.states.values() if isinstance(state, Agreement)]
+        return sorted(found, key=lambda state: state.seq)
+
+    def agreement(self, agreement_id: str) -> Agreement | None:
+        """One agreement, if it was proposed."""
+        found = self.states.get(agreement_key(agreement_id))
+        return found if isinstance(found, Agreement) else None
