@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from client_sdk.cli.common import err, fail, out, print_json, with_client
-from client_sdk.client.documents import Progress as ProgressCallback
+from client_sdk.client.uploads import Progress as ProgressCallback
 from client_sdk.protocol.documents import DocumentContent
 
 PROGRESS_OVER = 4 * 1024 * 1024

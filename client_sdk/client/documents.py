@@ -2,21 +2,20 @@
 resumable upload and sent as a message's ``document`` content; downloaded by room
 and sequence number, every chunk checked before it is written.
 
-`upload_document` is the reusable core: given a content key, a file and a
-server upload, it seals and sends the chunks the server lacks and returns the
-`DocumentContent` to put in the message sealed under that same key (an
-agreement attaches its text this way). `Documents.send_file` adds what makes
+`uploads.upload_document` is the reusable core (a content key, a file and an
+upload in, the ``document`` content out). `Documents.send_file` adds what makes
 it resumable across processes: the content key, file id and message id of an
 upload in progress are kept in the encrypted keystore (`PendingUpload`, a
 read-modify-write under the profile lock like every other change) until the
 message is sent, so sending the same unchanged file to the same room and
-channel again picks up where the interrupted run stopped.
+channel again picks up where the interrupted run stopped. The message itself is
+sealed once and its envelope kept there too, so a resumed run posts the very
+same envelope and a message that landed before is not sent twice.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import mimetypes
 import os
 import secrets
@@ -28,11 +27,11 @@ from pathlib import Path
 from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
 from client_sdk.client.models import Message, Receipt
+from client_sdk.client.uploads import Progress, create_upload, noop, seal_file, upload_document
 from client_sdk.keystore import Keystore, KeystoreState, PendingUpload, rules
 from client_sdk.protocol.content import parse_content
 from client_sdk.protocol.documents import (
     DEFAULT_CHUNK_SIZE,
-    ChunkSealer,
     DocumentContent,
     DocumentLayout,
     DocumentOpener,
@@ -45,15 +44,22 @@ from client_sdk.protocol.envelope import (
     new_message_id,
     unwrap_content_key,
 )
-from client_sdk.protocol.errors import NotFoundError, ProtocolError, VerificationError
-from client_sdk.protocol.wire.documents import BlobOut, UploadOut
+from client_sdk.protocol.errors import (
+    ConflictError,
+    NotFoundError,
+    ProtocolError,
+    VerificationError,
+)
+from client_sdk.protocol.mediation import channel_sides
+from client_sdk.protocol.wire.documents import UploadOut
 from client_sdk.protocol.wire.events import EventsPage
 
-Progress = Callable[[int, int], None]
-"""Called with (plaintext bytes done, plaintext bytes in all) as a transfer advances."""
+Seal = Callable[[str, dict[str, object], str, str, bytes], Awaitable[Envelope]]
+"""Seal content for the room's current roster: (room, content, channel, message id,
+content key)."""
 
-SendSealed = Callable[[str, dict[str, object], str, str, bytes], Awaitable[Receipt]]
-"""Seal and send content: (room, content, channel, message id, content key)."""
+Post = Callable[[str, Envelope], Awaitable[Receipt]]
+"""Post a sealed envelope and check its receipt."""
 
 MessageAt = Callable[[str, int], Awaitable[Message]]
 """The verified, decrypted message at (room, seq)."""
@@ -69,73 +75,6 @@ class SentDocument:
     """0 for a fresh upload; else how many chunks an earlier run had already sent."""
 
 
-def _noop(_done: int, _total: int) -> None:
-    pass
-
-
-async def create_upload(http: HttpSession, room_id: str, size: int, chunk_size: int) -> UploadOut:
-    """Open an upload on the server for a document of `size` bytes in `chunk_size` chunks."""
-    return await http.call(
-        UploadOut,
-        "POST",
-        f"/v1/rooms/{room_id}/uploads",
-        json={"size": size, "chunk_size": chunk_size},
-    )
-
-
-async def upload_document(
-    http: HttpSession,
-    path: Path,
-    upload: UploadOut,
-    *,
-    content_key: bytes,
-    file_id: str,
-    name: str,
-    media_type: str,
-    progress: Progress = _noop,
-) -> DocumentContent:
-    """Seal the file at `path` chunk by chunk under `content_key` and send the server's
-    `upload` every chunk it does not hold yet, then complete it; return the ``document``
-    content that a message sealed under `content_key` carries.
-
-    Chunks are sealed deterministically, so the ones already uploaded are sealed
-    again only to be hashed. One chunk is in memory at a time.
-    """
-    layout = DocumentLayout(file_id, upload.size, upload.chunk_size)
-    sealer = ChunkSealer(content_key, layout)
-    plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
-    base = f"/v1/rooms/{upload.room_id}/uploads/{upload.upload_id}"
-    done = 0
-    with path.open("rb") as file:
-        for index in range(layout.chunk_count):
-            plaintext = file.read(layout.plaintext_length(index))
-            if len(plaintext) != layout.plaintext_length(index):
-                raise ProtocolError(f"{path} changed while it was being sent")
-            sealed = sealer.seal(index, plaintext)
-            plain_hash.update(plaintext)
-            cipher_hash.update(sealed)
-            if index >= upload.received_chunks:
-                await http.put_bytes(UploadOut, f"{base}/chunks/{index}", sealed)
-            done += len(plaintext)
-            progress(done, layout.size)
-        if file.read(1):
-            raise ProtocolError(f"{path} changed while it was being sent")
-    blob = b64e(cipher_hash.digest())
-    stored = await http.call(BlobOut, "POST", f"{base}/complete", json={"blob": blob})
-    if stored.blob != blob or stored.size != layout.ciphertext_size:
-        raise VerificationError("the server stored another blob than the one uploaded")
-    return DocumentContent(
-        file_id=file_id,
-        name=name,
-        media_type=media_type,
-        size=layout.size,
-        chunk_size=layout.chunk_size,
-        chunk_count=layout.chunk_count,
-        blob=blob,
-        plaintext_sha256=b64e(plain_hash.digest()),
-    )
-
-
 class Documents:
     """Sending files as documents and downloading them."""
 
@@ -145,13 +84,15 @@ class Documents:
         keystore: Keystore,
         clock: Clock,
         *,
-        send: SendSealed,
+        seal: Seal,
+        post: Post,
         message_at: MessageAt,
     ) -> None:
         self._http = http
         self._keystore = keystore
         self._clock = clock
-        self._send = send
+        self._seal = seal
+        self._post = post
         self._message_at = message_at
 
     async def send_file(
@@ -163,44 +104,81 @@ class Documents:
         name: str | None = None,
         media_type: str | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        progress: Progress = _noop,
+        progress: Progress = noop,
     ) -> SentDocument:
         """Encrypt the file at `path`, upload it and send it to `channel` as a document.
 
         An earlier interrupted run for the same unchanged file, room and channel
         is resumed from the chunks the server already holds.
         """
+        if channel_sides(channel) is None:  # before anything is uploaded
+            raise ProtocolError(f"unknown channel {channel!r}: plenary, caucus-a or caucus-b")
         path = _resolved(path)
         stat = _stat(path)
-        pending = self._pending(room_id, channel, path, stat.st_size, stat.st_mtime_ns // 1000)
-        upload: UploadOut | None = None
-        if pending is not None:
+        pending = await self._pending(
+            room_id, channel, path, stat.st_size, stat.st_mtime_ns // 1000
+        )
+        resumed_from = 0
+        if pending is not None and pending.document is not None:
+            resumed_from = pending.document.chunk_count  # uploaded; only the message is left
+        elif pending is not None:
             try:
                 upload = await self._http.call(
                     UploadOut, "GET", f"/v1/rooms/{room_id}/uploads/{pending.upload_id}"
                 )
-            except NotFoundError:  # expired or abandoned: start again
-                self._forget(pending.upload_id)
-                pending = None
-        if pending is None or upload is None:
+            except NotFoundError:  # expired, abandoned, or completed with the answer lost
+                pending = await self._completed_before(path, pending)
+                if pending is not None and pending.document is not None:
+                    resumed_from = pending.document.chunk_count
+            else:
+                resumed_from = upload.received_chunks
+                document = await self._upload(path, upload, pending, progress)
+                pending = self._remember(pending.model_copy(update={"document": document}))
+        if pending is None:
             upload = await create_upload(self._http, room_id, stat.st_size, chunk_size)
-            pending = PendingUpload(
-                upload_id=upload.upload_id,
-                room_id=room_id,
-                channel=channel,
-                path=str(path),
-                size=stat.st_size,
-                mtime_us=stat.st_mtime_ns // 1000,
-                file_id=b64e(secrets.token_bytes(16)),
-                message_id=new_message_id(),
-                content_key=new_content_key(),
-                chunk_size=chunk_size,
-                name=name or path.name,
-                media_type=media_type or _guess_type(path.name),
-                created_at=self._clock(),
+            pending = self._remember(
+                PendingUpload(
+                    upload_id=upload.upload_id,
+                    room_id=room_id,
+                    channel=channel,
+                    path=str(path),
+                    size=stat.st_size,
+                    mtime_us=stat.st_mtime_ns // 1000,
+                    file_id=b64e(secrets.token_bytes(16)),
+                    message_id=new_message_id(),
+                    content_key=new_content_key(),
+                    chunk_size=chunk_size,
+                    name=name or path.name,
+                    media_type=media_type or _guess_type(path.name),
+                    created_at=self._clock(),
+                )
             )
-            self._keystore.update(lambda s: rules.add_pending_upload(s, pending))
-        document = await upload_document(
+            document = await self._upload(path, upload, pending, progress)
+            pending = self._remember(pending.model_copy(update={"document": document}))
+        assert pending.document is not None
+        receipt = await self._post_document(pending)
+        self._forget(pending.upload_id)
+        return SentDocument(receipt, pending.document, resumed_from)
+
+    async def _completed_before(self, path: Path, pending: PendingUpload) -> PendingUpload | None:
+        """The pending record with its document, if its upload was completed before (the
+        answer lost) and the blob is in the room; else None, the record forgotten."""
+        layout = DocumentLayout(pending.file_id, pending.size, pending.chunk_size)
+        document = await seal_file(
+            path, layout, pending.content_key, name=pending.name, media_type=pending.media_type
+        )
+        try:
+            async with self._http.download(f"/v1/rooms/{pending.room_id}/blobs/{document.blob}"):
+                pass
+        except NotFoundError:
+            self._forget(pending.upload_id)
+            return None
+        return self._remember(pending.model_copy(update={"document": document}))
+
+    async def _upload(
+        self, path: Path, upload: UploadOut, pending: PendingUpload, progress: Progress
+    ) -> DocumentContent:
+        return await upload_document(
             self._http,
             path,
             upload,
@@ -210,24 +188,54 @@ class Documents:
             media_type=pending.media_type,
             progress=progress,
         )
-        receipt = await self._send(
-            room_id,
-            document.model_dump(mode="json"),
-            channel,
-            pending.message_id,
-            pending.content_key,
-        )
-        self._forget(pending.upload_id)
-        return SentDocument(receipt, document, upload.received_chunks)
 
-    def _pending(
+    async def _post_document(self, pending: PendingUpload) -> Receipt:
+        """Seal the document's message once, keep the envelope, and post it; post the kept
+        envelope again on a resumed run, so the server answers a message that landed
+        before by its id instead of storing it twice.
+
+        If the kept envelope is refused for a roster that changed since it was sealed,
+        it was never stored (a stored one would have been answered by its id), and the
+        same content is sealed again for the new roster under the same key and message
+        id: the log still holds one message under that key.
+        """
+        assert pending.document is not None
+        room_id, content = pending.room_id, pending.document.model_dump(mode="json")
+        envelope = pending.envelope
+        if envelope is None:
+            envelope = await self._seal(
+                room_id, content, pending.channel, pending.message_id, pending.content_key
+            )
+            pending = self._remember(pending.model_copy(update={"envelope": envelope}))
+        try:
+            return await self._post(room_id, envelope)
+        except ConflictError:
+            again = await self._seal(
+                room_id, content, pending.channel, pending.message_id, pending.content_key
+            )
+            if again.header.roster_version == envelope.header.roster_version:
+                raise
+            self._remember(pending.model_copy(update={"envelope": again}))
+            return await self._post(room_id, again)
+
+    def _remember(self, pending: PendingUpload) -> PendingUpload:
+        self._keystore.update(lambda s: rules.add_pending_upload(s, pending))
+        return pending
+
+    async def _pending(
         self, room_id: str, channel: str, path: Path, size: int, mtime_us: int
     ) -> PendingUpload | None:
-        for pending in self._keystore.state.pending_uploads.values():
-            if (pending.room_id, pending.channel, pending.path) == (room_id, channel, str(path)):
-                if (pending.size, pending.mtime_us) == (size, mtime_us):
-                    return pending
-        return None
+        """The record of an earlier run for this file, room and channel, if the file has
+        not changed since; records for an older version of the file are abandoned."""
+        found = None
+        for pending in list(self._keystore.state.pending_uploads.values()):
+            if (pending.room_id, pending.channel, pending.path) != (room_id, channel, str(path)):
+                continue
+            if (pending.size, pending.mtime_us) == (size, mtime_us):
+                found = pending
+            else:  # that version of the file is gone: it cannot be resumed
+                await self.abandon(pending.upload_id)
+        return found
 
     def _forget(self, upload_id: str) -> None:
         self._keystore.update(lambda s: rules.drop_pending_upload(s, upload_id))
@@ -247,7 +255,7 @@ class Documents:
         self._forget(upload_id)
 
     async def download(
-        self, room_id: str, seq: int, output: Path, *, progress: Progress = _noop
+        self, room_id: str, seq: int, output: Path, *, progress: Progress = noop
     ) -> DocumentContent:
         """Fetch the document of message `seq`, check every chunk and its hashes, and
         write it to `output` atomically (nothing is left there if any check fails)."""

@@ -121,9 +121,10 @@ class ParleyClient:
             self.http,
             keystore,
             clock,
-            send=lambda room_id, content, channel, message_id, key: self._sender.send(
+            seal=lambda room_id, content, channel, message_id, key: self._sender.seal(
                 room_id, content, channel=channel, message_id=message_id, content_key=key
             ),
+            post=self._sender.post,
             message_at=self._reader.message_at,
         )
         """Documents: send a file encrypted in chunks, resume, download (`Documents`)."""

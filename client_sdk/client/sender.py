@@ -68,14 +68,14 @@ class Sender:
             raise ProtocolError(f"unknown channel {channel!r}: plenary, caucus-a or caucus-b")
         sealed = None if message_id is None else self._sealed.get((room_id, message_id))
         if sealed is not None:
-            return await self._post(room_id, sealed)
+            return await self.post(room_id, sealed)
         envelope = await self.seal(
             room_id, content, channel=channel, message_id=message_id, content_key=content_key
         )
         if len(self._sealed) >= SEALED_KEPT:
             self._sealed.pop(next(iter(self._sealed)))
         self._sealed[(room_id, envelope.header.message_id)] = envelope
-        return await self._post(room_id, envelope)
+        return await self.post(room_id, envelope)
 
     async def seal(
         self,
@@ -119,7 +119,7 @@ class Sender:
             else CheckpointRef(size=seen.size, root=b64e(seen.root)),
         )
 
-    async def _post(self, room_id: str, envelope: Envelope) -> Receipt:
+    async def post(self, room_id: str, envelope: Envelope) -> Receipt:
         """Post an envelope, retrying it unchanged after a lost connection (the server
         answers a repeated message id with its first receipt), and check the receipt."""
         for attempt in range(SEND_ATTEMPTS):

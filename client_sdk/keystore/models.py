@@ -14,7 +14,9 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, PlainSerializer, PlainValidator, StrictBool
 
+from client_sdk.protocol.documents import DocumentContent
 from client_sdk.protocol.encoding import b64d, b64e
+from client_sdk.protocol.envelope import Envelope
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
 from client_sdk.protocol.models import Int, Role, WireModel
@@ -159,6 +161,11 @@ class PendingUpload(WireModel):
     name: str
     media_type: str
     created_at: Int
+    document: DocumentContent | None = None
+    """Once the upload is complete: the content of the message that carries it."""
+    envelope: Envelope | None = None
+    """Once sealed: the very envelope to post (again), so a message that landed but
+    whose answer was lost is answered by its message id instead of sent twice."""
 
 
 class KeystoreState(WireModel):

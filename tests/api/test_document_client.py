@@ -1,0 +1,307 @@
+"""Documents through the SDK, in-process (docs/design.md §7): a file sent and downloaded
+byte for byte, resumed after an interruption at every stage (mid-upload, after the
+upload completed with its answer lost, after the message landed with its answer
+lost) without a second message, and downloads refused when the server serves
+tampered or swapped ciphertext, with nothing written."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from client_sdk.client import ParleyClient
+from client_sdk.protocol.content import parse_content
+from client_sdk.protocol.documents import DocumentContent
+from client_sdk.protocol.errors import (
+    NotFoundError,
+    ProtocolError,
+    TransportError,
+    VerificationError,
+)
+from client_sdk.protocol.models import Role, Side
+from tests.conftest import OpenProfile, enroll_profile
+from tests.support.scenes import Seed, scene_value
+
+CHUNK = 1024
+SIZE = 5 * CHUNK + 321
+
+
+@dataclass
+class Talks:
+    """Mona mediates Alice (a) and Bob (b)."""
+
+    room_id: str
+    mona: ParleyClient
+    alice: ParleyClient
+    bob: ParleyClient
+    app: FastAPI
+    homes: dict[str, Path]
+
+
+_HOMES = ("scene-mona", "scene-alice", "scene-bob")
+
+
+async def _build_talks(app: FastAPI, root: Path) -> str:
+    mona_home, alice_home, bob_home = _HOMES
+    mona = await enroll_profile(app, root / mona_home, role=Role.MEDIATOR, name="Mona")
+    alice = await enroll_profile(app, root / alice_home, name="Alice")
+    bob = await enroll_profile(app, root / bob_home, name="Bob")
+    try:
+        room = await mona.create_room("Document talks")
+        for client, side in ((alice, Side.A), (bob, Side.B)):
+            await mona.add_member(room.room_id, client.whoami()["account_id"], side)
+    finally:
+        for client in (mona, alice, bob):
+            await client.aclose()
+    return room.room_id
+
+
+TALKS = Seed("document-talks", _build_talks)
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> Seed | None:
+    return TALKS if "talks_room" in request.fixturenames else None
+
+
+@pytest.fixture
+def talks_room(request: pytest.FixtureRequest, database_url: str) -> str:
+    value: str = scene_value(request)
+    return value
+
+
+@pytest.fixture
+async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path, app: FastAPI) -> Talks:
+    """The room with Alice and Bob (built once per module and backend, copied per test)."""
+    homes = {
+        name: tmp_path / home for name, home in zip(("mona", "alice", "bob"), _HOMES, strict=True)
+    }
+    return Talks(
+        talks_room,
+        mona=open_profile(homes["mona"]),
+        alice=open_profile(homes["alice"]),
+        bob=open_profile(homes["bob"]),
+        app=app,
+        homes=homes,
+    )
+
+
+class LosesAnswers(httpx.AsyncBaseTransport):
+    """The app, except that the answers to requests `lost` picks are dropped after the
+    server handled them (a connection that broke on the way back)."""
+
+    def __init__(self, app: FastAPI, lost: Callable[[httpx.Request], bool]) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.lost = lost
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if self.lost(request):
+            await response.aread()
+            raise httpx.ReadError("connection lost before the answer arrived")
+        return response
+
+
+class Interrupted(Exception):
+    """A crash half-way through an upload."""
+
+
+def a_file(directory: Path, size: int = SIZE, name: str = "terms.pdf") -> Path:
+    path = directory / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+async def documents_in(client: ParleyClient, room_id: str) -> list[tuple[int, DocumentContent]]:
+    found = []
+    async for message in client.messages(room_id):
+        content = parse_content(message.content)
+        if isinstance(content, DocumentContent):
+            found.append((message.seq, content))
+    return found
+
+
+def blob_path(app: FastAPI, blob: str) -> Path:
+    root: Path = app.state.services.documents.settings.blob_dir()
+    return root / blob[:2] / blob
+
+
+async def test_a_file_is_sent_and_downloaded_byte_for_byte_with_progress(
+    talks: Talks, tmp_path: Path
+) -> None:
+    source = a_file(tmp_path)
+    sent_progress: list[tuple[int, int]] = []
+    got_progress: list[tuple[int, int]] = []
+
+    sent = await talks.alice.documents.send_file(
+        talks.room_id,
+        source,
+        channel="plenary",
+        chunk_size=CHUNK,
+        progress=lambda done, total: sent_progress.append((done, total)),
+    )
+    target = tmp_path / "out" / "terms.pdf"
+    target.parent.mkdir()
+    got = await talks.bob.documents.download(
+        talks.room_id,
+        sent.receipt.seq,
+        target,
+        progress=lambda done, total: got_progress.append((done, total)),
+    )
+
+    assert target.read_bytes() == source.read_bytes()
+    assert got == sent.document
+    assert sent.document.chunk_count == 6
+    assert sent.document.media_type == "application/pdf"
+    assert [done for done, _ in sent_progress] == [1024, 2048, 3072, 4096, 5120, SIZE]
+    assert got_progress[-1] == (SIZE, SIZE)
+    assert talks.alice.documents.pending_uploads() == []
+    assert await documents_in(talks.mona, talks.room_id) == [(sent.receipt.seq, sent.document)]
+
+
+async def test_an_upload_interrupted_mid_way_resumes_from_the_servers_count(
+    talks: Talks, tmp_path: Path
+) -> None:
+    source = a_file(tmp_path)
+
+    def crash(done: int, _total: int) -> None:
+        if done >= 2 * CHUNK:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await talks.alice.documents.send_file(
+            talks.room_id, source, channel="plenary", chunk_size=CHUNK, progress=crash
+        )
+    [pending] = talks.alice.documents.pending_uploads()
+    assert pending.document is None
+
+    sent = await talks.alice.documents.send_file(talks.room_id, source, channel="plenary")
+    target = tmp_path / "got"
+    await talks.bob.documents.download(talks.room_id, sent.receipt.seq, target)
+
+    assert sent.resumed_from_chunk == 2
+    assert sent.document.chunk_size == CHUNK  # the interrupted run's layout, kept
+    assert target.read_bytes() == source.read_bytes()
+    assert talks.alice.documents.pending_uploads() == []
+
+
+async def test_a_completed_upload_whose_answer_was_lost_is_not_uploaded_again(
+    talks: Talks, tmp_path: Path, open_profile: OpenProfile
+) -> None:
+    source = a_file(tmp_path)
+    flaky = open_profile(
+        talks.homes["alice"],
+        transport=LosesAnswers(talks.app, lambda r: r.url.path.endswith("/complete")),
+    )
+    with pytest.raises(TransportError):
+        await flaky.documents.send_file(talks.room_id, source, channel="plenary", chunk_size=CHUNK)
+    talks.alice.keystore.refresh()
+
+    sent = await talks.alice.documents.send_file(talks.room_id, source, channel="plenary")
+
+    assert sent.resumed_from_chunk == 6
+    assert [seq for seq, _ in await documents_in(talks.bob, talks.room_id)] == [sent.receipt.seq]
+
+
+async def test_a_message_that_landed_with_its_answer_lost_is_not_sent_twice(
+    talks: Talks, tmp_path: Path, open_profile: OpenProfile
+) -> None:
+    source = a_file(tmp_path)
+    flaky = open_profile(
+        talks.homes["alice"],
+        transport=LosesAnswers(talks.app, lambda r: r.url.path.endswith("/messages")),
+    )
+    with pytest.raises(TransportError):
+        await flaky.documents.send_file(talks.room_id, source, channel="plenary", chunk_size=CHUNK)
+    talks.alice.keystore.refresh()
+    [pending] = talks.alice.documents.pending_uploads()
+    assert pending.envelope is not None
+
+    sent = await talks.alice.documents.send_file(talks.room_id, source, channel="plenary")
+
+    assert sent.receipt.message_id == pending.envelope.header.message_id
+    assert [seq for seq, _ in await documents_in(talks.bob, talks.room_id)] == [sent.receipt.seq]
+    assert talks.alice.documents.pending_uploads() == []
+
+
+async def test_a_changed_file_abandons_the_old_upload_and_starts_again(
+    talks: Talks, tmp_path: Path
+) -> None:
+    source = a_file(tmp_path)
+
+    def crash(done: int, _total: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await talks.alice.documents.send_file(
+            talks.room_id, source, channel="plenary", chunk_size=CHUNK, progress=crash
+        )
+    [old] = talks.alice.documents.pending_uploads()
+    source.write_bytes(os.urandom(SIZE + 1))
+
+    sent = await talks.alice.documents.send_file(
+        talks.room_id, source, channel="plenary", chunk_size=CHUNK
+    )
+
+    assert sent.resumed_from_chunk == 0
+    assert sent.document.size == SIZE + 1
+    assert talks.alice.documents.pending_uploads() == []
+    with pytest.raises(NotFoundError):  # the old upload is gone from the server too
+        await talks.alice.http.request("GET", f"/v1/rooms/{talks.room_id}/uploads/{old.upload_id}")
+
+
+async def test_a_tampered_blob_is_refused_and_nothing_is_written(
+    talks: Talks, tmp_path: Path
+) -> None:
+    sent = await talks.alice.documents.send_file(
+        talks.room_id, a_file(tmp_path), channel="plenary", chunk_size=CHUNK
+    )
+    stored = blob_path(talks.app, sent.document.blob)
+    data = bytearray(stored.read_bytes())
+    data[3 * (CHUNK + 16) + 5] ^= 0x01  # a byte of chunk 3, as a malicious server would
+    stored.write_bytes(bytes(data))
+    target = tmp_path / "target" / "terms.pdf"
+    target.parent.mkdir()
+
+    with pytest.raises(VerificationError, match="chunk 3 fails authentication"):
+        await talks.bob.documents.download(talks.room_id, sent.receipt.seq, target)
+
+    assert list(target.parent.iterdir()) == []
+
+
+async def test_another_documents_ciphertext_served_in_its_place_is_refused(
+    talks: Talks, tmp_path: Path
+) -> None:
+    first = await talks.alice.documents.send_file(
+        talks.room_id, a_file(tmp_path, name="a.pdf"), channel="plenary", chunk_size=CHUNK
+    )
+    second = await talks.alice.documents.send_file(
+        talks.room_id, a_file(tmp_path, name="b.pdf"), channel="plenary", chunk_size=CHUNK
+    )
+    # Same size and layout: only the keys and the bound file ids tell them apart.
+    blob_path(talks.app, first.document.blob).write_bytes(
+        blob_path(talks.app, second.document.blob).read_bytes()
+    )
+    target = tmp_path / "target"
+
+    with pytest.raises(VerificationError, match="chunk 0 fails authentication"):
+        await talks.bob.documents.download(talks.room_id, first.receipt.seq, target)
+
+    assert not target.exists()
+
+
+async def test_downloading_a_message_that_is_not_a_document_is_refused(
+    talks: Talks, tmp_path: Path
+) -> None:
+    receipt = await talks.alice.send(talks.room_id, "no attachment here")
+
+    with pytest.raises(ProtocolError, match="not a document"):
+        await talks.bob.documents.download(talks.room_id, receipt.seq, tmp_path / "x")
+
+    assert not (tmp_path / "x").exists()
