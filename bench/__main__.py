@@ -110,7 +110,18 @@ RUNS: tuple[Run, ...] = (
         ("--repeat", "1"),
         ("commit_500x6_ms", "verify_50x2_ms", "excerpt_10_verify_ms"),
     ),
-    Run("instruments", "bench.instruments", (), ("--document-mb", "2"), ()),
+    Run(
+        "instruments",
+        "bench.instruments",
+        (),
+        ("--document-mb", "2"),
+        (
+            "upload_mb_per_s",
+            "download_mb_per_s",
+            "server_rss_peak_growth_upload_mib",
+            "rss_growth_within_target",
+        ),
+    ),
 )
 
 

@@ -17,6 +17,8 @@ each given what it needs when it is built and none calling back into the client:
     lifecycle.py   ClientState: unopened, opened, closed
     dossiers.py    Dossiers: commit, disclose, check disclosures (dossier_*.py)
     excerpts.py    Excerpts: verifiable excerpts for outsiders
+    documents.py   Documents: files sent in sealed chunks, resumed, downloaded and checked
+                   (uploads.py: the reusable sealing and upload core)
     instruments.py InstrumentActs: signing and submitting instrument acts
     receipts.py    Receipts: acknowledging what was read, listing who acknowledged what
 """
