@@ -22,12 +22,15 @@ located by bisecting the signed checkpoints. Large logs have their
 signatures checked in a process pool. `export_log` writes the same material
 into an `AuditBundle`, which `verify_bundle` checks without any network, and
 `witness_once` runs this profile's witness (`client_sdk.audit.witness`) once.
+`verify_agreement` checks a signed agreement's file against a bundle offline
+(`client_sdk.audit.agreements`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from client_sdk.audit.agreements import AgreementCheck, verify_agreement
 from client_sdk.audit.bundle import AuditBundle, parse_bundle, read_bundle, write_bundle
 from client_sdk.audit.checkpoints import KnownCheckpoint
 from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink
@@ -46,6 +49,7 @@ from client_sdk.protocol.errors import AuditFailure
 
 __all__ = [
     "PARALLEL_THRESHOLD",
+    "AgreementCheck",
     "AuditBundle",
     "AuditFailure",
     "AuditReport",
@@ -59,6 +63,7 @@ __all__ = [
     "parse_bundle",
     "read_bundle",
     "register_witness",
+    "verify_agreement",
     "verify_bundle",
     "verify_log",
     "witness_once",

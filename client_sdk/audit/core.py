@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from client_sdk.audit.checkpoints import (
@@ -29,7 +29,9 @@ from client_sdk.audit.pool import make_pool, worker_count
 from client_sdk.audit.signers import check_roster_signers
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import AuditFailure, ParleyError, ProtocolError
+from client_sdk.protocol.instruments.ledger import Ledger
 from client_sdk.protocol.note import parse_verifier_key
+from client_sdk.protocol.statements import Roster
 
 
 class ProgressSink(Protocol):
@@ -63,6 +65,10 @@ class AuditReport:
     """The size of the checkpoint that met the witness quorum, and its cosigners."""
     parallel: bool
     seconds: float
+    ledger: Ledger = field(default_factory=Ledger, repr=False, compare=False)
+    """What the room's instrument acts built, replayed by the rules (room logs)."""
+    rosters: tuple[Roster, ...] = field(default=(), repr=False, compare=False)
+    """Every roster version of the room, in order (room logs)."""
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready values."""
@@ -179,7 +185,7 @@ class AuditRun:
         failure = check_roster_signers(outcome.roster_signers, accounts, now=now)
         if failure is None or (outcome.failure is not None and outcome.failure <= failure):
             return outcome
-        return AuditOutcome(outcome.tree, outcome.counts, failure, outcome.roster_signers)
+        return replace(outcome, failure=failure)
 
     def mismatch(self, tree: TreeRoots) -> tuple[int, int] | None:
         """(lo, hi): the first checkpoint size whose root is not the tree's, and the last
@@ -233,6 +239,8 @@ class AuditRun:
             quorum=self._quorum(),
             parallel=self.parallel,
             seconds=time.monotonic() - self.started,
+            ledger=outcome.ledger,
+            rosters=tuple(outcome.rosters),
         )
 
     def _quorum(self) -> tuple[int, tuple[str, ...]] | None:

@@ -36,6 +36,7 @@ from client_sdk.audit.signers import RosterSigner
 from client_sdk.client.verify import verify_roster_step
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import NotPermitted, ParleyError, ProtocolError, VerificationError
+from client_sdk.protocol.instruments.ledger import Ledger
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.mediation import RoomState, Status
@@ -100,6 +101,10 @@ class AuditOutcome:
     counts: dict[str, int]
     failure: Failure | None
     roster_signers: list[RosterSigner] = field(default_factory=list)
+    ledger: Ledger = field(default_factory=Ledger)
+    """What the room's instrument acts built (agreements, receipts...), replayed."""
+    rosters: list[Roster] = field(default_factory=list)
+    """Every roster version, in order (room logs)."""
 
 
 class LogAuditor:
@@ -131,6 +136,7 @@ class LogAuditor:
         # Room logs: the roster chain so far.
         self._roster: tuple[Roster, SignedStatement] | None = None
         self._roster_devices: dict[int, frozenset[str]] = {}
+        self._rosters: list[Roster] = []
         self._state = RoomState()
         self._roster_keys: dict[str, bytes] = {}
         self._signers: list[RosterSigner] = []
@@ -191,6 +197,8 @@ class LogAuditor:
             counts=dict(self._counts),
             failure=min(failures, default=None),
             roster_signers=list(self._signers),
+            ledger=self._instruments.ledger,
+            rosters=list(self._rosters),
         )
 
     # The pass in log order.
@@ -251,6 +259,7 @@ class LogAuditor:
             )
         )
         self._roster = (roster, statement)
+        self._rosters.append(roster)
         self._roster_devices[roster.version] = frozenset(roster.device_ids())
         self._roster_keys = {
             d.device_id: b64d(d.signing_key) for m in roster.members for d in m.devices

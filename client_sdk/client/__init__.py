@@ -21,8 +21,16 @@ each given what it needs when it is built and none calling back into the client:
                    (uploads.py: the reusable sealing and upload core)
     instruments.py InstrumentActs: signing and submitting instrument acts
     receipts.py    Receipts: acknowledging what was read, listing who acknowledged what
+    documents.py   Documents: files sealed in chunks, uploaded, downloaded and checked
+    agreements.py  Agreements: proposing, signing the exact hash, who signed what
+                   (agreement_models.py: the views, shared with the offline check)
 """
 
+from client_sdk.client.agreement_models import (
+    AgreementSignatureView,
+    AgreementView,
+    RequiredSignerView,
+)
 from client_sdk.client.facade import ParleyClient
 from client_sdk.client.keys import (
     DAY_MS,
@@ -47,12 +55,15 @@ __all__ = [
     "RETIRED_KEY_GRACE_MS",
     "ROTATE_AFTER_MS",
     "Acknowledgement",
+    "AgreementSignatureView",
+    "AgreementView",
     "ClientState",
     "Member",
     "Message",
     "ParleyClient",
     "Receipt",
     "Relay",
+    "RequiredSignerView",
     "Room",
     "RoomStateView",
 ]

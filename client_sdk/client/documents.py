@@ -75,6 +75,59 @@ class SentDocument:
     """0 for a fresh upload; else how many chunks an earlier run had already sent."""
 
 
+async def fetch_document(
+    http: HttpSession,
+    room_id: str,
+    document: DocumentContent,
+    content_key: bytes,
+    *,
+    output: Path | None = None,
+    progress: Progress = noop,
+) -> None:
+    """Download `document`'s blob and open it chunk by chunk under `content_key`,
+    checking every chunk and both hashes; write the plaintext to `output` atomically
+    if given (nothing is left there if any check fails), else only check it (an
+    agreement's signer checks what it signs this way)."""
+    opener = DocumentOpener(content_key, document)
+    temp_name: str | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            sink = None
+            if output is not None:
+                output = _resolved(output)
+                fd, temp_name = tempfile.mkstemp(
+                    dir=output.parent, prefix=f".{output.name}.", suffix=".part"
+                )
+                sink = stack.enter_context(os.fdopen(fd, "wb"))
+            done = 0
+            async with http.download(f"/v1/rooms/{room_id}/blobs/{document.blob}") as (
+                length,
+                pieces,
+            ):
+                if length is not None and length != document.ciphertext_size:
+                    raise VerificationError(
+                        f"the server offers {length} bytes; the document is "
+                        f"{document.ciphertext_size}"
+                    )
+                async for piece in pieces:
+                    for plaintext in opener.feed(piece):
+                        if sink is not None:
+                            sink.write(plaintext)
+                        done += len(plaintext)
+                        progress(done, document.size)
+            opener.finish()
+            if sink is not None:
+                sink.flush()
+                os.fsync(sink.fileno())
+        if output is not None and temp_name is not None:
+            os.replace(temp_name, output)
+    except BaseException:
+        if temp_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+        raise
+
+
 class Documents:
     """Sending files as documents and downloading them."""
 
@@ -149,7 +202,7 @@ class Documents:
                     content_key=new_content_key(),
                     chunk_size=chunk_size,
                     name=name or path.name,
-                    media_type=media_type or _guess_type(path.name),
+                    media_type=media_type or guess_type(path.name),
                     created_at=self._clock(),
                 )
             )
@@ -264,36 +317,9 @@ class Documents:
         if not isinstance(content, DocumentContent):
             raise ProtocolError(f"room {room_id}: message #{seq} is not a document")
         content_key = await self._content_key(room_id, message)
-        opener = DocumentOpener(content_key, content)
-        output = _resolved(output)
-        fd, temp_name = tempfile.mkstemp(
-            dir=output.parent, prefix=f".{output.name}.", suffix=".part"
+        await fetch_document(
+            self._http, room_id, content, content_key, output=output, progress=progress
         )
-        try:
-            with os.fdopen(fd, "wb") as temp:
-                done = 0
-                async with self._http.download(f"/v1/rooms/{room_id}/blobs/{content.blob}") as (
-                    length,
-                    pieces,
-                ):
-                    if length is not None and length != content.ciphertext_size:
-                        raise VerificationError(
-                            f"the server offers {length} bytes; the document is "
-                            f"{content.ciphertext_size}"
-                        )
-                    async for piece in pieces:
-                        for plaintext in opener.feed(piece):
-                            temp.write(plaintext)
-                            done += len(plaintext)
-                            progress(done, content.size)
-                opener.finish()
-                temp.flush()
-                os.fsync(temp.fileno())
-            os.replace(temp_name, output)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp_name)
-            raise
         return content
 
     async def _content_key(self, room_id: str, message: Message) -> bytes:
@@ -318,10 +344,12 @@ class Documents:
             raise VerificationError(
                 f"room {room_id}: event {message.seq} is not the message verified before"
             )
-        return _unwrap(self._keystore.state, envelope)
+        return unwrap(self._keystore.state, envelope)
 
 
-def _unwrap(state: KeystoreState, envelope: Envelope) -> bytes:
+def unwrap(state: KeystoreState, envelope: Envelope) -> bytes:
+    """The content key of an envelope sealed to this device, checked against the
+    header's key commitment, with whichever of the device's keys opens it."""
     failure: VerificationError | None = None
     for record in sorted(state.encryption_keys, key=lambda r: r.created_at, reverse=True):
         try:
@@ -343,6 +371,7 @@ def _stat(path: Path) -> os.stat_result:
     return path.stat()
 
 
-def _guess_type(name: str) -> str:
+def guess_type(name: str) -> str:
+    """A media type for a file name (``application/octet-stream`` if unknown)."""
     guessed, _ = mimetypes.guess_type(name)
     return guessed or "application/octet-stream"

@@ -26,6 +26,7 @@ from typing import Any, Self
 
 import httpx
 
+from client_sdk.client.agreements import Agreements
 from client_sdk.client.chains import RoomChains
 from client_sdk.client.directory import Directory
 from client_sdk.client.documents import Documents
@@ -128,6 +129,11 @@ class ParleyClient:
             message_at=self._reader.message_at,
         )
         """Documents: send a file encrypted in chunks, resume, download (`Documents`)."""
+        self.agreements = Agreements(
+            self.http, self._acts, self._reader, self._chains, keystore, clock
+        )
+        """Agreements: propose a document, sign its exact hash, show who signed
+        (`Agreements`)."""
 
     @classmethod
     def open(

@@ -25,17 +25,26 @@ from typing import Final, Literal, Self
 
 from pydantic import Field, model_validator
 
-from client_sdk.protocol.documents import Sha256B64
+from client_sdk.protocol.documents import DocumentContent, Sha256B64
 from client_sdk.protocol.errors import NotPermitted
 from client_sdk.protocol.instruments.base import Act, Context, State, States
 from client_sdk.protocol.mediation import PLENARY, Refusal
-from client_sdk.protocol.models import Ident, Int, Side, WireModel
+from client_sdk.protocol.models import Ident, Int, Name, Side, WireModel
 from client_sdk.protocol.statements import Roster, RosterMember
 
 AGREEMENT: Final = "agreement"
 """The ``type`` of a proposal's sealed part: ``{type, title, document}``."""
 MAX_SIGNERS: Final = 32
 SIGNING_SIDES: Final = frozenset({Side.A, Side.B, Side.MEDIATOR})
+
+
+class AgreementContent(WireModel):
+    """A proposal's sealed part: its title and the document whose hash it names (the
+    document's chunks are sealed under this sealed part's content key)."""
+
+    type: Literal["agreement"] = AGREEMENT
+    title: Name
+    document: DocumentContent
 
 
 class RequiredSigner(WireModel):
