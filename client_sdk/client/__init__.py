@@ -21,7 +21,6 @@ each given what it needs when it is built and none calling back into the client:
                    (uploads.py: the reusable sealing and upload core)
     instruments.py InstrumentActs: signing and submitting instrument acts
     receipts.py    Receipts: acknowledging what was read, listing who acknowledged what
-    documents.py   Documents: files sealed in chunks, uploaded, downloaded and checked
     agreements.py  Agreements: proposing, signing the exact hash, who signed what
                    (agreement_models.py: the views, shared with the offline check)
 """
