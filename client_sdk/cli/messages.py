@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from client_sdk.cli import documents, dossier
+from client_sdk.cli import agreements, documents, dossier
 from client_sdk.cli.common import fail, out, print_json, with_client
 from client_sdk.cli.receipts import acknowledgement_json
 from client_sdk.client import Message, ParleyClient
@@ -70,6 +70,7 @@ def message_json(message: Message) -> dict[str, object]:
         "text": message.text,
         "relay": None if message.relay is None else dataclasses.asdict(message.relay),
         "document": _document_json(message),
+        "agreement": agreements.read_json(message),
     }
 
 
@@ -152,7 +153,7 @@ def _body(message: Message, seen: SeenCommit | ReceivedDisclosure | None) -> str
     if seen is not None:
         return dossier.read_line(seen)
     if message.instrument is not None:
-        return f"[{message.instrument.act}]"
+        return agreements.read_line(message) or f"[{message.instrument.act}]"
     kind = content_type(message.content)
     if kind == "document":
         document = _document(message)

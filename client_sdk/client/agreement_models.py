@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from client_sdk.protocol.documents import DocumentContent
@@ -59,12 +60,12 @@ class AgreementView:
     complete: bool
 
     def to_json(self) -> dict[str, Any]:
-        """The agreement as JSON-ready values (times in ms)."""
+        """The agreement as JSON-ready values (times as ISO 8601, UTC)."""
         return {
             "room_id": self.room_id,
             "agreement_id": self.agreement_id,
             "seq": self.seq,
-            "proposed_at": self.proposed_at,
+            "proposed_at": _iso(self.proposed_at),
             "proposer": {"account_id": self.proposer_account_id, "name": self.proposer_name},
             "title": self.title,
             "document": None
@@ -94,12 +95,16 @@ class AgreementView:
                     "device_id": s.device_id,
                     "document_sha256": s.document_sha256,
                     "seq": s.seq,
-                    "server_time": s.server_time,
+                    "server_time": _iso(s.server_time),
                 }
                 for s in self.signatures
             ],
             "complete": self.complete,
         }
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
 
 
 Names = Callable[[str], str]

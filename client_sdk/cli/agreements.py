@@ -1,0 +1,300 @@
+"""``parley agree ...``: agreements (docs/design.md §7).
+
+``propose`` uploads a document encrypted to the room and logs its hash with the
+signers it needs; ``sign`` downloads it, checks it and signs that exact hash (the
+mediator countersigns last); ``show`` says who signed which hash and when;
+``verify`` checks a file against an audit bundle offline (no server, no profile),
+exit 1 unless the bundle verifies and the agreement naming the file is complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from client_sdk.cli.common import fail, out, print_json
+from client_sdk.cli.documents import human_size, progress_bar
+from client_sdk.cli.dossier import when
+from client_sdk.cli.jsonerrors import USAGE, failure, run_json, with_client_json
+from client_sdk.client import AgreementView, Message
+from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.instruments.agreements import (
+    AgreementContent,
+    AgreementProposeAct,
+    AgreementSignAct,
+)
+
+if TYPE_CHECKING:
+    from client_sdk.audit import AgreementCheck
+
+agree_app = typer.Typer(
+    help="Agreements: propose a document, sign its exact hash, show who signed, verify.",
+    no_args_is_help=True,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RoomArgument = Annotated[str, typer.Argument(help="The room.")]
+AgreementArgument = Annotated[str, typer.Argument(help="The agreement id.")]
+
+
+@agree_app.command("propose")
+def propose(
+    room_id: RoomArgument,
+    file: Annotated[Path, typer.Argument(help="The document (PDF, text...).", dir_okay=False)],
+    title: Annotated[str, typer.Option("--title", help="The agreement's title.")],
+    signer: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--signer",
+            help="An account that must sign (repeat; default: one per side plus the mediator).",
+        ),
+    ] = None,
+    supersedes: Annotated[
+        str | None, typer.Option("--supersedes", help="The earlier proposal this replaces.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Upload FILE encrypted to the room and propose it for signature; print its id."""
+    with progress_bar("uploading") as progress:
+        view = with_client_json(
+            lambda c: c.agreements.propose(
+                room_id,
+                file,
+                title=title,
+                signers=signer or None,
+                supersedes=supersedes,
+                progress=progress,
+            ),
+            json_output=json_output,
+        )
+    if json_output:
+        print_json(view.to_json())
+    else:
+        out.print(view.agreement_id, markup=False, highlight=False)
+
+
+@agree_app.command("sign")
+def sign(
+    room_id: RoomArgument,
+    agreement_id: AgreementArgument,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also keep the copy signed here.", dir_okay=False),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Download the document, check it against the proposal's hash, and sign that hash.
+
+    The mediator countersigns with the same command, after every other signer.
+    """
+    with progress_bar("checking") as progress:
+        view = with_client_json(
+            lambda c: c.agreements.sign(room_id, agreement_id, output=output, progress=progress),
+            json_output=json_output,
+        )
+    if json_output:
+        print_json(view.to_json())
+        return
+    state = "complete" if view.complete else f"waiting for {_waiting(view)}"
+    out.print(
+        f"signed agreement {view.agreement_id} (sha256 {view.document_sha256}); {state}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@agree_app.command("download")
+def download(
+    room_id: RoomArgument,
+    agreement_id: AgreementArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Write it here.", dir_okay=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """Write the agreement's document to a file, checked against the proposal's hash."""
+    with progress_bar("downloading") as progress:
+        view = with_client_json(
+            lambda c: c.agreements.download(room_id, agreement_id, output, progress=progress),
+            json_output=json_output,
+        )
+    if json_output:
+        print_json({"output": str(output), **view.to_json()})
+    else:
+        out.print(f"wrote {output}", markup=False, highlight=False)
+
+
+@agree_app.command("show")
+def show(
+    room_id: RoomArgument,
+    agreement_id: Annotated[
+        str | None, typer.Argument(help="One agreement (default: every one).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Who signed which hash and when, and whether each agreement is complete."""
+    if agreement_id is not None:
+        one = with_client_json(
+            lambda c: c.agreements.show(room_id, agreement_id), json_output=json_output
+        )
+        if json_output:
+            print_json(one.to_json())
+        else:
+            _print(one)
+        return
+    every = with_client_json(lambda c: c.agreements.list(room_id), json_output=json_output)
+    if json_output:
+        print_json([view.to_json() for view in every])
+        return
+    if not every:
+        out.print("no agreements", highlight=False)
+    for view in every:
+        _print(view)
+
+
+@agree_app.command("verify")
+def verify(
+    file: Annotated[Path, typer.Argument(help="The signed document.", dir_okay=False)],
+    bundle: Annotated[
+        Path, typer.Option("--bundle", help="An audit bundle of its room.", dir_okay=False)
+    ],
+    log_key: Annotated[
+        str | None,
+        typer.Option("--log-key", help="The server's log key, obtained out of band."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check offline that FILE is a complete agreement of the room BUNDLE audits.
+
+    Exit 0 only if the bundle verifies, an agreement names the file's hash, and
+    every signature it requires is logged.
+    """
+    from client_sdk.audit import read_bundle, verify_agreement  # only this command needs it
+
+    try:
+        loaded = read_bundle(bundle)
+    except OSError as exc:
+        raise failure(
+            f"cannot read {bundle}: {exc.strerror}", code=USAGE, json_output=json_output
+        ) from exc
+    except ProtocolError as exc:
+        raise failure(str(exc), json_output=json_output) from exc
+
+    if not file.is_file():
+        raise failure(f"cannot read {file}: no such file", code=USAGE, json_output=json_output)
+
+    async def work() -> AgreementCheck:
+        return verify_agreement(file, loaded, log_vkey=log_key)
+
+    check = run_json(work, json_output=json_output)
+    view = check.agreement
+    reason = None if view.complete else f"not complete: waiting for {_waiting(view)}"
+    if json_output:
+        print_json(
+            {
+                "ok": view.complete,
+                "verified": True,
+                "complete": view.complete,
+                "reason": reason,
+                "document_sha256": check.document_sha256,
+                "log_key": check.report.log_vkey,
+                "log_key_pinned": check.log_key_pinned,
+                "agreement": view.to_json(),
+                "others": [other.to_json() for other in check.others],
+            }
+        )
+    else:
+        pinned = (
+            "the log key given" if log_key else "the bundle's own log key (pin one with --log-key)"
+        )
+        out.print(
+            f"the bundle verifies against {pinned}: log of room {view.room_id}, "
+            f"{check.report.size} entries",
+            markup=False,
+            highlight=False,
+        )
+        _print(view)
+    if reason is not None:
+        if json_output:
+            raise typer.Exit(1)
+        raise fail(f"agreement {view.agreement_id} is {reason}")
+
+
+def _waiting(view: AgreementView) -> str:
+    return ", ".join(
+        (s.name or s.account_id or "") if s.account_id else f"side {s.side}"
+        for s in view.signers
+        if s.signature is None
+    )
+
+
+def _print(view: AgreementView) -> None:
+    title = f'"{view.title}"' if view.title is not None else "(title sealed)"
+    lines = [
+        f"agreement {view.agreement_id} {title}: #{view.seq}, proposed by "
+        f"{view.proposer_name} at {when(view.proposed_at)}",
+    ]
+    if view.document is not None:
+        lines.append(
+            f"  document     {view.document.name} ({human_size(view.document.size)}, "
+            f"{view.document.media_type})"
+        )
+    lines.append(f"  sha256       {view.document_sha256}")
+    if view.supersedes:
+        lines.append(f"  supersedes   {view.supersedes}")
+    if view.superseded_by:
+        lines.append(f"  superseded   by {view.superseded_by}: it takes no more signatures")
+    for signer in view.signers:
+        who = f"side {signer.side}" if signer.account_id is None else f"{signer.name}"
+        found = signer.signature
+        if found is None:
+            lines.append(f"  {who:<12} waiting")
+        else:
+            lines.append(
+                f"  {who:<12} signed by {found.name} ({found.account_id}) at "
+                f"{when(found.server_time)} (#{found.seq}), sha256 {found.document_sha256}"
+            )
+    lines.append(f"  complete     {'yes' if view.complete else 'no'}")
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+
+
+def read_line(message: Message) -> str | None:
+    """How `parley read` shows an agreement event (None if it is not one)."""
+    act = message.instrument
+    if isinstance(act, AgreementProposeAct):
+        try:
+            content = AgreementContent.model_validate(message.content)
+        except ValueError:
+            return f"[agreement {act.instrument_id} proposed (sealed)]"
+        return (
+            f"[agreement proposed] {content.title!r}: {content.document.name} "
+            f"({human_size(content.document.size)}) - parley agree sign "
+            f"{message.room_id} {act.instrument_id}"
+        )
+    if isinstance(act, AgreementSignAct):
+        return f"[signed agreement {act.agreement_id}, sha256 {act.document_sha256}]"
+    return None
+
+
+def read_json(message: Message) -> dict[str, object] | None:
+    """What `parley read --json` adds for an agreement event (None if it is not one)."""
+    act = message.instrument
+    if isinstance(act, AgreementProposeAct):
+        title = message.content.get("title") if message.content.get("type") == "agreement" else None
+        return {
+            "act": act.act,
+            "agreement_id": act.instrument_id,
+            "title": title,
+            "document_sha256": act.document_sha256,
+            "signers": [s.model_dump(mode="json") for s in act.signers],
+            "supersedes": act.supersedes,
+        }
+    if isinstance(act, AgreementSignAct):
+        return {
+            "act": act.act,
+            "agreement_id": act.agreement_id,
+            "account_id": act.account_id,
+            "document_sha256": act.document_sha256,
+        }
+    return None
