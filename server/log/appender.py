@@ -19,7 +19,7 @@ from client_sdk.protocol.leaf import MAX_LEAF_BYTES, LogLeaf
 from client_sdk.protocol.merkle import leaf_hash
 from client_sdk.protocol.note import Checkpoint
 from server.errors import NotFound, TooLarge
-from server.log.proofs import ProofReader
+from server.log.proofs import NodeCache, ProofReader
 from server.log.signer import CheckpointSigner
 from server.storage.logs import CheckpointRow, LogEntryRow, LogRepository
 
@@ -44,6 +44,8 @@ class LogWriter:
 
     def __init__(self, signer: CheckpointSigner) -> None:
         self.signer = signer
+        self.nodes = NodeCache()
+        """Committed subtree hashes: appends read the right edge from here."""
 
     async def create(self, conn: AsyncConnection, *, log_id: str, origin: str, now: int) -> None:
         """Create an empty log."""
@@ -77,7 +79,7 @@ class LogWriter:
         if len(leaf) > MAX_LEAF_BYTES:
             raise TooLarge("log leaf larger than 64 KiB")
         hashed = leaf_hash(leaf)
-        reader = ProofReader(conn, log_id)
+        reader = ProofReader(conn, log_id, shared=self.nodes)
         frontier = await reader.frontier(head.size)
         grown, completed = frontier.append(hashed)
         await repo.append(LogEntryRow(log_id=log_id, idx=head.size, leaf=leaf, leaf_hash=hashed))
@@ -91,7 +93,7 @@ class LogWriter:
         await repo.add_checkpoint(
             CheckpointRow(log_id=log_id, size=size, root=root, note=note, created_at=server_time)
         )
-        return Appended(
+        appended = Appended(
             log_id=log_id,
             index=head.size,
             leaf=leaf,
@@ -101,3 +103,5 @@ class LogWriter:
             inclusion_proof=await reader.inclusion(head.size, size),
             consistency_proof=await reader.consistency(head.size, size),
         )
+        reader.publish()
+        return appended

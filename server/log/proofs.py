@@ -8,13 +8,15 @@ from memory — O(log n) hashes from one round trip, even at millions of leaves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol import merkle
 from server.errors import InvalidInput
+from server.storage.database import after_commit
 from server.storage.logs import LogRepository
 
 Plan = Callable[[merkle.NodeGetter], object]
@@ -36,13 +38,55 @@ def _inclusion_plan(index: int, size: int, get: merkle.NodeGetter) -> object:
     return merkle.inclusion_proof(index, size, get)
 
 
+class NodeCache:
+    """Committed subtree hashes of recently appended-to logs, shared by a process.
+
+    A perfect subtree's hash never changes once committed (the log is
+    append-only, and its tables refuse UPDATE), so a committed node is valid
+    forever, on every replica. Nodes enter only after their transaction
+    committed (`ProofReader.publish`), so a rolled-back append leaves nothing
+    here. With the right edge of a log cached, an append reads no node at all.
+    """
+
+    def __init__(self, *, logs: int = 1024, nodes_per_log: int = 4096) -> None:
+        self._logs: OrderedDict[str, dict[tuple[int, int], bytes]] = OrderedDict()
+        self._max_logs = logs
+        self._max_nodes = nodes_per_log
+
+    def of(self, log_id: str) -> Mapping[tuple[int, int], bytes]:
+        """The cached nodes of one log (empty if none)."""
+        found = self._logs.get(log_id)
+        if found is None:
+            return {}
+        self._logs.move_to_end(log_id)
+        return found
+
+    def add(self, log_id: str, nodes: Mapping[tuple[int, int], bytes]) -> None:
+        """Keep committed nodes of one log (a log's share starts over when full, and
+        the least recently used log goes when there are too many)."""
+        kept = self._logs.setdefault(log_id, {})
+        self._logs.move_to_end(log_id)
+        if len(kept) + len(nodes) > self._max_nodes:
+            kept.clear()
+        kept.update(nodes)
+        while len(self._logs) > self._max_logs:
+            self._logs.popitem(last=False)
+
+
 class ProofReader:
     """Builds proofs for one log inside the caller's transaction."""
 
-    def __init__(self, conn: AsyncConnection, log_id: str) -> None:
+    def __init__(
+        self, conn: AsyncConnection, log_id: str, *, shared: NodeCache | None = None
+    ) -> None:
+        """`shared` is the process's cache of committed nodes: read from, and (see
+        `publish`) added to."""
+        self.conn = conn
         self.repo = LogRepository(conn)
         self.log_id = log_id
         self._cache: dict[tuple[int, int], bytes] = {}
+        self._shared = shared
+        self._known = shared.of(log_id) if shared is not None else {}
 
     async def prefetch(self, plans: list[Plan]) -> None:
         """Fetch, in one query, every node the given plans will read."""
@@ -50,10 +94,21 @@ class ProofReader:
         for plan in plans:
             wanted |= _keys(plan)
         missing = wanted - self._cache.keys()
-        found = await self.repo.nodes(self.log_id, missing)
+        known = {key: self._known[key] for key in missing if key in self._known}
+        missing -= known.keys()
+        found = await self.repo.nodes(self.log_id, missing) if missing else {}
         if len(found) != len(missing):
             raise RuntimeError(f"log {self.log_id}: stored tree nodes are missing")
+        self._cache.update(known)
         self._cache.update(found)
+
+    def publish(self) -> None:
+        """Add every node this reader read or wrote to the shared cache, once the
+        caller's transaction has committed."""
+        if self._shared is None:
+            return
+        shared, log_id, nodes = self._shared, self.log_id, dict(self._cache)
+        after_commit(self.conn, lambda: shared.add(log_id, nodes))
 
     def _get(self, level: int, index: int) -> bytes:
         return self._cache[(level, index)]

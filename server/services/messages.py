@@ -28,7 +28,7 @@ from server.log.proofs import ProofReader, proof_at_append
 from server.realtime.fanout import Fanout
 from server.realtime.hub import Subscription
 from server.services.common import Clock, Principal
-from server.services.room_state import current_roster, load_state, refusal_error
+from server.services.room_state import current_roster, refusal_error, sender_state
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
 from server.storage.logs import LogRepository
@@ -113,11 +113,14 @@ class MessageService:
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
-            room, side = await rooms.get_for_update_with_side(room_id, principal.account_id)
-            if room is None or side is None:
+            context = await rooms.send_context(room_id, principal.account_id, header.message_id)
+            room = context.room
+            if room is None or context.side is None:
                 raise NotFound("no such room")
             events = EventRepository(conn)
-            earlier = await events.by_message_id(room_id, header.message_id)
+            earlier = (
+                await events.by_message_id(room_id, header.message_id) if context.retried else None
+            )
             if earlier is not None:
                 if (
                     earlier.payload_hash != payload_hash
@@ -130,7 +133,7 @@ class MessageService:
                 roster, fresh = cached[1], False
             else:
                 roster, fresh = await current_roster(conn, room), True
-            state = await load_state(conn, room)
+            state = sender_state(room, principal.account_id, muted=context.muted)
             try:
                 state.check_post(roster, principal.account_id, header.channel)
             except NotPermitted as exc:

@@ -41,6 +41,17 @@ async def load_state(conn: AsyncConnection, room: RoomRow) -> RoomState:
     )
 
 
+def sender_state(room: RoomRow, account_id: str, *, muted: bool) -> RoomState:
+    """The room's state as far as a post by `account_id` needs it: mode, status,
+    caucuses, and whether that account is muted (the only mute a post looks at)."""
+    return RoomState(
+        mode=Mode(room.mode),
+        status=Status(room.status),
+        caucuses=frozenset(c for c in room.caucuses.split(",") if c),
+        muted=frozenset({account_id}) if muted else frozenset(),
+    )
+
+
 async def save_state(conn: AsyncConnection, room_id: str, state: RoomState) -> None:
     """Store a room's new moderation state."""
     await RoomRepository(conn).set_state(

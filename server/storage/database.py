@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,6 +36,7 @@ from server.storage import loop_sqlite
 from server.storage.prepared import sqlite_handle
 
 _BEGIN_OPTION = "parley_sqlite_begin"
+_AFTER_COMMIT = "parley_after_commit"
 MAX_GROUP = 128
 """Write blocks committed together at most."""
 
@@ -69,8 +70,14 @@ class Database:
         """A read-write transaction; when the block exits without error, it is committed
         (durably) before this returns. If the block raises, nothing it wrote remains."""
         if not self.is_sqlite:
+            callbacks: list[Callable[[], None]] = []
             async with self.engine.begin() as conn:
-                yield conn
+                conn.info[_AFTER_COMMIT] = callbacks
+                try:
+                    yield conn
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
+            _run_all(callbacks)
             return
         ticket = _Ticket()
         self._queue.append(ticket)
@@ -81,6 +88,8 @@ class Database:
         except BaseException:
             ticket.finished.cancel()
             raise
+        block: list[Callable[[], None]] = []
+        conn.info[_AFTER_COMMIT] = block
         try:
             async with _savepoint(conn):
                 yield conn
@@ -88,8 +97,11 @@ class Database:
             ticket.committed.cancel()
             ticket.finished.set_result(None)
             raise
+        finally:
+            conn.info.pop(_AFTER_COMMIT, None)
         ticket.finished.set_result(None)
         await ticket.committed
+        _run_all(block)
 
     async def _lead(self) -> None:
         """Run queued write blocks in group transactions until the queue is empty."""
@@ -133,6 +145,22 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._leader
         await self.engine.dispose()
+
+
+def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
+    """Call `callback` once the write block running on `conn` is durably committed (never
+    if it rolls back). Outside a write block (a read), it is called at once: what a
+    read sees is committed already."""
+    pending: list[Callable[[], None]] | None = conn.info.get(_AFTER_COMMIT)
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 @asynccontextmanager

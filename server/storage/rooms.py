@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.prepared import Prepared
 from server.storage.rows import from_row
-from server.storage.tables import room_auditors, room_members, room_mutes, rooms, rosters
+from server.storage.tables import events, room_auditors, room_members, room_mutes, rooms, rosters
 
 _ROOM_COLUMNS = (
     rooms.c.id,
@@ -37,6 +37,28 @@ _ROOM_AND_SIDE_FOR_UPDATE = Prepared(
             room_members.c.account_id == bindparam("account_id"),
         )
         .scalar_subquery(),
+    )
+    .where(rooms.c.id == bindparam("room_id"))
+    .with_for_update(of=rooms)
+)
+_SEND_CONTEXT = Prepared(
+    select(
+        *_ROOM_COLUMNS,
+        select(room_members.c.side)
+        .where(
+            room_members.c.room_id == rooms.c.id,
+            room_members.c.account_id == bindparam("account_id"),
+        )
+        .scalar_subquery(),
+        exists()
+        .where(events.c.room_id == rooms.c.id, events.c.message_id == bindparam("message_id"))
+        .label("retried"),
+        exists()
+        .where(
+            room_mutes.c.room_id == rooms.c.id,
+            room_mutes.c.account_id == bindparam("account_id"),
+        )
+        .label("muted"),
     )
     .where(rooms.c.id == bindparam("room_id"))
     .with_for_update(of=rooms)
@@ -86,6 +108,19 @@ class RoomRow:
     require_verified: bool
     roster_version: int
     last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What a send reads under the room's lock, in one round trip."""
+
+    room: RoomRow | None
+    side: str | None
+    """The sender's side (None if not a member)."""
+    retried: bool
+    """Whether an event already carries this message id (a retried send)."""
+    muted: bool
+    """Whether the sender is muted in the room."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +176,22 @@ class RoomRepository:
         if row is None:
             return None, None
         return _room(row[:-1]), None if row[-1] is None else str(row[-1])
+
+    async def send_context(self, room_id: str, account_id: str, message_id: str) -> SendContext:
+        """Lock the room and read, in the same round trip, the sender's side, whether
+        this message id was used already and whether the sender is muted."""
+        row = await _SEND_CONTEXT.first(
+            self.conn, room_id=room_id, account_id=account_id, message_id=message_id
+        )
+        if row is None:
+            return SendContext(None, None, retried=False, muted=False)
+        side = row[-3]
+        return SendContext(
+            _room(row[:-3]),
+            None if side is None else str(side),
+            retried=bool(row[-2]),
+            muted=bool(row[-1]),
+        )
 
     async def of_account(self, account_id: str) -> list[RoomRow]:
         """Rooms the account is a member of, newest first."""
