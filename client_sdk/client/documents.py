@@ -188,7 +188,9 @@ class Documents:
                 document = await self._upload(path, upload, pending, progress)
                 pending = self._remember(pending.model_copy(update={"document": document}))
         if pending is None:
-            upload = await create_upload(self._http, room_id, stat.st_size, chunk_size)
+            upload = await create_upload(
+                self._http, room_id, size=stat.st_size, chunk_size=chunk_size, channel=channel
+            )
             pending = self._remember(
                 PendingUpload(
                     upload_id=upload.upload_id,

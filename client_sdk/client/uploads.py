@@ -26,13 +26,16 @@ def noop(_done: int, _total: int) -> None:
     pass
 
 
-async def create_upload(http: HttpSession, room_id: str, size: int, chunk_size: int) -> UploadOut:
-    """Open an upload on the server for a document of `size` bytes in `chunk_size` chunks."""
+async def create_upload(
+    http: HttpSession, room_id: str, *, size: int, chunk_size: int, channel: str
+) -> UploadOut:
+    """Open an upload on the server for a document of `size` bytes in `chunk_size` chunks,
+    to be posted on `channel` (refused at once if the room's rules would refuse that)."""
     return await http.call(
         UploadOut,
         "POST",
         f"/v1/rooms/{room_id}/uploads",
-        json={"size": size, "chunk_size": chunk_size},
+        json={"size": size, "chunk_size": chunk_size, "channel": channel},
     )
 
 

@@ -31,7 +31,7 @@ async def create_upload(
     """Start an upload of a document's ciphertext (size and chunking declared)."""
     return upload_out(
         await documents.create_upload(
-            principal, room_id, size=body.size, chunk_size=body.chunk_size
+            principal, room_id, size=body.size, chunk_size=body.chunk_size, channel=body.channel
         )
     )
 

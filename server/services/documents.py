@@ -13,9 +13,9 @@ per-account quota over the ciphertext of its blobs and unfinished uploads
 (``PARLEY_UPLOAD_QUOTA_BYTES``). An upload not touched for
 ``PARLEY_UPLOAD_EXPIRY_SECONDS`` is removed, its row and its file, by `sweep`.
 
-Who: a member who can post (not an observer) uploads into an open room; an
-upload is seen only by the account that made it (anyone else gets 404);
-every member can download the room's blobs.
+Who: a member who may post on the upload's channel now (the room's rules, as
+for the message itself) uploads; an upload is seen only by the account that
+made it (anyone else gets 404); every member can download the room's blobs.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 from client_sdk.protocol.documents import DocumentLayout
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import ProtocolError
-from client_sdk.protocol.models import Side
+from client_sdk.protocol.errors import NotPermitted, ProtocolError
 from server.config import Settings
-from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
+from server.errors import Conflict, InvalidInput, NotFound, TooLarge
 from server.services.common import Clock, Principal
+from server.services.room_state import current_roster, load_state, refusal_error
 from server.storage.blobs import BlobStore, ChunkLengthError, UploadFiles
 from server.storage.database import Database
 from server.storage.rooms import RoomRepository
@@ -104,9 +104,10 @@ class DocumentService:
         return now + self.settings.upload_expiry_seconds * 1000
 
     async def create_upload(
-        self, principal: Principal, room_id: str, *, size: int, chunk_size: int
+        self, principal: Principal, room_id: str, *, size: int, chunk_size: int, channel: str
     ) -> UploadView:
-        """Start an upload of a document of `size` plaintext bytes in `chunk_size` chunks."""
+        """Start an upload of a document of `size` plaintext bytes in `chunk_size` chunks,
+        to be sent on `channel`: refused now if the room's rules would refuse the message."""
         if size > self.settings.max_document_bytes:
             raise TooLarge(
                 f"the document is {size} bytes; this server takes at most "
@@ -134,13 +135,13 @@ class DocumentService:
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
             room = await rooms.get(room_id)
-            side = await rooms.side_of(room_id, principal.account_id)
-            if room is None or side is None:
+            if room is None or await rooms.side_of(room_id, principal.account_id) is None:
                 raise NotFound("no such room")
-            if side == Side.OBSERVER:
-                raise NotAllowed("observers post nothing, so they upload nothing")
-            if room.status == "closed":
-                raise Conflict("the room is closed")
+            state = await load_state(conn, room)
+            try:
+                state.check_post(await current_roster(conn, room), principal.account_id, channel)
+            except NotPermitted as exc:
+                raise refusal_error(exc) from exc
             repository = UploadRepository(conn)
             await repository.lock_account(principal.account_id)
             used = await repository.used_bytes(principal.account_id)

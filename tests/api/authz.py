@@ -508,7 +508,9 @@ async def _upload(
     )
     base = f"/v1/rooms/{scene.open_room}/uploads"
     created = await scene.http.post(
-        base, json={"size": 100, "chunk_size": _DOC_CHUNK}, headers=owner.headers
+        base,
+        json={"size": 100, "chunk_size": _DOC_CHUNK, "channel": "plenary"},
+        headers=owner.headers,
     )
     assert created.status_code == 201, created.text
     upload_id = created.json()["upload_id"]
@@ -524,7 +526,7 @@ async def _upload(
 
 
 async def _create_upload(scene: Scene, caller: Caller) -> Request:
-    body = {"size": 100, "chunk_size": _DOC_CHUNK}
+    body = {"size": 100, "chunk_size": _DOC_CHUNK, "channel": "plenary"}
     return Request("POST", f"/v1/rooms/{scene.open_room}/uploads", caller.headers, body)
 
 

@@ -19,6 +19,7 @@ from client_sdk.client import ParleyClient
 from client_sdk.protocol.content import parse_content
 from client_sdk.protocol.documents import DocumentContent
 from client_sdk.protocol.errors import (
+    ConflictError,
     NotFoundError,
     ProtocolError,
     TransportError,
@@ -127,6 +128,11 @@ async def documents_in(client: ParleyClient, room_id: str) -> list[tuple[int, Do
     return found
 
 
+def upload_files(app: FastAPI) -> list[Path]:
+    root: Path = app.state.services.documents.settings.upload_dir()
+    return list(root.iterdir()) if root.exists() else []
+
+
 def blob_path(app: FastAPI, blob: str) -> Path:
     root: Path = app.state.services.documents.settings.blob_dir()
     return root / blob[:2] / blob
@@ -163,6 +169,30 @@ async def test_a_file_is_sent_and_downloaded_byte_for_byte_with_progress(
     assert got_progress[-1] == (SIZE, SIZE)
     assert talks.alice.documents.pending_uploads() == []
     assert await documents_in(talks.mona, talks.room_id) == [(sent.receipt.seq, sent.document)]
+
+
+async def test_an_empty_file_is_one_sealed_chunk_and_arrives_empty(
+    talks: Talks, tmp_path: Path
+) -> None:
+    source = a_file(tmp_path, size=0, name="empty.txt")
+
+    sent = await talks.alice.documents.send_file(talks.room_id, source, channel="plenary")
+    await talks.bob.documents.download(talks.room_id, sent.receipt.seq, tmp_path / "got")
+
+    assert (tmp_path / "got").read_bytes() == b""
+    assert (sent.document.chunk_count, sent.document.media_type) == (1, "text/plain")
+
+
+async def test_a_document_the_rules_would_refuse_is_refused_before_any_upload(
+    talks: Talks, tmp_path: Path
+) -> None:
+    source = a_file(tmp_path)
+
+    with pytest.raises(ConflictError, match="caucus-a is not open"):
+        await talks.alice.documents.send_file(talks.room_id, source, channel="caucus-a")
+
+    assert talks.alice.documents.pending_uploads() == []
+    assert upload_files(talks.app) == []
 
 
 async def test_an_upload_interrupted_mid_way_resumes_from_the_servers_count(

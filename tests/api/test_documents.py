@@ -74,7 +74,7 @@ def pieces(document: DocumentContent, ciphertext: bytes) -> list[bytes]:
 async def create(api: Api, actor: Actor, room_id: str, size: int) -> httpx.Response:
     return await api.http.post(
         f"/v1/rooms/{room_id}/uploads",
-        json={"size": size, "chunk_size": CHUNK},
+        json={"size": size, "chunk_size": CHUNK, "channel": "plenary"},
         headers=actor.headers,
     )
 
@@ -359,7 +359,7 @@ async def test_a_large_chunk_is_streamed_past_the_request_size_limit(make_api: M
     )
     upload = await api.http.post(
         f"/v1/rooms/{room.room_id}/uploads",
-        json={"size": 3 * limit, "chunk_size": 2 * limit},
+        json={"size": 3 * limit, "chunk_size": 2 * limit, "channel": "plenary"},
         headers=room.alice.headers,
     )
     upload_id = upload.json()["upload_id"]
@@ -385,11 +385,15 @@ async def test_a_large_chunk_is_streamed_past_the_request_size_limit(make_api: M
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"size": -1, "chunk_size": CHUNK}, 422, "invalid"),
-        ({"size": 10, "chunk_size": 8}, 422, "invalid"),
-        ({"size": 10, "chunk_size": 1000}, 413, "too_large"),
-        ({"size": "10", "chunk_size": CHUNK}, 422, "invalid"),
-        ({"size": 10, "chunk_size": CHUNK, "extra": 1}, 422, "invalid"),
+        ({"size": -1, "chunk_size": CHUNK, "channel": "plenary"}, 422, "invalid"),
+        ({"size": 10, "chunk_size": 8, "channel": "plenary"}, 422, "invalid"),
+        ({"size": 10, "chunk_size": 1000, "channel": "plenary"}, 413, "too_large"),
+        ({"size": 10, "chunk_size": CHUNK}, 422, "invalid"),
+        ({"size": 10, "chunk_size": CHUNK, "channel": "caucus-a"}, 409, "conflict"),
+        ({"size": 10, "chunk_size": CHUNK, "channel": "caucus-b"}, 409, "conflict"),
+        ({"size": 10, "chunk_size": CHUNK, "channel": "backroom"}, 422, "invalid"),
+        ({"size": "10", "chunk_size": CHUNK, "channel": "plenary"}, 422, "invalid"),
+        ({"size": 10, "chunk_size": CHUNK, "channel": "plenary", "x": 1}, 422, "invalid"),
     ],
 )
 async def test_a_malformed_upload_is_refused_and_changes_nothing(

@@ -117,3 +117,25 @@ async def test_an_outsider_cannot_download_and_gets_one_line(
     assert not (tmp_path / "stolen.txt").exists()
     assert not_a_document.returncode != 0
     assert len(not_a_document.stderr.strip().splitlines()) == 1, not_a_document.describe()
+
+
+async def test_a_bad_send_or_download_command_is_one_line(
+    negotiation: Negotiation, cast: Cast, tmp_path: Path
+) -> None:
+    room = negotiation.room_id
+    source = tmp_path / "x.txt"
+    source.write_bytes(b"x")
+    attempts = [
+        ["send", room],
+        ["send", room, "text", "--file", str(source)],
+        ["send", room, "--file", str(tmp_path / "missing.pdf")],
+        ["send", room, "--file", str(source), "--channel", "backroom"],
+        ["download", room, "1", "-o", str(tmp_path)],
+    ]
+    for args in attempts:
+        result = await parley(args, env=cast.alice.env)
+        assert result.returncode != 0, result.describe()
+        assert result.stdout == "", result.describe()
+        assert len(result.stderr.strip().splitlines()) == 1, result.describe()
+        assert result.stderr.startswith("error: "), result.describe()
+    assert negotiation.alice.documents.pending_uploads() == []

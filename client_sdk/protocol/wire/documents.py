@@ -23,6 +23,9 @@ class CreateUploadRequest(WireModel):
     """Plaintext bytes."""
     chunk_size: Int = Field(ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE)
     """Plaintext bytes per chunk (the last may be shorter)."""
+    channel: Ident
+    """Where the message carrying the document will be posted: an upload the room's
+    rules would not let the caller post there now is refused before any byte is sent."""
 
 
 class UploadOut(Answer):
