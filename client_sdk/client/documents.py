@@ -189,7 +189,7 @@ class Documents:
                 pending = self._remember(pending.model_copy(update={"document": document}))
         if pending is None:
             upload = await create_upload(
-                self._http, room_id, size=stat.st_size, chunk_size=chunk_size, channel=channel
+                self._http, room_id, stat.st_size, chunk_size, channel=channel
             )
             pending = self._remember(
                 PendingUpload(

@@ -27,10 +27,11 @@ def noop(_done: int, _total: int) -> None:
 
 
 async def create_upload(
-    http: HttpSession, room_id: str, *, size: int, chunk_size: int, channel: str
+    http: HttpSession, room_id: str, size: int, chunk_size: int, *, channel: str | None = None
 ) -> UploadOut:
     """Open an upload on the server for a document of `size` bytes in `chunk_size` chunks,
-    to be posted on `channel` (refused at once if the room's rules would refuse that)."""
+    to be posted on `channel` (refused at once if the room's rules would refuse that;
+    None for a document attached to an instrument act)."""
     return await http.call(
         UploadOut,
         "POST",

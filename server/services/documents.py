@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from client_sdk.protocol.documents import DocumentLayout
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import NotPermitted, ProtocolError
+from client_sdk.protocol.mediation import Status
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotFound, TooLarge
 from server.services.common import Clock, Principal
@@ -104,10 +105,18 @@ class DocumentService:
         return now + self.settings.upload_expiry_seconds * 1000
 
     async def create_upload(
-        self, principal: Principal, room_id: str, *, size: int, chunk_size: int, channel: str
+        self,
+        principal: Principal,
+        room_id: str,
+        *,
+        size: int,
+        chunk_size: int,
+        channel: str | None,
     ) -> UploadView:
         """Start an upload of a document of `size` plaintext bytes in `chunk_size` chunks,
-        to be sent on `channel`: refused now if the room's rules would refuse the message."""
+        to be sent on `channel`: refused now if the room's rules would refuse the message.
+        Without a channel (a document for an instrument act, judged by its own rules when
+        it arrives) only the room's status is checked."""
         if size > self.settings.max_document_bytes:
             raise TooLarge(
                 f"the document is {size} bytes; this server takes at most "
@@ -138,10 +147,14 @@ class DocumentService:
             if room is None or await rooms.side_of(room_id, principal.account_id) is None:
                 raise NotFound("no such room")
             state = await load_state(conn, room)
-            try:
-                state.check_post(await current_roster(conn, room), principal.account_id, channel)
-            except NotPermitted as exc:
-                raise refusal_error(exc) from exc
+            if channel is not None:
+                try:
+                    roster = await current_roster(conn, room)
+                    state.check_post(roster, principal.account_id, channel)
+                except NotPermitted as exc:
+                    raise refusal_error(exc) from exc
+            elif state.status is not Status.OPEN:
+                raise Conflict(f"the room is {state.status.value}")
             repository = UploadRepository(conn)
             await repository.lock_account(principal.account_id)
             used = await repository.used_bytes(principal.account_id)

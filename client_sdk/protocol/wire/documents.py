@@ -23,9 +23,11 @@ class CreateUploadRequest(WireModel):
     """Plaintext bytes."""
     chunk_size: Int = Field(ge=MIN_CHUNK_SIZE, le=MAX_CHUNK_SIZE)
     """Plaintext bytes per chunk (the last may be shorter)."""
-    channel: Ident
+    channel: Ident | None = None
     """Where the message carrying the document will be posted: an upload the room's
-    rules would not let the caller post there now is refused before any byte is sent."""
+    rules would not let the caller post there now is refused before any byte is sent.
+    None for a document that goes with an instrument act (an agreement), whose own
+    rules are judged when the act arrives: then only the room's status is checked."""
 
 
 class UploadOut(Answer):
