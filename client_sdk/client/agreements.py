@@ -125,7 +125,7 @@ class Agreements:
             roster=roster,
             content_key=content_key,
         )
-        return await self.show(room_id, act.instrument_id)
+        return await self._logged(room_id, act.instrument_id, content)
 
     async def sign(
         self,
@@ -167,7 +167,7 @@ class Agreements:
             ),
             roster=roster,
         )
-        return await self.show(room_id, agreement_id)
+        return await self._logged(room_id, agreement_id, content)
 
     async def download(
         self, room_id: str, agreement_id: str, output: Path, *, progress: Progress = noop
@@ -219,6 +219,21 @@ class Agreements:
         if content.document.plaintext_sha256 != state.document_sha256:
             raise VerificationError(f"{where}: its document is not the one its hash names")
         return content, unwrap(self._keystore.state, message.instrument.sealed)
+
+    async def _logged(
+        self, room_id: str, agreement_id: str, content: AgreementContent
+    ) -> AgreementView:
+        """The agreement after this device's act, replayed from where the room was read
+        (without reading it all again)."""
+        await self._reader.replay(room_id)
+        state = _known(self._chains.chain(room_id), agreement_id)
+        return agreement_view(
+            room_id,
+            state,
+            _names(self._chains.chain(room_id)),
+            title=content.title,
+            document=content.document,
+        )
 
     def _view(self, room_id: str, state: Agreement, message: Message | None) -> AgreementView:
         chain = self._chains.chain(room_id)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from client_sdk.audit import AuditFailure, verify_log
+from client_sdk.audit import (
+    AuditFailure,
+    export_log,
+    verify_agreement,
+    verify_bundle,
+    verify_log,
+)
 from client_sdk.client import ParleyClient
 from client_sdk.client.uploads import create_upload, upload_document
 from client_sdk.protocol.encoding import b64e
@@ -60,9 +66,8 @@ async def _read(client: ParleyClient, room_id: str) -> list[int]:
 async def test_a_countersignature_logged_before_the_sides_signed_is_refused(
     talks: Talks, tmp_path: Path
 ) -> None:
-    proposed = await talks.mediator.agreements.propose(
-        talks.room_id, _document(tmp_path / "phase-1.pdf"), title="Phase 1"
-    )
+    text = _document(tmp_path / "phase-1.pdf")
+    proposed = await talks.mediator.agreements.propose(talks.room_id, text, title="Phase 1")
     early = await _signature(
         talks.mediator, talks.room_id, proposed.agreement_id, proposed.document_sha256
     )
@@ -76,6 +81,12 @@ async def test_a_countersignature_logged_before_the_sides_signed_is_refused(
     with pytest.raises(AuditFailure, match="countersigns last") as failure:
         await verify_log(talks.mediator, talks.room_id)
     assert failure.value.index == forged_seq - 1
+    # Offline too: the bundle's audit names it, so the outsider's check fails with it.
+    bundle = await export_log(talks.mediator, talks.room_id)
+    with pytest.raises(AuditFailure, match="countersigns last"):
+        verify_bundle(bundle)
+    with pytest.raises(AuditFailure, match="countersigns last"):
+        verify_agreement(text, bundle)
 
 
 async def test_a_signature_over_another_hash_is_refused(talks: Talks, tmp_path: Path) -> None:
