@@ -1,5 +1,6 @@
-"""``parley send ROOM --file PATH`` and ``parley download ROOM SEQ -o PATH``: encrypted
-documents (docs/design.md §7), with a progress bar on stderr for files over a few MB."""
+"""``parley send ROOM --file PATH``, ``parley download ROOM SEQ -o PATH`` and ``parley
+uploads [abandon UPLOAD_ID]``: encrypted documents (docs/design.md §7), with a progress
+bar on stderr for files over a few MB."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from rich.progress import (
 )
 
 from client_sdk.cli.common import err, fail, out, print_json, with_client
+from client_sdk.client import ParleyClient
 from client_sdk.client.uploads import Progress as ProgressCallback
+from client_sdk.keystore import PendingUpload
 from client_sdk.protocol.documents import DocumentContent
 
 PROGRESS_OVER = 4 * 1024 * 1024
@@ -134,3 +137,63 @@ def download(
             highlight=False,
             markup=False,
         )
+
+
+uploads_app = typer.Typer(
+    help="Document uploads begun on this profile and not sent yet.", invoke_without_command=True
+)
+
+
+@uploads_app.callback()
+def uploads(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List uploads an interrupted `parley send --file` left to resume (send the same
+    unchanged file again to resume one, or abandon it)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    pending = with_client(_pending)
+    if json_output:
+        print_json(
+            [
+                {
+                    "upload_id": p.upload_id,
+                    "room_id": p.room_id,
+                    "channel": p.channel,
+                    "path": p.path,
+                    "size": p.size,
+                    "uploaded": p.document is not None,
+                }
+                for p in pending
+            ]
+        )
+        return
+    for p in pending:
+        state = "uploaded, message not sent" if p.document is not None else "unfinished"
+        out.print(
+            f"{p.upload_id}  {p.room_id} {p.channel}  {p.path} ({human_size(p.size)}, {state})",
+            highlight=False,
+            markup=False,
+        )
+
+
+async def _pending(client: ParleyClient) -> list[PendingUpload]:
+    return client.documents.pending_uploads()
+
+
+@uploads_app.command("abandon")
+def abandon(
+    upload_id: Annotated[str, typer.Argument(help="The upload (see `parley uploads`).")],
+) -> None:
+    """Drop an unfinished upload: the server deletes its bytes, this profile its key."""
+
+    async def work(client: ParleyClient) -> bool:
+        known = any(p.upload_id == upload_id for p in client.documents.pending_uploads())
+        if known:
+            await client.documents.abandon(upload_id)
+        return known
+
+    if not with_client(work):
+        raise fail(f"no upload {upload_id} on this profile (see parley uploads)")
+    out.print(f"abandoned {upload_id}", highlight=False, markup=False)

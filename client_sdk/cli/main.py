@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from client_sdk.cli import audit, identity, messages, receipts, rooms
+from client_sdk.cli import audit, documents, identity, messages, receipts, rooms
 from client_sdk.cli.agreements import agree_app
 from client_sdk.cli.dossier import dossier_app
 from client_sdk.cli.excerpt import excerpt_app
@@ -29,6 +29,7 @@ def build_app() -> typer.Typer:
     app.add_typer(dossier_app, name="dossier")
     app.add_typer(excerpt_app, name="excerpt")
     app.add_typer(agree_app, name="agree")
+    app.add_typer(documents.uploads_app, name="uploads")
     messages.register(app)
     receipts.register(app)
     for entry in entry_points(group=PLUGIN_GROUP):

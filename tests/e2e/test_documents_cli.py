@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from client_sdk.protocol.documents import MIN_CHUNK_SIZE
+from client_sdk.protocol.errors import NotFoundError
 from tests.e2e.conftest import Negotiation
 from tests.e2e.harness import Cast
 from tests.support.cli import parley
@@ -74,7 +75,7 @@ async def test_an_interrupted_upload_is_resumed_by_the_next_send(
         await negotiation.alice.documents.send_file(
             room, source, channel="plenary", chunk_size=chunk, progress=crash_after_three_chunks
         )
-    [pending] = negotiation.alice.documents.pending_uploads()
+    [pending] = [p for p in negotiation.alice.documents.pending_uploads() if p.room_id == room]
 
     resumed = (
         await parley(["send", room, "--file", str(source), "--json"], env=cast.alice.env)
@@ -89,8 +90,7 @@ async def test_an_interrupted_upload_is_resumed_by_the_next_send(
     assert resumed.json()["resumed_from_chunk"] == 3
     assert target.read_bytes() == source.read_bytes()
     negotiation.alice.keystore.refresh()
-    assert negotiation.alice.documents.pending_uploads() == []
-    assert pending.upload_id
+    assert pending.upload_id not in negotiation.alice.keystore.state.pending_uploads
 
 
 async def test_an_outsider_cannot_download_and_gets_one_line(
@@ -138,4 +138,37 @@ async def test_a_bad_send_or_download_command_is_one_line(
         assert result.stdout == "", result.describe()
         assert len(result.stderr.strip().splitlines()) == 1, result.describe()
         assert result.stderr.startswith("error: "), result.describe()
-    assert negotiation.alice.documents.pending_uploads() == []
+    negotiation.alice.keystore.refresh()
+    assert not [p for p in negotiation.alice.documents.pending_uploads() if p.room_id == room]
+
+
+async def test_an_interrupted_upload_is_listed_and_can_be_abandoned(
+    negotiation: Negotiation, cast: Cast, tmp_path: Path
+) -> None:
+    source = tmp_path / "draft.bin"
+    source.write_bytes(os.urandom(20_000))
+    room = negotiation.room_id
+
+    def crash(_done: int, _total: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await negotiation.alice.documents.send_file(
+            room, source, channel="plenary", chunk_size=4096, progress=crash
+        )
+    listed = (await parley(["uploads", "--json"], env=cast.alice.env)).ok().json()
+    [entry] = [u for u in listed if u["room_id"] == room]
+    abandoned = await parley(["uploads", "abandon", entry["upload_id"]], env=cast.alice.env)
+    again = await parley(["uploads", "abandon", entry["upload_id"]], env=cast.alice.env)
+
+    assert entry["path"] == str(source.resolve())
+    assert entry["uploaded"] is False
+    assert abandoned.ok().stdout == f"abandoned {entry['upload_id']}\n"
+    assert again.returncode != 0
+    assert len(again.stderr.strip().splitlines()) == 1, again.describe()
+    with pytest.raises(NotFoundError):  # the server dropped it, bytes and all
+        await negotiation.alice.http.request(
+            "GET", f"/v1/rooms/{room}/uploads/{entry['upload_id']}"
+        )
+    negotiation.alice.keystore.refresh()
+    assert entry["upload_id"] not in negotiation.alice.keystore.state.pending_uploads
