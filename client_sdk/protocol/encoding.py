@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import json
 import re
+import secrets
 from typing import Any
 
 import rfc8785
@@ -19,6 +20,15 @@ import rfc8785
 from client_sdk.protocol.errors import ProtocolError
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def random_id(size: int = 16) -> str:
+    """A fresh random identifier: `size` random bytes, base64url, never starting with
+    ``-`` (so it can be given on a command line without being read as an option)."""
+    while True:
+        text = b64e(secrets.token_bytes(size))
+        if not text.startswith("-"):
+            return text
 
 
 def b64e(data: bytes) -> str:

@@ -34,7 +34,14 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from pydantic import Field, ValidationError
 
-from client_sdk.protocol.encoding import b64d, b64e, canonical_json, parse_json_object, sha256
+from client_sdk.protocol.encoding import (
+    b64d,
+    b64e,
+    canonical_json,
+    parse_json_object,
+    random_id,
+    sha256,
+)
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.keys import (
     EncryptionKey,
@@ -163,8 +170,9 @@ def new_content_key() -> bytes:
 
 
 def new_message_id() -> str:
-    """A fresh client-chosen message id (128 random bits, base64url)."""
-    return b64e(secrets.token_bytes(16))
+    """A fresh client-chosen message id (128 random bits, base64url, never starting with
+    ``-``: instrument ids are message ids, and commands take them as arguments)."""
+    return random_id(16)
 
 
 def seal_envelope(

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from client_sdk.protocol.documents import DocumentLayout
-from client_sdk.protocol.encoding import b64e
+from client_sdk.protocol.encoding import random_id
 from client_sdk.protocol.errors import NotPermitted, ProtocolError
 from client_sdk.protocol.mediation import Status
 from server.config import Settings
@@ -130,7 +129,7 @@ class DocumentService:
             raise InvalidInput(str(exc)) from exc
         now = self.clock()
         row = UploadRow(
-            id=b64e(secrets.token_bytes(16)),
+            id=random_id(16),
             room_id=room_id,
             account_id=principal.account_id,
             size=size,

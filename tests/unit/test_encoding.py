@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_sdk.protocol.encoding import b64d, b64e, canonical_json, loads_strict, parse_json_object
+from client_sdk.protocol.encoding import (
+    b64d,
+    b64e,
+    canonical_json,
+    loads_strict,
+    parse_json_object,
+    random_id,
+)
 from client_sdk.protocol.errors import ProtocolError
 
 # --- base64url -------------------------------------------------------------------------
@@ -211,3 +218,11 @@ def test_a_json_object_is_parsed_strictly() -> None:
         parse_json_object(b'{"a": 1, "a": 1}')
     with pytest.raises(ProtocolError, match="not a JSON object"):
         parse_json_object(b"[1]")
+
+
+def test_random_ids_never_start_with_a_dash_so_commands_take_them() -> None:
+    ids = [random_id() for _ in range(3000)]  # a dash would lead about 47 of them
+
+    assert not [i for i in ids if i.startswith("-")]
+    assert len(set(ids)) == len(ids)
+    assert all(len(b64d(i)) == 16 for i in ids)
