@@ -19,6 +19,15 @@ from client_sdk.protocol.instruments.agreements import (
 )
 from client_sdk.protocol.instruments.base import Act, State
 from client_sdk.protocol.instruments.receipts import Acknowledged, ReceiptAct, ReceiptEvent
+from client_sdk.protocol.instruments.rounds import (
+    EscrowOpenAct,
+    OfferCommitAct,
+    OfferRevealAct,
+    OfferSettleAct,
+    RoundCloseAct,
+    RoundOpenAct,
+    RoundState,
+)
 from client_sdk.protocol.keys import SigLabel, SigningKey, verify_signature
 from client_sdk.protocol.statements import SignedStatement
 
@@ -26,11 +35,18 @@ ACTS: Final[dict[str, type[Act]]] = {
     "receipt": ReceiptAct,
     "agreement-propose": AgreementProposeAct,
     "agreement-sign": AgreementSignAct,
+    "round-open": RoundOpenAct,
+    "offer-commit": OfferCommitAct,
+    "offer-reveal": OfferRevealAct,
+    "round-close": RoundCloseAct,
+    "escrow-open": EscrowOpenAct,
+    "offer-settle": OfferSettleAct,
 }
 STATES: Final[dict[str, type[State]]] = {
     "acknowledged": Acknowledged,
     "receipt-event": ReceiptEvent,
     "agreement": Agreement,
+    "offer-round": RoundState,
 }
 
 
