@@ -23,6 +23,8 @@ each given what it needs when it is built and none calling back into the client:
     receipts.py    Receipts: acknowledging what was read, listing who acknowledged what
     agreements.py  Agreements: proposing, signing the exact hash, who signed what
                    (agreement_models.py: the views, shared with the offline check)
+    offers.py      Offers: sealed-offer rounds (offer_views.py checks what is read,
+                   offer_store.py keeps this device's openings; sealed_file.py)
 """
 
 from client_sdk.client.agreement_models import (
@@ -47,6 +49,7 @@ from client_sdk.client.models import (
     Room,
     RoomStateView,
 )
+from client_sdk.client.offer_models import OfferAct, OfferEvent, OfferRound, RoundSide, Settlement
 
 __all__ = [
     "DAY_MS",
@@ -59,10 +62,15 @@ __all__ = [
     "ClientState",
     "Member",
     "Message",
+    "OfferAct",
+    "OfferEvent",
+    "OfferRound",
     "ParleyClient",
     "Receipt",
     "Relay",
     "RequiredSignerView",
     "Room",
     "RoomStateView",
+    "RoundSide",
+    "Settlement",
 ]

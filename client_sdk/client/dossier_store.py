@@ -5,9 +5,10 @@
 ``ciphertext`` is ChaCha20-Poly1305 of the canonical JSON of a `DossierBook`
 under a key derived with HKDF-SHA256 from the device's private signing key
 (only in the unlocked keystore), with the label ``parley/v1/dossier-store``
-and the device id as info, and the label and device id as associated data. So
-the file opens only with the keystore's passphrase, like the keystore, and a
-file copied from another device or modified is refused as one error.
+and the device id as info, and the label and device id as associated data
+(`sealed_file.SealedFile`). So the file opens only with the keystore's
+passphrase, like the keystore, and a file copied from another device or
+modified is refused as one error.
 
 The book holds each committed dossier's issuance (the issuer JWT and every
 Disclosure: the values, which never leave this machine unless disclosed)
@@ -18,28 +19,16 @@ under the profile's lock, like the keystore's.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from client_sdk._files import write_atomically
-from client_sdk.keystore.lock import exclusive_lock
-from client_sdk.protocol.encoding import b64d, b64e, canonical_json, parse_json_object
-from client_sdk.protocol.errors import KeystoreError, ProtocolError
+from client_sdk.client.sealed_file import SealedFile
 from client_sdk.protocol.keys import SigningKey
-from client_sdk.protocol.models import B64, Ident, Int, Name, WireModel
+from client_sdk.protocol.models import Ident, Int, Name, WireModel
 
 STORE_FILENAME = "dossiers.sealed"
-_LABEL = b"parley/v1/dossier-store\x00"
-_NONCE_LEN = 12
-_MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 class StoredDossier(WireModel):
@@ -82,53 +71,29 @@ class DossierBook(WireModel):
     disclosures: list[DisclosureLog] = Field(default_factory=list)
 
 
-class _Sealed(WireModel):
-    format: Literal["parley-dossiers"]
-    v: Literal[1]
-    nonce: B64
-    ciphertext: str = Field(pattern=r"^[A-Za-z0-9_-]*$")
-
-
 class DossierStore:
     """The sealed dossier book of one profile and device."""
 
     def __init__(self, home: Path, device_id: str, device_key: SigningKey) -> None:
         """Open the store in `home` for the device whose private key is `device_key`."""
-        self.path = home / STORE_FILENAME
-        self._home = home
-        self._info = _LABEL + device_id.encode()
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=self._info)
-        self._aead = ChaCha20Poly1305(hkdf.derive(device_key.private_bytes()))
+        self._file = SealedFile(
+            home,
+            STORE_FILENAME,
+            name="parley-dossiers",
+            label=b"parley/v1/dossier-store",
+            model=DossierBook,
+            device_id=device_id,
+            device_key=device_key,
+        )
+        self.path = self._file.path
 
     def read(self) -> DossierBook:
         """The book as stored (empty if nothing was committed on this profile yet)."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return DossierBook()
-        if len(data) > _MAX_FILE_BYTES:
-            raise KeystoreError(f"{self.path} is too large to be a dossier store")
-        try:
-            sealed = _Sealed.model_validate(parse_json_object(data))
-            plain = self._aead.decrypt(b64d(sealed.nonce), b64d(sealed.ciphertext), self._info)
-            return DossierBook.model_validate(parse_json_object(plain))
-        except (ProtocolError, ValidationError, InvalidTag, ValueError) as exc:
-            raise KeystoreError(
-                f"{self.path} cannot be opened with this device's key (damaged, or another "
-                "device's)"
-            ) from exc
+        return self._file.read()
 
     def update(self, change: Callable[[DossierBook], DossierBook]) -> DossierBook:
         """Apply `change` to the stored book under the profile's lock and save it."""
-        with exclusive_lock(self._home):
-            book = change(self.read())
-            nonce = os.urandom(_NONCE_LEN)
-            ciphertext = self._aead.encrypt(nonce, canonical_json(book.model_dump()), self._info)
-            sealed = _Sealed(
-                format="parley-dossiers", v=1, nonce=b64e(nonce), ciphertext=b64e(ciphertext)
-            )
-            write_atomically(self.path, canonical_json(sealed.model_dump()))
-        return book
+        return self._file.update(change)
 
     def add_dossier(self, dossier: StoredDossier) -> None:
         """Keep a newly committed dossier."""

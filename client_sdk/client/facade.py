@@ -41,6 +41,8 @@ from client_sdk.client.keys import DEFAULT_KEY_LIFETIME_MS, KeyRotation
 from client_sdk.client.lifecycle import ClientState, Lifecycle
 from client_sdk.client.logs import LogVerifier
 from client_sdk.client.models import Acknowledgement, Message, Receipt, Room, RoomStateView
+from client_sdk.client.offer_store import OfferStore
+from client_sdk.client.offers import Offers
 from client_sdk.client.reader import Reader
 from client_sdk.client.receipts import Receipts
 from client_sdk.client.rooms import RoomOperations
@@ -134,6 +136,16 @@ class ParleyClient:
         )
         """Agreements: propose a document, sign its exact hash, show who signed
         (`Agreements`)."""
+        self.offers = Offers(
+            self._acts,
+            self._reader,
+            self._chains,
+            self._sender,
+            keystore,
+            OfferStore(keystore.home, state.device_id, state.device_key),
+            clock,
+        )
+        """Sealed-offer rounds: open, commit, reveal, open escrow, settle, show (`Offers`)."""
 
     @classmethod
     def open(

@@ -16,6 +16,7 @@ from client_sdk.protocol.encoding import b64e, sha256
 from client_sdk.protocol.envelope import CheckpointRef, Envelope, Recipient, seal_envelope
 from client_sdk.protocol.errors import ProtocolError, TransportError, VerificationError
 from client_sdk.protocol.mediation import channel_devices, channel_sides
+from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import Roster
 from client_sdk.protocol.wire.events import SendResponse
 
@@ -96,9 +97,7 @@ class Sender:
         devices = set(channel_devices(roster, channel))
         recipients = [
             r
-            for r in await self._recipients(
-                roster, require_verified=roster.policy.require_verified, channel=channel
-            )
+            for r in await self.recipients(roster, channel_sides(channel) or set())
             if r.device_id in devices
         ]
         state = self._keystore.state
@@ -154,10 +153,10 @@ class Sender:
             message_id=result.message_id,
         )
 
-    async def _recipients(
-        self, roster: Roster, *, require_verified: bool, channel: str
-    ) -> list[Recipient]:
-        sides = channel_sides(channel) or set()
+    async def recipients(self, roster: Roster, sides: set[Side]) -> list[Recipient]:
+        """Every device of `roster`'s members on `sides`, with its encryption key, each
+        account checked against the directory and trusted as the room's policy says."""
+        require_verified = roster.policy.require_verified
         recipients = []
         for member in roster.members:
             if member.side not in sides:

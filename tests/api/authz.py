@@ -30,6 +30,7 @@ from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import Recipient, seal_envelope
 from client_sdk.protocol.instruments.acts import sign_act
 from client_sdk.protocol.instruments.receipts import ReceiptAct
+from client_sdk.protocol.instruments.rounds import RoundOpenAct
 from client_sdk.protocol.keys import EncryptionKey, SigLabel
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.mediation import channel_devices
@@ -456,6 +457,36 @@ async def _acknowledge(scene: Scene, caller: Caller) -> Request:
     )
 
 
+async def _open_offer_round(scene: Scene, caller: Caller) -> Request:
+    # A new round each time: rounds are independent, so the other cells see no change.
+    room_id = scene.open_room
+    _, roster = await scene.roster(room_id)
+    instrument_id = uuid.uuid4().hex
+    question = seal_envelope(
+        content={"type": "offer-question", "question": f"{caller.who}'s question"},
+        room_id=room_id,
+        channel="plenary",
+        roster_version=roster.version,
+        sender_device=caller.actor.device_id,
+        sender_key=caller.actor.keys.device_key,
+        recipients=scene.recipients(roster, "plenary"),
+        sent_at=now_ms(),
+        message_id=instrument_id,
+    )
+    act = RoundOpenAct(
+        room_id=room_id,
+        instrument_id=instrument_id,
+        roster_version=roster.version,
+        signer_device=caller.actor.device_id,
+        issued_at=now_ms(),
+        sealed=question,
+    )
+    signed = sign_act(caller.actor.keys.device_key, act)
+    return Request(
+        "POST", f"/v1/rooms/{room_id}/instruments", caller.headers, {"statement": dump(signed)}
+    )
+
+
 async def _stream(scene: Scene, caller: Caller) -> Request:
     path = f"/v1/rooms/{scene.open_room}/stream?after=0"
     if caller.token is None:
@@ -619,6 +650,9 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "moderate": Operation("POST", "/v1/rooms/{room_id}/moderation", _moderate, ok=201),
     "acknowledge": Operation("POST", "/v1/rooms/{room_id}/instruments", _acknowledge, ok=201),
+    "open-offer-round": Operation(
+        "POST", "/v1/rooms/{room_id}/instruments", _open_offer_round, ok=201
+    ),
     "events": Operation(
         "GET", "/v1/rooms/{room_id}/events", _get(lambda s: f"/v1/rooms/{s.open_room}/events")
     ),

@@ -82,6 +82,7 @@ TABLE: dict[str, Row] = {
     "send-plenary-shuttle":            (OK,     403,    403,    403,     404,    404,     401),
     "moderate":                        (OK,     403,    403,    403,     404,    404,     401),
     "acknowledge":                     MEMBERS,
+    "open-offer-round":                (OK,     403,    403,    403,     404,    404,     401),
     "events":                          MEMBERS,
     "stream":                          MEMBERS,
     "create-upload":                   (OK,     OK,     OK,     403,     404,    404,     401),

@@ -287,7 +287,7 @@ def test_a_reveal_waits_for_every_commitment_and_comes_once_from_the_committer()
     _refused(room, reveal_a, "acc-mediator", Refusal.WRONG_SIDE, "committed side a")
     room.apply(reveal_a, "acc-alice")
     _refused(room, reveal_a, "acc-alice", Refusal.INVALID, "already open")
-    assert reveal_a.sealed_channel(room.states, None) == "plenary"  # type: ignore[arg-type]
+    assert reveal_a.sealed_channel(room.states, None) == "plenary"
 
 
 def test_the_deadline_closes_commitments_and_lets_anyone_close_the_round() -> None:
@@ -298,7 +298,12 @@ def test_the_deadline_closes_commitments_and_lets_anyone_close_the_round() -> No
 
     _refused(room, close, "acc-bob", Refusal.INVALID, "not passed", at=T0 + 999)
     _refused(
-        room, _commit("b", "acc-bob", "B" * 43), "acc-bob", Refusal.INVALID, "deadline", at=T0 + 1000
+        room,
+        _commit("b", "acc-bob", "B" * 43),
+        "acc-bob",
+        Refusal.INVALID,
+        "deadline",
+        at=T0 + 1000,
     )
     room.apply(close, "acc-olga", at=T0 + 1000)
     _refused(room, close, "acc-bob", Refusal.INVALID, "already closed", at=T0 + 2000)
