@@ -11,6 +11,7 @@ from client_sdk.cli import audit, documents, identity, messages, receipts, rooms
 from client_sdk.cli.agreements import agree_app
 from client_sdk.cli.dossier import dossier_app
 from client_sdk.cli.excerpt import excerpt_app
+from client_sdk.cli.offers import offer_app
 
 PLUGIN_GROUP = "parley.cli"
 
@@ -30,6 +31,7 @@ def build_app() -> typer.Typer:
     app.add_typer(excerpt_app, name="excerpt")
     app.add_typer(agree_app, name="agree")
     app.add_typer(documents.uploads_app, name="uploads")
+    app.add_typer(offer_app, name="offer")
     messages.register(app)
     receipts.register(app)
     for entry in entry_points(group=PLUGIN_GROUP):

@@ -14,7 +14,7 @@ import typer
 from client_sdk.cli import agreements, documents, dossier
 from client_sdk.cli.common import fail, out, print_json, with_client
 from client_sdk.cli.receipts import acknowledgement_json
-from client_sdk.client import Message, ParleyClient
+from client_sdk.client import Message, OfferEvent, ParleyClient
 from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
 from client_sdk.protocol.content import content_type, parse_content
 from client_sdk.protocol.documents import DocumentContent
@@ -109,10 +109,13 @@ def read(
         held: list[dict[str, object]] = []
         async for message in client.messages(room_id, after=after, follow=follow, channel=channel):
             seen = await dossiers.see(message)
+            offer = client.offers.event(message)
             if json_output:
                 shown = message_json(message)
                 if seen is not None:
                     shown["dossier"] = dossier.read_json(seen)
+                if offer is not None:
+                    shown["offer"] = offer_json(offer)
                 if follow:  # the receipts read so far; a plain read prints them all below
                     shown["receipts"] = receipt_list(client, room_id, message.seq)
                     print_json(shown)
@@ -135,7 +138,7 @@ def read(
                         end="",
                         highlight=False,
                     )
-                out.print(_body(message, seen), markup=False, highlight=False)
+                out.print(_body(message, seen, offer), markup=False, highlight=False)
         for shown in held:
             seq = shown["seq"]
             assert isinstance(seq, int)
@@ -149,9 +152,26 @@ def receipt_list(client: ParleyClient, room_id: str, seq: int) -> list[dict[str,
     return [acknowledgement_json(a) for a in client.receipts_seen(room_id, seq)]
 
 
-def _body(message: Message, seen: SeenCommit | ReceivedDisclosure | None) -> str:
+def offer_json(offer: OfferEvent) -> dict[str, object]:
+    """A round act as `parley read --json` shows it (an opening that does not open its
+    commitment has no value, only `refused`)."""
+    return {
+        "act": offer.act,
+        "round_id": offer.round_id,
+        "side": offer.side,
+        "value": offer.value,
+        "note": offer.note,
+        "refused": offer.refused,
+    }
+
+
+def _body(
+    message: Message, seen: SeenCommit | ReceivedDisclosure | None, offer: OfferEvent | None
+) -> str:
     if seen is not None:
         return dossier.read_line(seen)
+    if offer is not None:
+        return f"[{offer.text}]"
     if message.instrument is not None:
         return agreements.read_line(message) or f"[{message.instrument.act}]"
     kind = content_type(message.content)
