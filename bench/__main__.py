@@ -114,12 +114,13 @@ RUNS: tuple[Run, ...] = (
         "instruments",
         "bench.instruments",
         (),
-        ("--document-mb", "2"),
+        ("--document-mb", "2", "--rounds", "1"),
         (
             "upload_mb_per_s",
             "download_mb_per_s",
             "server_rss_peak_growth_upload_mib",
             "rss_growth_within_target",
+            "offer_round_ms_median",
         ),
     ),
 )

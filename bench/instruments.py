@@ -1,6 +1,6 @@
 """Negotiation instruments against a real `parley serve` process (docs/design.md §7).
 
-    .venv/bin/python -m bench.instruments [--document-mb 50]
+    .venv/bin/python -m bench.instruments [--document-mb 50] [--rounds 5]
 
 Starts `parley serve` on SQLite in a temporary data directory, enrolls a
 mediator and two parties (``parley admin enroll`` for the tokens, the SDK for
@@ -15,8 +15,13 @@ given the same `Talks`:
   sampled from ``/proc/PID/status`` every 10 ms against its resident size
   just before. Target: under 16 MiB of growth for 50 MiB.
 
-The sealed-offer round's timing joins as `measure_offer_round` when rounds
-land. One JSON line goes to stdout; progress to stderr.
+- `measure_offer_round`: a full sealed-offer round, ``--rounds`` times: the
+  mediator opens it, both sides commit (each escrowed to the mediator's
+  device), both reveal, and side A shows it (reading the room and checking
+  both openings against their commitments); the median and the slowest
+  wall-clock time of the whole round, and of each step.
+
+One JSON line goes to stdout; progress to stderr.
 """
 
 from __future__ import annotations
@@ -132,6 +137,45 @@ async def measure_documents(talks: Talks, size_mib: int) -> dict[str, Any]:
     }
 
 
+async def measure_offer_round(talks: Talks, rounds: int) -> dict[str, Any]:
+    """A full sealed-offer round (open, two commits, two reveals, show), `rounds` times in
+    the same room; the median and slowest of the whole round and of each step (ms)."""
+    room_id = talks.room_id
+    steps: dict[str, list[float]] = {
+        "open": [],
+        "commit": [],
+        "reveal": [],
+        "show": [],
+        "round": [],
+    }
+    for n in range(rounds):
+        log(f"offer round {n + 1} of {rounds}")
+        started = time.perf_counter()
+        opened = await talks.mediator.offers.open_round(room_id, f"Bench question {n}")
+        committed = time.perf_counter()
+        await talks.alice.offers.commit(room_id, opened.round_id, str(100 + n), "bench")
+        await talks.bob.offers.commit(room_id, opened.round_id, str(90 + n))
+        revealing = time.perf_counter()
+        await talks.alice.offers.reveal(room_id, opened.round_id)
+        await talks.bob.offers.reveal(room_id, opened.round_id)
+        showing = time.perf_counter()
+        [shown] = await talks.alice.offers.rounds(room_id, opened.round_id)
+        done = time.perf_counter()
+        if [o.value for o in shown.offers] != [str(100 + n), str(90 + n)]:
+            raise RuntimeError("the round does not show both offers")
+        steps["open"].append(committed - started)
+        steps["commit"].append((revealing - committed) / 2)
+        steps["reveal"].append((showing - revealing) / 2)
+        steps["show"].append(done - showing)
+        steps["round"].append(done - started)
+    result: dict[str, Any] = {"offer_rounds": rounds}
+    for name, seconds in steps.items():
+        ordered = sorted(seconds)
+        result[f"offer_{name}_ms_median"] = round(ordered[len(ordered) // 2] * 1000, 1)
+    result["offer_round_ms_max"] = round(max(steps["round"]) * 1000, 1)
+    return result
+
+
 async def open_talks(server: ServiceProcess, env: dict[str, str], workdir: Path) -> Talks:
     """Enroll a mediator and two parties and open a room with both sides in it."""
     people = [("mediator", "Bench Mediator"), ("party", "Side A"), ("party", "Side B")]
@@ -152,7 +196,7 @@ async def open_talks(server: ServiceProcess, env: dict[str, str], workdir: Path)
     return Talks(server, room, mediator, alice, bob, workdir)
 
 
-async def run(document_mib: int) -> dict[str, Any]:
+async def run(document_mib: int, rounds: int) -> dict[str, Any]:
     """Start a server in a temporary directory, measure, stop it, remove the directory."""
     workdir = Path(tempfile.mkdtemp(prefix="parley-bench-instruments-"))
     try:
@@ -164,6 +208,7 @@ async def run(document_mib: int) -> dict[str, Any]:
             try:
                 result: dict[str, Any] = {"benchmark": "instruments", "backend": "sqlite"}
                 result |= await measure_documents(talks, document_mib)
+                result |= await measure_offer_round(talks, rounds)
                 return result
             finally:
                 for client in (talks.mediator, talks.alice, talks.bob):
@@ -178,8 +223,9 @@ def main() -> None:
     """Print the figures as one JSON line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--document-mb", type=int, default=50, help="Document size in MiB.")
+    parser.add_argument("--rounds", type=int, default=5, help="Sealed-offer rounds to time.")
     options = parser.parse_args()
-    print(json.dumps(asyncio.run(run(options.document_mb))), flush=True)
+    print(json.dumps(asyncio.run(run(options.document_mb, options.rounds))), flush=True)
 
 
 if __name__ == "__main__":

@@ -214,6 +214,17 @@ def reveal(room_id: RoomArg, round_id: RoundArg, json_output: JsonOption = False
         )
 
 
+@offer_app.command("close")
+def close(room_id: RoomArg, round_id: RoundArg, json_output: JsonOption = False) -> None:
+    """Log the round's close: anyone, once its deadline passed; a mediator, any time, if
+    it has none. Reveals no longer wait for every side, and escrows can be opened."""
+    done = with_client_json(lambda c: c.offers.close(room_id, round_id), json_output=json_output)
+    if json_output:
+        print_json(act_json(done))
+    else:
+        out.print(f"closed round {round_id} as #{done.seq}", markup=False, highlight=False)
+
+
 @offer_app.command("open-escrow")
 def open_escrow(
     room_id: RoomArg,
