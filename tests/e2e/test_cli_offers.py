@@ -59,6 +59,42 @@ async def test_an_open_round_is_committed_revealed_and_shown_from_the_command_li
     assert f"side b revealed in round {round_id}: 80" in read
 
 
+async def test_a_blind_round_ends_with_the_mediators_overlap_announcement(
+    negotiation: Negotiation, cast: Cast
+) -> None:
+    room_id = negotiation.room_id
+    opened = run_parley(
+        [
+            *("offer", "open", room_id, "--question", "Detainees released in phase 1?"),
+            *("--blind", "--rule", "midpoint", "--deadline", "1h", "--json"),
+        ],
+        env=cast.mediator.env,
+    ).json()
+    round_id = opened["round_id"]
+    for step in (["commit", "300"], ["reveal"]):
+        run_parallel(
+            [
+                (["offer", step[0], room_id, round_id, *step[1:]], cast.alice.env),
+                (["offer", step[0], room_id, round_id, *step[1:]], cast.bob.env),
+            ]
+        )
+    settled = run_parley(["offer", "settle", room_id, round_id, "--json"], env=cast.mediator.env)
+    mona = run_parley(["offer", "show", room_id, round_id, "--json"], env=cast.mediator.env)
+    alice = run_parley(["offer", "show", room_id, round_id, "--json"], env=cast.alice.env)
+    read = run_parley(["read", room_id], env=cast.bob.env).ok().stdout
+
+    assert opened["deadline"] is not None
+    assert (settled.json()["overlap"], settled.json()["midpoint"]) == (True, "300")
+    assert mona.json()["settlement"]["checked"] is True
+    assert {o["side"]: o["value"] for o in mona.json()["offers"]} == {"a": "300", "b": "300"}
+    seen = alice.json()
+    assert {o["side"]: o["value"] for o in seen["offers"]} == {"a": "300", "b": None}
+    assert seen["settlement"]["overlap"] is True
+    assert seen["settlement"]["checked"] is False  # Alice holds only her own opening
+    assert seen["status"] == "settled"
+    assert f"settled offer round {round_id}: the offers overlap, midpoint 300" in read
+
+
 async def test_a_side_that_does_not_reveal_is_opened_from_escrow_after_the_deadline(
     negotiation: Negotiation, cast: Cast
 ) -> None:
