@@ -98,6 +98,16 @@ def resign(key: SigningKey, payload: dict[str, Any], disclosures: list[str]) -> 
 # Issuing
 
 
+def test_a_dossier_id_never_starts_with_a_dash(key: SigningKey) -> None:
+    first = [b"\xf8" + bytes(15), b"\x01" * 16]  # the first encodes as "-AAA..."
+    assert b64e(first[0]).startswith("-")
+    rest = seeded()
+
+    issued = make_dossier(key, random_bytes=lambda n: first.pop(0) if first else rest(n))
+
+    assert issued.dossier_id == b64e(b"\x01" * 16)
+
+
 def test_a_presentation_shows_the_chosen_records_and_fields_with_their_numbers(
     key: SigningKey, dossier: IssuedDossier
 ) -> None:

@@ -142,7 +142,10 @@ def issue_dossier(
         raise ProtocolError(f"decoys: between 0 and {limits.max_decoys}")
     if not title or len(title) > 200:
         raise ProtocolError("a dossier title is 1 to 200 characters")
-    dossier_id = dossier_id or b64e(random_bytes(16))
+    if not dossier_id:
+        dossier_id = b64e(random_bytes(16))
+        while dossier_id.startswith("-"):  # it would be read as an option on a command line
+            dossier_id = b64e(random_bytes(16))
     pad_to = max(len(record) for record in checked) if decoys else 0
     elements: list[dict[str, str]] = []
     record_disclosures: list[str] = []
