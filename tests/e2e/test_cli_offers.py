@@ -145,3 +145,21 @@ async def test_bad_offer_input_is_one_line(negotiation: Negotiation, cast: Cast)
     assert "only a mediator" in party.stderr
     listed = run_parley(["offer", "show", room_id, "--json"], env=cast.bob.env).json()
     assert listed == []
+
+
+async def test_a_round_without_deadline_is_closed_by_the_mediator_only(
+    negotiation: Negotiation, cast: Cast
+) -> None:
+    room_id = negotiation.room_id
+    round_id = (await negotiation.mediator.offers.open_round(room_id, QUESTION)).round_id
+
+    refused = run_parley(["offer", "close", room_id, round_id], env=cast.alice.env)
+    closed = run_parley(["offer", "close", room_id, round_id, "--json"], env=cast.mediator.env)
+    read = run_parley(["read", room_id, "--json"], env=cast.bob.env).json_lines()
+
+    assert refused.returncode == 1, refused.describe()
+    assert "only a mediator closes a round without a deadline" in refused.stderr
+    assert closed.json()["act"] == "round-close"
+    offers = [line["offer"] for line in read if line.get("offer")]
+    assert [o["act"] for o in offers] == ["round-open", "round-close"]
+    assert {o["round_id"] for o in offers} == {round_id}
