@@ -100,7 +100,20 @@ RUNS: tuple[Run, ...] = (
             "inclusion_proof_ms_mean",
             "audit_entries",
             "audit_bundle_mb",
-            "audit_ratio_to_raw_single_core",
+            "audit_ratio_to_raw",
+        ),
+    ),
+    Run(
+        "audit",
+        "bench.audit",
+        (),
+        ("--entries", "3000", "--small", "600", "--online", "300"),
+        (
+            "offline_tiled_ratio_to_raw",
+            "online_ratio_to_raw",
+            "offline_tiled_to_raw",
+            "offline_tiled_peak_rss_mib",
+            "offline_small_tiled_peak_rss_mib",
         ),
     ),
     Run(

@@ -29,11 +29,14 @@ into an `AuditBundle`, which `verify_bundle` checks without any network, and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import IO
 
 from client_sdk.audit.agreements import AgreementCheck, verify_agreement
+from client_sdk.audit.archive import TiledBundle
 from client_sdk.audit.bundle import AuditBundle, parse_bundle, read_bundle, write_bundle
 from client_sdk.audit.checkpoints import KnownCheckpoint
-from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink
+from client_sdk.audit.core import AuditReport, Policy, ProgressSink
+from client_sdk.audit.offline import Options, verify_json, verify_tiled
 from client_sdk.audit.online import OnlineLog
 from client_sdk.audit.pool import PARALLEL_THRESHOLD
 from client_sdk.audit.witness_online import (
@@ -55,9 +58,11 @@ __all__ = [
     "AuditReport",
     "KnownCheckpoint",
     "ProgressSink",
+    "TiledBundle",
     "WitnessedCheckpoint",
     "existing_witness",
     "export_log",
+    "export_tiled",
     "fetch_checkpoint",
     "keystore_witness",
     "parse_bundle",
@@ -100,8 +105,13 @@ async def export_log(client: ParleyClient, log_id: str) -> AuditBundle:
     return await OnlineLog(client, log_id).export()
 
 
+async def export_tiled(client: ParleyClient, log_id: str, out: IO[bytes]) -> int:
+    """Write a tiled bundle of a log to `out` as its pages arrive; the entry count."""
+    return await OnlineLog(client, log_id).export_tiled(out)
+
+
 def verify_bundle(
-    bundle: AuditBundle,
+    bundle: AuditBundle | TiledBundle,
     *,
     log_vkey: str | None = None,
     known: Sequence[KnownCheckpoint] = (),
@@ -111,36 +121,14 @@ def verify_bundle(
     parallel_threshold: int = PARALLEL_THRESHOLD,
     progress: ProgressSink | None = None,
 ) -> AuditReport:
-    """Audit a bundle offline.
+    """Audit a bundle offline: a tiled one (read from its file in one pass, in bounded
+    memory) or a JSON one.
 
     `log_vkey` pins the log key the bundle must carry (otherwise the bundle's
     own is used, and the report says which); `known` are tree heads seen
     before that the log must extend. Raises `AuditFailure`.
     """
-    if log_vkey is not None and log_vkey != bundle.log_vkey:
-        raise AuditFailure(
-            bundle.log_id, f"the bundle's log key is {bundle.log_vkey}, not {log_vkey}"
-        )
-    run = AuditRun(
-        bundle.log_id,
-        bundle.origin,
-        bundle.log_vkey,
-        bundle.witnesses,
-        Policy(tuple(witnesses), quorum),
-    )
-    for note in bundle.checkpoints:
-        run.add(note)
-    run.check_rollback(known)
-    auditor = run.entries(workers=workers, threshold=parallel_threshold, progress=progress)
-    size = run.newest.size
-    try:
-        auditor.feed(bundle.entries[:size])
-        if not auditor.failed and auditor.size < size:
-            auditor.fail(auditor.size, f"the bundle ends before size {size}")
-        if not auditor.failed and len(bundle.entries) > size:
-            auditor.fail(size, "entries beyond the newest checkpoint, which no checkpoint covers")
-        outcome = auditor.finish()
-    finally:
-        auditor.close()
-    outcome = run.signer_failure(outcome, bundle.accounts, now=bundle.exported_at)
-    return run.conclude(outcome, located=run.mismatch(outcome.tree), known=known)
+    options = Options(log_vkey, known, witnesses, quorum, workers, parallel_threshold, progress)
+    if isinstance(bundle, TiledBundle):
+        return verify_tiled(bundle, options)
+    return verify_json(bundle, options)

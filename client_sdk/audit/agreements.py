@@ -1,7 +1,7 @@
 """Checking a signed agreement offline (docs/design.md §7, "Agreements"): a file and an
 audit bundle of its room, no server, no profile, no private key.
 
-The bundle is audited in full (`verify_bundle`: every leaf, signature and
+The bundle (tiled or JSON) is audited in full (`verify_bundle`: every leaf, signature and
 checkpoint against the log key, every instrument act replayed by the rules);
 then the file's SHA-256 picks the proposal that names it, and the replayed
 ledger gives its required signers and their signatures. The verdict is
@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_sdk.audit.archive import TiledBundle
 from client_sdk.audit.bundle import AuditBundle
 from client_sdk.audit.core import AuditReport
 from client_sdk.client.agreement_models import AgreementView, agreement_view
@@ -53,7 +54,7 @@ def file_sha256(path: Path) -> str:
 
 
 def verify_agreement(
-    path: Path, bundle: AuditBundle, *, log_vkey: str | None = None
+    path: Path, bundle: AuditBundle | TiledBundle, *, log_vkey: str | None = None
 ) -> AgreementCheck:
     """Audit `bundle` (against `log_vkey` if given, else its own key) and find the
     agreement whose document is the file at `path`.

@@ -1,4 +1,6 @@
-"""The offline audit bundle: one JSON document (optionally gzipped) that verifies a log.
+"""The JSON audit bundle (format v1): one JSON document (optionally gzipped) that verifies
+a log. `parley audit export` now writes the tiled bundle (`client_sdk.audit.archive`);
+this format is still read, and written on request (``--format json``).
 
     {"format": "parley-audit-bundle/v1",
      "log_id": "...", "origin": "HOST/rooms/ID", "log_vkey": "ORIGIN+hash+key",
@@ -25,6 +27,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, ValidationError
 
+from client_sdk.audit.archive import TiledBundle, is_tiled, open_tiled
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.models import Ident, Int, WireModel
 
@@ -77,6 +80,12 @@ def parse_bundle(data: bytes) -> AuditBundle:
         raise ProtocolError(f"malformed audit bundle: {exc.errors()[0]['msg']}") from exc
 
 
-def read_bundle(path: Path) -> AuditBundle:
-    """Read a bundle file; `ProtocolError` if it is not one, `OSError` if unreadable."""
+def read_bundle(path: Path) -> AuditBundle | TiledBundle:
+    """Read a bundle file, either format (told by its content): a tiled bundle's manifest
+    and checkpoint only, its entries staying on disk; a JSON bundle whole. Raises
+    `ProtocolError` if it is not one, `OSError` if unreadable."""
+    with path.open("rb") as file:
+        head = file.read(4096)
+    if is_tiled(head):
+        return open_tiled(path)
     return parse_bundle(path.read_bytes())

@@ -17,16 +17,11 @@ from client_sdk.audit.checkpoints import (
     first_mismatch,
     parse_witness_keys,
 )
-from client_sdk.audit.log import (
-    AuditOutcome,
-    LogAuditor,
-    LogKind,
-    TreeRoots,
-    check_origin,
-    log_kind,
-)
+from client_sdk.audit.log import LogAuditor
+from client_sdk.audit.outcome import AuditOutcome, LogKind, check_origin, log_kind
 from client_sdk.audit.pool import make_pool, worker_count
 from client_sdk.audit.signers import check_roster_signers
+from client_sdk.audit.tiles import Roots, StreamTree
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import AuditFailure, ParleyError, ProtocolError
 from client_sdk.protocol.instruments.ledger import Ledger
@@ -157,6 +152,7 @@ class AuditRun:
         threshold: int,
         progress: ProgressSink | None,
         pool: Executor | None = None,
+        stream: StreamTree | None = None,
     ) -> LogAuditor:
         """The auditor of the entries up to the newest checkpoint: in a process pool (`pool`,
         started early, or a new one) for logs larger than `threshold`, else in process."""
@@ -174,6 +170,9 @@ class AuditRun:
             origin=self.origin,
             executor=executor,
             progress=None if progress is None else progress.advance,
+            stream=stream,
+            # Streaming: a few chunks per worker queued, so memory holds no more.
+            max_in_flight=None if stream is None else 3 * worker_count(workers),
         )
 
     def signer_failure(
@@ -187,7 +186,7 @@ class AuditRun:
             return outcome
         return replace(outcome, failure=failure)
 
-    def mismatch(self, tree: TreeRoots) -> tuple[int, int] | None:
+    def mismatch(self, tree: Roots) -> tuple[int, int] | None:
         """(lo, hi): the first checkpoint size whose root is not the tree's, and the last
         matching size before it (0 if none); None if every root the tree covers matches."""
         roots = {size: tree.root(size) for size in self.checkpoints if size <= tree.size}
@@ -263,7 +262,7 @@ def _changed(lo: int, hi: int) -> str:
 
 
 async def bisect(
-    run: AuditRun, tree: TreeRoots, located: tuple[int, int], probe: Probe
+    run: AuditRun, tree: Roots, located: tuple[int, int], probe: Probe
 ) -> tuple[int, int]:
     """Narrow (lo, hi] down to the changed leaf with checkpoints fetched by `probe`."""
     lo, hi = located

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from client_sdk.audit.checks import check_leaf
+from client_sdk.audit.tiles import LeafHashFile
 from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
 from client_sdk.protocol.instruments.acts import parse_act
 from client_sdk.protocol.instruments.ledger import Ledger, judge
@@ -20,7 +21,7 @@ from client_sdk.protocol.statements import Roster, SignedStatement
 class InstrumentAudit:
     """The ledger of one room's instrument acts, as the audit replays them."""
 
-    def __init__(self, *, log_id: str, origin: str, hashes: list[bytes]) -> None:
+    def __init__(self, *, log_id: str, origin: str, hashes: list[bytes] | LeafHashFile) -> None:
         """`hashes` is the audit's list of leaf hashes so far (event seq - 1)."""
         self.log_id = log_id
         self.origin = origin

@@ -12,12 +12,11 @@ logs. `finish` returns the first failing index, whichever check found it.
 
 from __future__ import annotations
 
-import enum
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, Executor, Future
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,16 +30,16 @@ from client_sdk.audit.checks import (
     check_leaf,
 )
 from client_sdk.audit.instruments import InstrumentAudit
+from client_sdk.audit.outcome import AuditOutcome, LogKind, log_kind
 from client_sdk.audit.pool import CHUNK_SIZE
 from client_sdk.audit.signers import RosterSigner
+from client_sdk.audit.tiles import LeafHashFile, Roots, StreamTree, TreeRoots
 from client_sdk.client.verify import verify_roster_step
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import NotPermitted, ParleyError, ProtocolError, VerificationError
-from client_sdk.protocol.instruments.ledger import Ledger
 from client_sdk.protocol.keys import key_id
-from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.mediation import RoomState, Status
-from client_sdk.protocol.merkle import CompactRange, leaf_hash, node_hash
+from client_sdk.protocol.merkle import leaf_hash
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import (
     Moderation,
@@ -54,59 +53,6 @@ Progress = Callable[[int], None]
 """Called with the number of entries just checked (possibly from another thread)."""
 
 
-class LogKind(enum.StrEnum):
-    """What a log records."""
-
-    ROOM = "room"
-    DIRECTORY = "directory"
-
-
-def log_kind(log_id: str) -> LogKind:
-    """The kind of the log with this id."""
-    return LogKind.DIRECTORY if log_id == DIRECTORY_LOG_ID else LogKind.ROOM
-
-
-def check_origin(log_id: str, origin: str) -> None:
-    """Raise `VerificationError` unless `origin` is the origin a log with this id has."""
-    suffix = "/directory" if log_kind(log_id) is LogKind.DIRECTORY else f"/rooms/{log_id}"
-    host = origin.removesuffix(suffix)
-    if host == origin or not host:
-        raise VerificationError(f"log {log_id}: {origin!r} is not the origin of this log")
-
-
-class TreeRoots:
-    """Every level of a Merkle tree built from its leaf hashes: the root at any size."""
-
-    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
-        self.size = len(leaf_hashes)
-        self._levels = [list(leaf_hashes)]
-        while len(self._levels[-1]) > 1:
-            below = self._levels[-1]
-            self._levels.append(
-                [node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
-            )
-
-    def root(self, size: int) -> bytes:
-        """The root hash of the first `size` leaves (``0 <= size <= self.size``)."""
-        if not 0 <= size <= self.size:
-            raise ValueError(f"no root of size {size} in a tree of {self.size} leaves")
-        return CompactRange.from_nodes(size, lambda level, index: self._levels[level][index]).root()
-
-
-@dataclass(frozen=True, slots=True)
-class AuditOutcome:
-    """What the entries showed: the tree, the counts, and the first failure if any."""
-
-    tree: TreeRoots
-    counts: dict[str, int]
-    failure: Failure | None
-    roster_signers: list[RosterSigner] = field(default_factory=list)
-    ledger: Ledger = field(default_factory=Ledger)
-    """What the room's instrument acts built (agreements, receipts...), replayed."""
-    rosters: list[Roster] = field(default_factory=list)
-    """Every roster version, in order (room logs)."""
-
-
 class LogAuditor:
     """Checks a log's entries, fed in order; `finish` gives the outcome."""
 
@@ -118,15 +64,24 @@ class LogAuditor:
         executor: Executor | None = None,
         progress: Progress | None = None,
         chunk_size: int = CHUNK_SIZE,
+        stream: StreamTree | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
-        """Audit the log `log_id` with this origin; checks run in `executor` if given."""
+        """Audit the log `log_id` with this origin; checks run in `executor` if given.
+
+        With `stream`, the tree is rebuilt there and leaf hashes go to a file: memory
+        does not grow with the log (offline bundles). Otherwise every leaf hash is kept,
+        so that a root at any size can be had (online audits bisect with them)."""
         self.log_id = log_id
         self.origin = origin
         self.kind = log_kind(log_id)
         self._executor = executor
         self._progress = progress
         self._chunk_size = chunk_size
-        self._hashes: list[bytes] = []
+        self._stream = stream
+        self._max_in_flight = max_in_flight
+        self._size = 0
+        self._hashes: list[bytes] | LeafHashFile = [] if stream is None else LeafHashFile()
         self._counts: Counter[str] = Counter()
         self._failures: list[Failure] = []
         self._pending: list[EntryJob] = []
@@ -139,6 +94,7 @@ class LogAuditor:
         self._rosters: list[Roster] = []
         self._state = RoomState()
         self._roster_keys: dict[str, bytes] = {}
+        self._version_keys: dict[int, dict[str, bytes]] = {}
         self._signers: list[RosterSigner] = []
         self._instruments = InstrumentAudit(log_id=log_id, origin=origin, hashes=self._hashes)
         # The directory: account keys and certified devices so far.
@@ -148,7 +104,7 @@ class LogAuditor:
     @property
     def size(self) -> int:
         """How many entries were fed and hashed."""
-        return len(self._hashes)
+        return self._size
 
     @property
     def failed(self) -> bool:
@@ -161,7 +117,7 @@ class LogAuditor:
         for entry in entries:
             if self._failures:
                 break
-            index = len(self._hashes)
+            index = self._size
             try:
                 self._take(index, entry)
             except (ParleyError, ValueError, TypeError, KeyError) as exc:
@@ -176,6 +132,8 @@ class LogAuditor:
         """Stop the worker pool: the auditor owns the executor it was given."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
+        if isinstance(self._hashes, LeafHashFile):
+            self._hashes.close()
 
     def fail(self, index: int, reason: str) -> None:
         """Record a failure found outside the entries (e.g. missing entries)."""
@@ -192,8 +150,14 @@ class LogAuditor:
                 raise ParleyError(f"the processes checking signatures failed: {exc}") from exc
             if result is not None:
                 failures.append(result)
+        tree: Roots
+        if self._stream is not None:
+            tree = self._stream
+        else:
+            assert isinstance(self._hashes, list)
+            tree = TreeRoots(self._hashes)
         return AuditOutcome(
-            tree=TreeRoots(self._hashes),
+            tree=tree,
             counts=dict(self._counts),
             failure=min(failures, default=None),
             roster_signers=list(self._signers),
@@ -206,13 +170,23 @@ class LogAuditor:
     def _take(self, index: int, entry: Any) -> None:
         if not isinstance(entry, Mapping) or entry.get("index") != index:
             raise VerificationError(f"entry {index} is missing (the log skips or repeats one)")
-        raw = _b64(entry.get("leaf"), "the leaf")
+        raw = entry.get("leaf")
+        if not isinstance(raw, bytes):  # JSON: base64url text
+            raw = _b64(raw, "the leaf")
         hashed = leaf_hash(raw)
         stored = entry.get("leaf_hash")
         if stored is not None and stored != b64e(hashed):
             raise VerificationError("the stored leaf hash is not the hash of the leaf")
         self._hashes.append(hashed)
+        if self._stream is not None:
+            self._stream.append(hashed)
+        self._size += 1
         signed = entry.get("signed")
+        if isinstance(signed, bytes):  # a tiled bundle: messages go to the checks unparsed
+            if self.kind is LogKind.ROOM and signed.startswith(b'{"header":'):
+                self._take_message_bytes(index, raw, signed)
+                return
+            signed = _json_object(signed)
         if not isinstance(signed, dict):
             raise VerificationError("no signed payload is served for this leaf")
         if self.kind is LogKind.DIRECTORY:
@@ -264,6 +238,7 @@ class LogAuditor:
         self._roster_keys = {
             d.device_id: b64d(d.signing_key) for m in roster.members for d in m.devices
         }
+        self._version_keys[roster.version] = self._roster_keys
         self._counts["roster"] += 1
         self._report(1)
 
@@ -316,6 +291,15 @@ class LogAuditor:
         self._pending.append(EntryJob(index, raw, signed, "message", key, sender, version))
         self._counts["message"] += 1
 
+    def _take_message_bytes(self, index: int, raw: bytes, signed: bytes) -> None:
+        """A message given unparsed: `check_chunk` parses it and finds its sender's key
+        in the roster in force (nothing here reads it: this pass is the bottleneck)."""
+        if self._roster is None:
+            raise VerificationError("a message before the room's first roster")
+        version = self._roster[0].version
+        self._pending.append(EntryJob(index, raw, signed, "message", b"", "", version))
+        self._counts["message"] += 1
+
     def _take_statement(self, index: int, raw: bytes, signed: dict[str, Any]) -> None:
         body = signed.get("body")
         if not isinstance(body, dict):
@@ -356,6 +340,7 @@ class LogAuditor:
             log_id=self.log_id,
             origin=self.origin,
             roster_devices={v: self._roster_devices[v] for v in versions},
+            roster_keys={v: self._version_keys[v] for v in versions},
         )
         if self._executor is None:
             result = check_chunk(context, jobs)
@@ -363,6 +348,7 @@ class LogAuditor:
             if result is not None:
                 self._failures.append(result)
             return
+        self._wait_for_room()
         future = self._executor.submit(check_chunk, context, jobs)
         count = len(jobs)
 
@@ -377,9 +363,33 @@ class LogAuditor:
         future.add_done_callback(done)
         self._futures.append(future)
 
+    def _wait_for_room(self) -> None:
+        """Keep at most `max_in_flight` chunks (if set) queued: what is read waits for the checks,
+        so memory holds a few chunks, not the log. Chunks that passed are forgotten."""
+        kept = []
+        for future in self._futures:
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                kept.append(future)
+            elif future.result() is not None:
+                kept.append(future)
+        self._futures = kept
+        limit = self._max_in_flight
+        while limit is not None and sum(not f.done() for f in self._futures) >= limit:
+            wait([f for f in self._futures if not f.done()], return_when=FIRST_COMPLETED)
+
     def _report(self, count: int) -> None:
         if self._progress is not None:
             self._progress(count)
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise VerificationError(f"not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise VerificationError("not a JSON object")
+    return value
 
 
 def _b64(value: Any, what: str) -> bytes:

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import IO, Any
 
+from client_sdk.audit.archive import TiledManifest, TiledWriter, signed_bytes_of
 from client_sdk.audit.bundle import AuditBundle
 from client_sdk.audit.checkpoints import KnownCheckpoint
 from client_sdk.audit.core import AuditReport, AuditRun, Policy, ProgressSink, bisect
-from client_sdk.audit.log import (
-    AuditOutcome,
-    LogAuditor,
-    LogKind,
-    log_kind,
-)
+from client_sdk.audit.log import LogAuditor
+from client_sdk.audit.outcome import AuditOutcome, LogKind, log_kind
 from client_sdk.audit.pool import can_fork_now, make_pool, worker_count
 from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
 from client_sdk.audit.witness_online import existing_witness, fetch_checkpoint
 from client_sdk.client import ParleyClient
+from client_sdk.protocol.encoding import b64d
 from client_sdk.protocol.wire.identity import AccountOut
 from client_sdk.protocol.wire.logs import EntriesOut, LogOut, WitnessOut
 
@@ -169,28 +168,32 @@ class OnlineLog:
         ids = sorted({signer.account_id for signer in outcome.roster_signers})
         return {account_id: await self._account(account_id) for account_id in ids}
 
-    async def export(self) -> AuditBundle:
-        """The log, its checkpoints and the keys needed to check them, as a bundle."""
+    async def _export_run(self) -> AuditRun:
+        """The checkpoints a bundle carries: the newest, the cosigned, the known ones, and
+        a grid of evenly spaced ones so that a changed leaf is located offline."""
         run, _ = await self._prepare(Policy((), None))
         size = run.newest.size
-        entries: list[dict[str, Any]] = []
-        for start in range(0, size, PAGE):
-            for entry in await self._page(start, min(start + PAGE, size)):
-                if isinstance(entry, dict):
-                    entries.append({k: entry.get(k) for k in ("index", "leaf", "signed")})
         step = 256
         while size // step > BUNDLE_CHECKPOINTS:
             step *= 2
         for grid in range(step, size, step):
             if grid not in run.checkpoints:
                 run.add(await self._probe(grid), size=grid)
+        return run
+
+    async def _entries(self, size: int) -> AsyncIterator[dict[str, Any]]:
+        for start in range(0, size, PAGE):
+            for entry in await self._page(start, min(start + PAGE, size)):
+                if isinstance(entry, dict):
+                    yield {k: entry.get(k) for k in ("index", "leaf", "signed")}
+
+    async def export(self) -> AuditBundle:
+        """The log, its checkpoints and the keys needed to check them, as a JSON bundle."""
+        run = await self._export_run()
+        entries = [entry async for entry in self._entries(run.newest.size)]
         mediators: set[str] = set()
-        if log_kind(self.log_id) is LogKind.ROOM:
-            for entry in entries:
-                body = (entry.get("signed") or {}).get("body")
-                for member in (body or {}).get("members") or []:
-                    if isinstance(member, dict) and member.get("side") == "mediator":
-                        mediators.add(str(member.get("account_id")))
+        for entry in entries:
+            mediators |= self._mediators(entry)
         return AuditBundle(
             log_id=self.log_id,
             origin=run.origin,
@@ -201,6 +204,38 @@ class OnlineLog:
             accounts={a: await self._account(a) for a in sorted(mediators)},
             entries=entries,
         )
+
+    async def export_tiled(self, out: IO[bytes]) -> int:
+        """Write the tiled bundle of the log to `out`, page by page; the entry count."""
+        run = await self._export_run()
+        newest = run.newest
+        manifest = TiledManifest(
+            log_id=self.log_id,
+            origin=run.origin,
+            log_vkey=run.log_vkey,
+            exported_at=self.client.clock(),
+            size=newest.size,
+            checkpoints=[c.note for size, c in sorted(run.checkpoints.items()) if c is not newest],
+            witnesses=await self.witnesses(),
+        )
+        writer = TiledWriter(out, manifest, newest.note)
+        mediators: set[str] = set()
+        async for entry in self._entries(newest.size):
+            mediators |= self._mediators(entry)
+            writer.add(b64d(str(entry.get("leaf"))), signed_bytes_of(entry.get("signed")))
+        writer.finish({a: await self._account(a) for a in sorted(mediators)})
+        return writer.written
+
+    def _mediators(self, entry: dict[str, Any]) -> set[str]:
+        """The mediators a roster entry lists (whose directory records a bundle carries)."""
+        if log_kind(self.log_id) is not LogKind.ROOM:
+            return set()
+        body = (entry.get("signed") or {}).get("body")
+        return {
+            str(member.get("account_id"))
+            for member in (body or {}).get("members") or []
+            if isinstance(member, dict) and member.get("side") == "mediator"
+        }
 
 
 def _pages(size: int) -> list[tuple[int, int]]:

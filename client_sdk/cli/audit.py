@@ -8,6 +8,7 @@ connection error.
 from __future__ import annotations
 
 import asyncio
+import enum
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,6 +30,7 @@ from client_sdk.audit import (
     KnownCheckpoint,
     WitnessedCheckpoint,
     export_log,
+    export_tiled,
     keystore_witness,
     read_bundle,
     register_witness,
@@ -221,19 +223,49 @@ def verify(
         _print_report(report, offline=bundle is not None, pinned=log_key is not None)
 
 
+class BundleFormat(enum.StrEnum):
+    """What `parley audit export` writes."""
+
+    TILES = "tiles"
+    JSON = "json"
+
+
 @audit_app.command("export")
 def export(
     log_id: LogArgument,
     output: Annotated[Path, typer.Option("--output", "-o", help="The bundle file to write.")],
+    bundle_format: Annotated[
+        BundleFormat,
+        typer.Option(
+            "--format",
+            help="tiles: tlog-tiles and entry bundles in a gzipped tar, verified in bounded "
+            "memory; json: the single JSON document of earlier versions.",
+        ),
+    ] = BundleFormat.TILES,
     gzip_output: Annotated[
         bool | None,
-        typer.Option("--gzip/--no-gzip", help="Compress (default: when FILE ends in .gz)."),
+        typer.Option(
+            "--gzip/--no-gzip", help="--format json: compress (default: when FILE ends in .gz)."
+        ),
     ] = None,
 ) -> None:
     """Write a self-contained bundle of the log that `verify --bundle` checks offline."""
+    if gzip_output is not None and bundle_format is BundleFormat.TILES:
+        raise fail("--gzip/--no-gzip is for --format json (a tiled bundle is compressed)", 2)
 
     async def work() -> int:
         async with _client() as client:
+            if bundle_format is BundleFormat.TILES:
+                partial = output.with_name(output.name + ".part")
+                try:
+                    with partial.open("wb") as out:
+                        count = await export_tiled(client, log_id, out)
+                    partial.replace(output)
+                except OSError as exc:
+                    raise ProtocolError(f"cannot write {output}: {exc.strerror}") from exc
+                finally:
+                    partial.unlink(missing_ok=True)
+                return count
             bundle = await export_log(client, log_id)
         try:
             write_bundle(bundle, output, compress=gzip_output)

@@ -13,6 +13,7 @@ the private key as ``mlkem768_seed (64) || x25519_private (32)``.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -79,6 +80,12 @@ class SigningKey:
         return self.private.sign(_signed_bytes(label, data))
 
 
+@functools.lru_cache(maxsize=4096)
+def _public_key(public_key: bytes) -> ed25519.Ed25519PublicKey:
+    # Loading a key costs about a tenth of a verification; audits check many per key.
+    return ed25519.Ed25519PublicKey.from_public_bytes(public_key)
+
+
 def verify_signature(public_key: bytes, label: SigLabel, data: bytes, signature: bytes) -> None:
     """Check an Ed25519 signature made with `SigningKey.sign`; raise `VerificationError`."""
     if len(public_key) != 32:
@@ -86,8 +93,7 @@ def verify_signature(public_key: bytes, label: SigLabel, data: bytes, signature:
     if len(signature) != 64:
         raise VerificationError(f"bad {label.value} signature: wrong length")
     try:
-        key = ed25519.Ed25519PublicKey.from_public_bytes(public_key)
-        key.verify(signature, _signed_bytes(label, data))
+        _public_key(public_key).verify(signature, _signed_bytes(label, data))
     except (InvalidSignature, ValueError) as exc:
         raise VerificationError(f"bad {label.value} signature") from exc
 

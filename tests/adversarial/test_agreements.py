@@ -14,6 +14,8 @@ import pytest
 from client_sdk.audit import (
     AuditFailure,
     export_log,
+    export_tiled,
+    read_bundle,
     verify_agreement,
     verify_bundle,
     verify_log,
@@ -87,6 +89,12 @@ async def test_a_countersignature_logged_before_the_sides_signed_is_refused(
         verify_bundle(bundle)
     with pytest.raises(AuditFailure, match="countersigns last"):
         verify_agreement(text, bundle)
+    tiled = text.with_name("room.parley-bundle")  # and in the tiled format
+    with tiled.open("wb") as out:
+        await export_tiled(talks.mediator, talks.room_id, out)
+    with pytest.raises(AuditFailure, match="countersigns last") as offline:
+        verify_agreement(text, read_bundle(tiled))
+    assert offline.value.index == forged_seq - 1
 
 
 async def test_a_signature_over_another_hash_is_refused(talks: Talks, tmp_path: Path) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client_sdk.audit import AuditBundle
-from client_sdk.protocol.encoding import b64e, canonical_json, sha256
+from client_sdk.audit import AuditBundle, TiledBundle
+from client_sdk.audit.archive import TiledManifest, TiledWriter, open_tiled, signed_bytes_of
+from client_sdk.protocol.encoding import b64d, b64e, canonical_json, sha256
 from client_sdk.protocol.envelope import Envelope, Recipient, seal_envelope, signed_bytes
 from client_sdk.protocol.keys import EncryptionKey, SigLabel, SigningKey, key_id
 from client_sdk.protocol.leaf import LogLeaf, directory_origin, room_origin
@@ -208,6 +210,30 @@ class LogBuilder:
             entries=self.entries,
         )
 
+    def write_tiled(self, path: Path, **options: Any) -> TiledBundle:
+        """The same bundle as `bundle(**options)`, written tiled to `path`."""
+        bundle = self.bundle(**options)
+        return write_tiled(path, bundle)
+
+
+def write_tiled(path: Path, bundle: AuditBundle) -> TiledBundle:
+    """Write a JSON bundle's content as a tiled bundle at `path`."""
+    manifest = TiledManifest(
+        log_id=bundle.log_id,
+        origin=bundle.origin,
+        log_vkey=bundle.log_vkey,
+        exported_at=bundle.exported_at,
+        size=len(bundle.entries),
+        checkpoints=bundle.checkpoints[:-1],
+        witnesses=bundle.witnesses,
+    )
+    with path.open("wb") as out:
+        writer = TiledWriter(out, manifest, bundle.checkpoints[-1])
+        for entry in bundle.entries:
+            writer.add(b64d(entry["leaf"]), signed_bytes_of(entry["signed"]))
+        writer.finish(bundle.accounts)
+    return open_tiled(path)
+
 
 @dataclass(slots=True)
 class Room:
@@ -219,10 +245,16 @@ class Room:
     bob: Person
     rosters: list[tuple[Roster, SignedStatement]]
     template: Envelope
+    fresh_wraps: bool = False
+    """Give each message wraps of its own (random bytes), as a real log has."""
 
     def bundle(self, **options: Any) -> AuditBundle:
         """The room's bundle, with Mona's directory record."""
         return self.log.bundle(accounts={self.mona.account_id: self.mona.record()}, **options)
+
+    def write_tiled(self, path: Path, **options: Any) -> TiledBundle:
+        """The room's bundle, written tiled to `path`."""
+        return write_tiled(path, self.bundle(**options))
 
     def send(self, sender: Person, *, message_id: str | None = None) -> None:
         """Append a message by `sender` sealed to the newest roster."""
@@ -235,11 +267,14 @@ class Room:
                 "sent_at": T0 + len(self.log.entries),
             }
         )
-        data = signed_bytes(header, self.template.wraps)
+        wraps = dict(self.template.wraps)
+        if self.fresh_wraps:  # as real wraps are: random, one set per message
+            wraps = {d: b64e(secrets.token_bytes(len(b64d(w)))) for d, w in wraps.items()}
+        data = signed_bytes(header, wraps)
         signature = b64e(sender.device_key.sign(SigLabel.ENVELOPE, data))
         signed = {
             "header": header.model_dump(mode="json"),
-            "wraps": dict(self.template.wraps),
+            "wraps": wraps,
             "signature": signature,
         }
         self.log.append("message", sender.device_id, signed, data, signature)
@@ -271,8 +306,9 @@ def _canonical_body(signed: SignedStatement) -> bytes:
     return canonical_json(signed.body)
 
 
-def room(*, messages: int = 5) -> Room:
-    """A room with three roster versions, then `messages` messages from all three."""
+def room(*, messages: int = 5, fresh_wraps: bool = False) -> Room:
+    """A room with three roster versions, then `messages` messages from all three
+    (with wraps of their own if `fresh_wraps`, else all the template's)."""
     mona = person("Mona", Role.MEDIATOR)
     alice = person("Alice", Role.PARTY)
     bob = person("Bob", Role.PARTY)
@@ -288,7 +324,9 @@ def room(*, messages: int = 5) -> Room:
         recipients=[Recipient(p.device_id, p.encryption_key.public_bytes()) for p in everyone],
         sent_at=T0,
     )
-    built = Room(LogBuilder(room_id, room_origin(HOST, room_id)), mona, alice, bob, [], template)
+    built = Room(
+        LogBuilder(room_id, room_origin(HOST, room_id)), mona, alice, bob, [], template, fresh_wraps
+    )
     built.add_roster(mona, [mona.member(Side.MEDIATOR)])
     built.add_roster(mona, [mona.member(Side.MEDIATOR), alice.member(Side.A)])
     built.add_roster(mona, [mona.member(Side.MEDIATOR), alice.member(Side.A), bob.member(Side.B)])

@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from client_sdk.audit import write_bundle
+from client_sdk.audit.archive import is_tiled
 from client_sdk.client import ParleyClient
 from client_sdk.keystore import Keystore, KeystoreState
 from client_sdk.protocol.keys import SigningKey
@@ -159,13 +160,23 @@ async def test_a_following_witness_cosigns_each_new_checkpoint(
 async def test_an_exported_bundle_verifies_with_no_server_running(
     scene: Scene, live: LiveServer, tmp_path: Path
 ) -> None:
-    bundle = tmp_path / "room.json.gz"
-    exported = await parley(["audit", "export", scene.room_id, "-o", str(bundle)], env=scene.env())
+    tiled, old = tmp_path / "room.parley-bundle", tmp_path / "room.json.gz"
+    exported = await parley(["audit", "export", scene.room_id, "-o", str(tiled)], env=scene.env())
     assert "wrote 5 entries" in exported.ok().stdout
+    as_json = ["audit", "export", scene.room_id, "-o", str(old), "--format", "json"]
+    assert "wrote 5 entries" in (await parley(as_json, env=scene.env())).ok().stdout
+    assert is_tiled(tiled.read_bytes()[:4096])
+    assert not is_tiled(old.read_bytes()[:4096])
+    refused = await parley(
+        ["audit", "export", scene.room_id, "-o", str(tmp_path / "x"), "--gzip"], env=scene.env()
+    )
+    assert refused.returncode == 2
+    assert not (tmp_path / "x").exists()
     await live.stop()
     nobody = tmp_path / "nobody"  # no keystore, no server: the bundle alone
-    result = await parley(["audit", "verify", "--bundle", str(bundle)], env=scene.env(nobody))
-    assert f"verified log {scene.room_id}" in result.ok().stdout
+    for bundle in (tiled, old):  # told apart by content
+        result = await parley(["audit", "verify", "--bundle", str(bundle)], env=scene.env(nobody))
+        assert f"verified log {scene.room_id}" in result.ok().stdout
 
 
 def test_a_tampered_bundle_fails_naming_the_index(tmp_path: Path) -> None:

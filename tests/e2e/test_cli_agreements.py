@@ -53,7 +53,7 @@ async def test_a_signed_agreement_from_proposal_to_offline_verification(
     listed = run_parley(["agree", "show", room], env=bob).ok()
     read = run_parley(["read", room, "--json"], env=bob).json_lines()
     log_key = (await verify_log(negotiation.mediator, room)).log_vkey  # given out of band
-    bundle = tmp_path / "bundle.json"
+    bundle = tmp_path / "room.parley-bundle"  # the tiled format, export's default
     run_parley(["audit", "export", room, "--output", str(bundle)], env=mediator).ok()
 
     nobody = cli_env(PARLEY_HOME=str(tmp_path / "no-profile"))  # an outsider, offline
