@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +366,253 @@ def test_excerpt_and_excerpt_verify_share_the_word(scene: Scene) -> None:
     assert usage.returncode == 2
     missing = run_parley(["excerpt", scene.room_id, "1"], env=nobody)
     assert missing.returncode == 2  # --out is required
+
+
+# --- the close of the negotiation: sealed offers, the agreement, receipts -------------
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """What every step of the negotiation's close printed (issue 9's walkthrough)."""
+
+    blind: str
+    blind_settle: dict[str, Any]
+    blind_b: dict[str, Any]
+    blind_mediator: dict[str, Any]
+    open_round: str
+    open_a: dict[str, Any]
+    open_b: dict[str, Any]
+    refused: str
+    escrow: dict[str, Any]
+    refused_a: dict[str, Any]
+    agreement_id: str
+    early_countersign: CliResult
+    agreement: dict[str, Any]
+    receipts: list[dict[str, Any]]
+    audit: dict[str, Any]
+    bundle: CliResult
+    agree_verify: dict[str, Any]
+    pdf: Path
+
+
+SITE_QUESTION = "Where the exchange takes place (site number)"
+RELEASE_QUESTION = "Detainees released in phase 1 (0-500)"
+
+
+def _round(result: CliResult) -> dict[str, Any]:
+    shown: dict[str, Any] = result.json()
+    return shown
+
+
+@pytest.fixture(scope="module")
+def closing(scene: Scene) -> Closing:
+    """The mediator runs three sealed-offer rounds (blind, open, and one side B will not
+    reveal, with a deadline), then the phase-1 agreement is proposed, signed by both
+    sides and countersigned; receipts, the audit and an offline bundle close it."""
+    room, cast, work = scene.room_id, scene.cast, scene.workdir
+    mediator, alice, bob = cast.mediator.env, cast.alice.env, cast.bob.env
+
+    # The round whose deadline must pass goes first, so the others run meanwhile.
+    opened = run_parley(
+        [
+            "offer",
+            "open",
+            room,
+            "--question",
+            "Where the exchange takes place (site number)",
+            "--deadline",
+            "90s",
+            "--json",
+        ],
+        env=mediator,
+    ).json()
+    refused = str(opened["round_id"])
+    deadline = datetime.fromisoformat(str(opened["deadline"]))
+    run_parley(["offer", "commit", room, refused, "3"], env=alice).ok()
+    run_parley(["offer", "commit", room, refused, "7"], env=bob).ok()
+    run_parley(["offer", "reveal", room, refused], env=alice).ok()  # side B never does
+
+    blind = (
+        run_parley(
+            [
+                "offer",
+                "open",
+                room,
+                "--question",
+                "Detainees released in phase 1 (0-500)",
+                "--blind",
+                "--rule",
+                "midpoint",
+            ],
+            env=mediator,
+        )
+        .ok()
+        .stdout.strip()
+    )
+    run_parley(["offer", "commit", room, blind, "60", "--note", "our ceiling"], env=alice).ok()
+    run_parley(["offer", "commit", room, blind, "45"], env=bob).ok()
+    run_parley(["offer", "reveal", room, blind], env=alice).ok()
+    run_parley(["offer", "reveal", room, blind], env=bob).ok()
+    blind_settle = run_parley(["offer", "settle", room, blind, "--json"], env=mediator).json()
+    blind_b = _round(run_parley(["offer", "show", room, blind, "--json"], env=bob))
+    blind_mediator = _round(run_parley(["offer", "show", room, blind, "--json"], env=mediator))
+
+    open_round = (
+        run_parley(
+            ["offer", "open", room, "--question", "Days between phase 1 and phase 2"], env=mediator
+        )
+        .ok()
+        .stdout.strip()
+    )
+    run_parley(["offer", "commit", room, open_round, "14"], env=alice).ok()
+    run_parley(["offer", "commit", room, open_round, "21"], env=bob).ok()
+    run_parley(["offer", "reveal", room, open_round], env=alice).ok()
+    run_parley(["offer", "reveal", room, open_round], env=bob).ok()
+    open_a = _round(run_parley(["offer", "show", room, open_round, "--json"], env=alice))
+    open_b = _round(run_parley(["offer", "show", room, open_round, "--json"], env=bob))
+
+    pdf = work / "phase-1-agreement.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 12_000 + b"\n%%EOF\n")  # ~3 MB
+    agreement_id = (
+        run_parley(
+            ["agree", "propose", room, str(pdf), "--title", "Phase 1 exchange"], env=mediator
+        )
+        .ok()
+        .stdout.strip()
+    )
+    early_countersign = run_parley(["agree", "sign", room, agreement_id], env=mediator)
+    run_parley(["agree", "sign", room, agreement_id], env=alice).ok()
+    run_parley(["agree", "sign", room, agreement_id], env=bob).ok()
+    run_parley(["agree", "sign", room, agreement_id], env=mediator).ok()
+    agreement = run_parley(["agree", "show", room, agreement_id, "--json"], env=bob).json()
+
+    # The deadline of the first round has passed by now on any machine that ran the
+    # steps above; if not, that wait is the passing of time itself, not an event.
+    remaining = (deadline - datetime.now(deadline.tzinfo)).total_seconds()
+    if remaining > 0:
+        time.sleep(remaining + 1)
+    escrow = run_parley(["offer", "open-escrow", room, refused, "b", "--json"], env=mediator).json()
+    refused_a = _round(run_parley(["offer", "show", room, refused, "--json"], env=alice))
+
+    receipts = run_parley(["receipts", room, "--json"], env=mediator).json()
+    audit = run_parley(["audit", "verify", room, "--json"], env=mediator).json()
+    bundle_path = work / "closing.bundle"
+    run_parley(["audit", "export", room, "--output", str(bundle_path)], env=mediator).ok()
+    nobody = cli_env(PARLEY_HOME=str(work / "no-profile"))
+    bundle = run_parley(
+        ["audit", "verify", "--bundle", str(bundle_path), "--log-key", scene.log_key], env=nobody
+    )
+    agree_verify = run_parley(
+        [
+            "agree",
+            "verify",
+            str(pdf),
+            "--bundle",
+            str(bundle_path),
+            "--log-key",
+            scene.log_key,
+            "--json",
+        ],
+        env=nobody,
+    ).json()
+    return Closing(
+        blind=blind,
+        blind_settle=blind_settle,
+        blind_b=blind_b,
+        blind_mediator=blind_mediator,
+        open_round=open_round,
+        open_a=open_a,
+        open_b=open_b,
+        refused=refused,
+        escrow=escrow,
+        refused_a=refused_a,
+        agreement_id=agreement_id,
+        early_countersign=early_countersign,
+        agreement=agreement,
+        receipts=receipts,
+        audit=audit,
+        bundle=bundle,
+        agree_verify=agree_verify,
+        pdf=pdf,
+    )
+
+
+def _offers(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {str(o["side"]): o for o in shown["offers"]}
+
+
+def test_the_blind_round_ends_with_the_mediators_overlap_announcement(closing: Closing) -> None:
+    assert closing.blind_settle["act"] == "offer-settle"
+    assert closing.blind_settle["overlap"] is True
+    assert closing.blind_settle["midpoint"] == "52.5"
+    mediator = closing.blind_mediator
+    assert {s: o["value"] for s, o in _offers(mediator).items()} == {"a": "60", "b": "45"}
+    assert mediator["settlement"]["checked"] is True
+    assert mediator["settlement"]["overlap"] is True
+
+
+def test_side_b_learns_the_outcome_of_the_blind_round_and_never_side_as_offer(
+    closing: Closing,
+) -> None:
+    seen = closing.blind_b
+    assert seen["blind"] is True
+    assert seen["settlement"]["overlap"] is True
+    assert seen["settlement"]["midpoint"] == "52.5"
+    assert _offers(seen)["a"]["value"] is None
+    assert _offers(seen)["a"]["commitment"]  # the commitment the announcement names
+    assert _offers(seen)["b"]["value"] == "45"  # its own
+
+
+def test_the_open_round_reveals_both_offers_to_both_sides(closing: Closing) -> None:
+    for shown in (closing.open_a, closing.open_b):
+        offers = _offers(shown)
+        assert {s: o["value"] for s, o in offers.items()} == {"a": "14", "b": "21"}
+        assert all(o["revealed_seq"] for o in offers.values())
+        assert not any(o["refused"] for o in offers.values())
+
+
+def test_a_side_that_refuses_to_reveal_is_opened_from_escrow(closing: Closing) -> None:
+    assert closing.escrow["act"] == "escrow-open"
+    assert closing.escrow["side"] == "b"
+    offers = _offers(closing.refused_a)
+    assert offers["b"]["value"] == "7"
+    assert offers["b"]["revealed_seq"] is None  # the refusal stays visible
+    assert offers["b"]["escrow_seq"] == closing.escrow["seq"]
+    assert offers["a"]["value"] == "3"
+    assert closing.refused_a["closed_seq"] is not None
+
+
+def test_the_phase_1_agreement_is_signed_by_both_sides_and_countersigned(
+    closing: Closing,
+) -> None:
+    assert closing.early_countersign.returncode == 1
+    assert closing.early_countersign.stderr.count("\n") == 1
+    agreement = closing.agreement
+    assert agreement["complete"] is True
+    assert agreement["title"] == "Phase 1 exchange"
+    assert agreement["document"]["size"] == closing.pdf.stat().st_size
+    assert {s["name"] for s in agreement["signers"] if s["signed"]} == {
+        "Mona Mediator",
+        "Alice",
+        "Bob",
+    }
+    assert closing.agree_verify["ok"] is True
+    assert closing.agree_verify["agreement"]["agreement_id"] == closing.agreement_id
+
+
+def test_receipts_prove_what_side_b_received_and_when(scene: Scene, closing: Closing) -> None:
+    bob = scene.cast.bob.account_id
+    by_bob = {r["seq"]: r for r in closing.receipts if r["account_id"] == bob}
+    phase_1 = _seq(scene.phase_1)
+    assert phase_1 in by_bob  # side B's SDK acknowledged the phase-1 disclosure
+    assert datetime.fromisoformat(by_bob[phase_1]["server_time"])
+    agreement_seq = closing.agreement["seq"]
+    assert {r["account_id"] for r in closing.receipts if r["seq"] == agreement_seq} >= {
+        bob,
+        scene.cast.alice.account_id,
+    }
+
+
+def test_the_whole_negotiation_passes_the_audit_and_an_offline_bundle(closing: Closing) -> None:
+    assert closing.audit["entries"]["instrument"] > 20
+    assert closing.bundle.returncode == 0, closing.bundle.describe()
