@@ -591,11 +591,11 @@ def test_the_phase_1_agreement_is_signed_by_both_sides_and_countersigned(
     assert agreement["complete"] is True
     assert agreement["title"] == "Phase 1 exchange"
     assert agreement["document"]["size"] == closing.pdf.stat().st_size
-    assert {s["name"] for s in agreement["signers"] if s["signed"]} == {
-        "Mona Mediator",
-        "Alice",
-        "Bob",
-    }
+    assert all(slot["signed"] for slot in agreement["signers"])
+    signatures = agreement["signatures"]
+    assert [s["name"] for s in signatures][-1] == "Mona Mediator"  # countersigned last
+    assert {s["name"] for s in signatures} == {"Mona Mediator", "Alice", "Bob"}
+    assert {s["document_sha256"] for s in signatures} == {agreement["document_sha256"]}
     assert closing.agree_verify["ok"] is True
     assert closing.agree_verify["agreement"]["agreement_id"] == closing.agreement_id
 
