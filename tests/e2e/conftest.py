@@ -1,12 +1,14 @@
 """End-to-end fixtures: real `parley serve` processes and real `parley` commands.
 
-One server per backend serves the whole package (`shared_deployment`), and the
-same four people, enrolled once with the `parley` command, are reused by
-every test (`cast`); each test opens its own room, so tests do not see each
-other's messages. Tests that crash the server restart it before they end, and
-`deployment` restarts it anyway if an earlier test left it dead. SQLite runs on
-a file of its own; PostgreSQL on a database created for the package and
-dropped after it, and is skipped, visibly, without ``PARLEY_TEST_POSTGRES_URL``.
+One server per backend serves every end-to-end test of the session
+(`shared_deployment`; under pytest-xdist, of the worker, which may run other
+packages' files between two of these), and the same four people, enrolled once
+with the `parley` command, are reused by every test (`cast`); each test opens
+its own room, so tests do not see each other's messages. Tests that crash the
+server restart it before they end, and `deployment` restarts it anyway if an
+earlier test left it dead. SQLite runs on a file of its own; PostgreSQL on a
+database created for the session and dropped after it, and is skipped, visibly,
+without ``PARLEY_TEST_POSTGRES_URL``.
 """
 
 from __future__ import annotations
@@ -49,11 +51,11 @@ def _serve(root: Path, backend: str, database_url: str, dsn: str | None) -> Iter
         server.stop()
 
 
-@pytest.fixture(scope="package", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def shared_deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    """The package's server on one backend (started once, possibly restarted by tests)."""
+    """The session's server on one backend (started once, possibly restarted by tests)."""
     backend: str = request.param
     if backend == "sqlite":
         root = tmp_path_factory.mktemp("e2e-sqlite")
@@ -77,7 +79,7 @@ def shared_deployment(
 
 @pytest.fixture
 def deployment(shared_deployment: Deployment) -> Deployment:
-    """The package's server, running."""
+    """The session's server, running."""
     shared_deployment.ensure_running()
     return shared_deployment
 
@@ -85,7 +87,7 @@ def deployment(shared_deployment: Deployment) -> Deployment:
 _TOKEN = re.compile(r"\S+\n")
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def cast(shared_deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Cast:
     """Four people enrolled the operator's way: `parley admin enroll` on the server's
     database, then `parley enroll` in each person's own profile."""

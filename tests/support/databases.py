@@ -1,5 +1,9 @@
 """Fresh databases for tests: a SQLite file, or a PostgreSQL database cloned from
-a migrated template (one template per test session, one clone per test)."""
+a migrated template (one template per test session, one clone per test).
+
+Every PostgreSQL database made here has a name of its own (a random suffix, and the
+pytest-xdist worker's id when there is one), so parallel workers never share one;
+each is dropped by whoever made it."""
 
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ async def create_database(admin_url: str, *, template: str | None = None) -> str
     flush costs more than the statement. Nothing here survives a PostgreSQL crash
     anyway; what a commit means to other sessions is unchanged.
     """
-    name = f"parley_t_{uuid.uuid4().hex[:16]}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under pytest-xdist
+    name = "_".join(filter(None, ["parley_t", worker, uuid.uuid4().hex[:16]]))
     conn = await asyncpg.connect(admin_url)
     try:
         clause = f" TEMPLATE {template}" if template else ""

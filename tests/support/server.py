@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -13,15 +14,46 @@ from pathlib import Path
 
 import httpx
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 60.0
+"""Generous: on a loaded 2-core machine, with parallel test workers, start-up is slow."""
+
+
+PORTS_PER_WORKER = 1000
+FIRST_WORKER_PORT = 20000
+"""Below Linux's ephemeral range (32768 and up), so no outgoing connection holds one."""
+
+_next_port = itertools.count()
+
+
+def _worker_number() -> int | None:
+    """This pytest-xdist worker's number (``gw3`` -> 3), or None outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port nobody listens on right now.
+
+    Under pytest-xdist each worker takes ports from a block of its own, in turn, so
+    two workers never pick the same port between one's probe and its server's bind
+    (and a restarted server keeps its port without another worker taking it).
+    """
+    worker = _worker_number()
+    if worker is None or worker >= (32768 - FIRST_WORKER_PORT) // PORTS_PER_WORKER:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    base = FIRST_WORKER_PORT + worker * PORTS_PER_WORKER
+    for _ in range(PORTS_PER_WORKER):
+        candidate = base + next(_next_port) % PORTS_PER_WORKER
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise RuntimeError(f"no free port in {base}..{base + PORTS_PER_WORKER - 1}")
 
 
 def parley_command() -> list[str]:
@@ -57,6 +89,7 @@ class ServerProcess:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)
+        self.kill()  # not left running on a database its caller is about to drop
         raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
