@@ -1,10 +1,15 @@
 """The Parley client SDK: an async client, the local keystore, and the `parley` command.
 
 Every error it raises is a `ParleyError`; `client_sdk.protocol.errors` draws the tree.
+
+The client and the keystore are imported on first use (PEP 562), so a program that
+imports only part of the SDK (`parley --help`, the server's protocol code) does not
+pay for all of it; ``from client_sdk import ParleyClient`` works as before.
 """
 
-from client_sdk.client import Acknowledgement, Member, Message, ParleyClient, Receipt, Room
-from client_sdk.keystore import Keystore
+import importlib
+from typing import TYPE_CHECKING
+
 from client_sdk.protocol.errors import (
     APIError,
     AuditFailure,
@@ -24,6 +29,31 @@ from client_sdk.protocol.errors import (
     VerificationError,
     WitnessError,
 )
+
+if TYPE_CHECKING:
+    from client_sdk.client import Acknowledgement, Member, Message, ParleyClient, Receipt, Room
+    from client_sdk.keystore import Keystore
+
+_LAZY = {
+    "Acknowledgement": "client_sdk.client",
+    "Keystore": "client_sdk.keystore",
+    "Member": "client_sdk.client",
+    "Message": "client_sdk.client",
+    "ParleyClient": "client_sdk.client",
+    "Receipt": "client_sdk.client",
+    "Room": "client_sdk.client",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the client or the keystore when one of their names is first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'client_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "APIError",

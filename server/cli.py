@@ -3,8 +3,9 @@
 ``parley serve`` runs the server; ``parley admin enroll`` creates an account
 and prints its one-time enrollment token, working on the database directly
 (there is no admin HTTP surface). Both read the same ``PARLEY_*`` settings.
-The SDK's command line finds this module through the ``parley.cli`` entry
-point, so the SDK never imports the server.
+The SDK's command line finds these commands through the ``parley.cli`` entry
+point (`server.cli_commands`), so the SDK never imports the server, and imports
+this module only when one of its commands runs.
 """
 
 from __future__ import annotations
@@ -95,8 +96,7 @@ def enroll(
 
 
 async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket:
-    # Imported here, like `serve`'s: every `parley` command loads this plugin, and the
-    # database stack would double the start-up time of the client commands.
+    # Imported here, like `serve`'s: `parley admin --help` need not load the database stack.
     from server.log.appender import LogWriter
     from server.log.signer import CheckpointSigner
     from server.services.common import system_clock
@@ -117,9 +117,3 @@ async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket
         )
     finally:
         await database.dispose()
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``serve`` and ``admin`` to the `parley` command."""
-    app.command("serve")(serve)
-    app.add_typer(admin_app, name="admin")

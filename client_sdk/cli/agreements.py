@@ -18,16 +18,14 @@ from client_sdk.cli.common import fail, out, print_json
 from client_sdk.cli.documents import human_size, progress_bar
 from client_sdk.cli.dossier import when
 from client_sdk.cli.jsonerrors import USAGE, failure, run_json, with_client_json
-from client_sdk.client import AgreementView, Message
 from client_sdk.protocol.errors import ProtocolError
-from client_sdk.protocol.instruments.agreements import (
-    AgreementContent,
-    AgreementProposeAct,
-    AgreementSignAct,
-)
 
 if TYPE_CHECKING:
     from client_sdk.audit import AgreementCheck
+    from client_sdk.client import AgreementView, Message
+
+# The SDK's modules are imported in the functions that use them, so `parley agree
+# --help` stays cheap (`client_sdk.cli.lazy`).
 
 agree_app = typer.Typer(
     help="Agreements: propose a document, sign its exact hash, show who signed, verify.",
@@ -261,6 +259,12 @@ def _print(view: AgreementView) -> None:
 
 def read_line(message: Message) -> str | None:
     """How `parley read` shows an agreement event (None if it is not one)."""
+    from client_sdk.protocol.instruments.agreements import (
+        AgreementContent,
+        AgreementProposeAct,
+        AgreementSignAct,
+    )
+
     act = message.instrument
     if isinstance(act, AgreementProposeAct):
         try:
@@ -279,6 +283,8 @@ def read_line(message: Message) -> str | None:
 
 def read_json(message: Message) -> dict[str, object] | None:
     """What `parley read --json` adds for an agreement event (None if it is not one)."""
+    from client_sdk.protocol.instruments.agreements import AgreementProposeAct, AgreementSignAct
+
     act = message.instrument
     if isinstance(act, AgreementProposeAct):
         title = message.content.get("title") if message.content.get("type") == "agreement" else None

@@ -13,38 +13,22 @@ import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
-from client_sdk.audit import (
-    AuditReport,
-    KnownCheckpoint,
-    WitnessedCheckpoint,
-    export_log,
-    export_tiled,
-    keystore_witness,
-    read_bundle,
-    register_witness,
-    verify_bundle,
-    verify_log,
-    witness_once,
-    write_bundle,
-)
-from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
 from client_sdk.cli.common import err, fail, out, print_json
-from client_sdk.client import ParleyClient
-from client_sdk.keystore import default_home
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError, WitnessError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from client_sdk.audit import AuditReport, WitnessedCheckpoint
+    from client_sdk.client import ParleyClient
+
+# The audit machinery, the client and rich's progress bar are imported in the
+# commands that use them, so `parley audit --help` stays cheap (`client_sdk.cli.lazy`).
 
 T = TypeVar("T")
 
@@ -74,6 +58,8 @@ def _run(work: Callable[[], Coroutine[object, object, T]]) -> T:
 
 
 def _client() -> ParleyClient:
+    from client_sdk.client import ParleyClient
+
     try:
         return ParleyClient.open()
     except ParleyError as exc:
@@ -85,19 +71,27 @@ class _ProgressBar:
 
     def __init__(self) -> None:
         self._progress: Progress | None = None
-        self._task = TaskID(0)
+        self._task: TaskID | None = None
         self._lock = threading.Lock()
 
     def start(self, total: int) -> None:
         """Show the bar if the log is long."""
         if total < PROGRESS_MIN_ENTRIES:
             return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self._progress = Progress(
             TextColumn("verifying"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=err,
+            console=err.console,
             transient=True,
         )
         self._task = self._progress.add_task("entries", total=total)
@@ -106,7 +100,7 @@ class _ProgressBar:
     def advance(self, count: int) -> None:
         """Count `count` more entries checked."""
         with self._lock:
-            if self._progress is not None:
+            if self._progress is not None and self._task is not None:
                 self._progress.advance(self._task, count)
 
     def __enter__(self) -> _ProgressBar:
@@ -171,6 +165,10 @@ def verify(
     json_output: JsonOption = False,
 ) -> None:
     """Rebuild a log from its entries and check every leaf, signature and checkpoint."""
+    from client_sdk.audit import KnownCheckpoint, read_bundle, verify_bundle, verify_log
+    from client_sdk.audit.witness import WITNESS_STATE_FILENAME, read_witness_state
+    from client_sdk.keystore import default_home
+
     witnesses = tuple(witness or ())
     if quorum is not None and not witnesses:
         raise fail("--quorum counts cosignatures by --witness keys: give at least one", 2)
@@ -252,6 +250,7 @@ def export(
     """Write a self-contained bundle of the log that `verify --bundle` checks offline."""
     if gzip_output is not None and bundle_format is BundleFormat.TILES:
         raise fail("--gzip/--no-gzip is for --format json (a tiled bundle is compressed)", 2)
+    from client_sdk.audit import export_log, export_tiled, write_bundle
 
     async def work() -> int:
         async with _client() as client:
@@ -308,6 +307,7 @@ def witness(
     Prints one line per checkpoint cosigned; refuses (exit 1) a log that was
     forked, rewritten or rolled back.
     """
+    from client_sdk.audit import keystore_witness, register_witness, witness_once
 
     async def work() -> None:
         async with _client() as client:
@@ -340,6 +340,7 @@ def witness(
 @audit_app.command("witness-key")
 def witness_key() -> None:
     """(Auditors) print this profile's witness key (made and registered on first use)."""
+    from client_sdk.audit import keystore_witness, register_witness
 
     async def work() -> str:
         async with _client() as client:

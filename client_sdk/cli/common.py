@@ -1,29 +1,59 @@
-"""What every command shares: running the async client, printing, failing cleanly."""
+"""What every command shares: running the async client, printing, failing cleanly.
+
+Command modules import the client inside the commands that use it, never at the
+top: `parley COMMAND --help` loads the module but must not pay for the SDK
+(`client_sdk.cli.lazy`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from client_sdk.client import ParleyClient
 from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from client_sdk.client import ParleyClient
 
 T = TypeVar("T")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+
+class LazyConsole:
+    """A rich `Console` made on first use: `--help` and JSON output never load rich."""
+
+    def __init__(self, *, stderr: bool = False, soft_wrap: bool = False) -> None:
+        self._stderr = stderr
+        self._soft_wrap = soft_wrap
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The console itself (made now if need be)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=self._soft_wrap)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """`Console.print`."""
+        self.console.print(*objects, **options)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True, soft_wrap=True)
 """Errors are one line whatever the width: soft wrap, so the terminal wraps, not rich."""
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error on stderr and return the exit to raise."""
+    from rich.markup import escape
+
     # The message may quote input (a path, a server's words): never read it as markup.
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
@@ -31,6 +61,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` and turn SDK errors into a message and a non-zero exit."""
+    import asyncio
+
     try:
         return asyncio.run(_run(work))
     except KeyboardInterrupt:
@@ -49,6 +81,8 @@ async def _run(work: Callable[[], Awaitable[T]]) -> T:
 
 def open_client() -> ParleyClient:
     """The client of the current profile (`$PARLEY_HOME`)."""
+    from client_sdk.client import ParleyClient  # not at import: `--help` needs none of it
+
     try:
         return ParleyClient.open()
     except ParleyError as exc:

@@ -7,23 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from client_sdk.cli.common import err, fail, out, print_json, with_client
-from client_sdk.client import ParleyClient
-from client_sdk.client.uploads import Progress as ProgressCallback
-from client_sdk.keystore import PendingUpload
-from client_sdk.protocol.documents import DocumentContent
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from client_sdk.client import ParleyClient
+    from client_sdk.client.uploads import Progress as ProgressCallback
+    from client_sdk.keystore import PendingUpload
+    from client_sdk.protocol.documents import DocumentContent
+
+# rich's progress bar and the SDK are imported where they are used, so `parley
+# download --help` stays cheap (`client_sdk.cli.lazy`).
 
 PROGRESS_OVER = 4 * 1024 * 1024
 """Files larger than this get a progress bar."""
@@ -41,13 +40,22 @@ def progress_bar(label: str) -> Iterator[ProgressCallback]:
         if total <= PROGRESS_OVER:
             return
         if bar is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=err,
+                console=err.console,
                 transient=True,
             )
             bar.start()

@@ -6,17 +6,21 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from client_sdk.cli.common import out, print_json
 from client_sdk.cli.jsonerrors import failure, with_client_json
-from client_sdk.client import ParleyClient
-from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
-from client_sdk.client.dossier_store import DisclosureLog, StoredDossier
 from client_sdk.protocol.errors import ProtocolError
-from client_sdk.protocol.sdjwt import DEFAULT_LIMITS, load_records, public_jwk
+
+if TYPE_CHECKING:
+    from client_sdk.client import ParleyClient
+    from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
+    from client_sdk.client.dossier_store import DisclosureLog, StoredDossier
+
+# The SD-JWT and client modules are imported in the commands that use them, so
+# `parley dossier --help` stays cheap (`client_sdk.cli.lazy`).
 
 dossier_app = typer.Typer(help="Dossiers: committed record sets, disclosed in phases.")
 
@@ -44,6 +48,8 @@ def spec(numbers: list[int] | tuple[int, ...]) -> str:
 
 
 def _read_input(file: str) -> bytes:
+    from client_sdk.protocol.sdjwt import DEFAULT_LIMITS
+
     if file == "-":
         return sys.stdin.buffer.read(DEFAULT_LIMITS.max_bytes + 1)
     path = Path(file)
@@ -66,6 +72,8 @@ def commit(
 
     The records and their disclosures stay on this machine, sealed in the profile.
     """
+    from client_sdk.protocol.sdjwt import load_records
+
     try:
         records = load_records(_read_input(file))
     except ProtocolError as exc:
@@ -134,6 +142,8 @@ def disclose(
 
 
 def _issued_json(client: ParleyClient, dossier: StoredDossier) -> dict[str, Any]:
+    from client_sdk.protocol.sdjwt import public_jwk
+
     state = client.keystore.state
     log: list[DisclosureLog] = client.dossiers.log(dossier.room_id, dossier.dossier_id)
     return {
@@ -165,6 +175,8 @@ def _issued_json(client: ParleyClient, dossier: StoredDossier) -> dict[str, Any]
 
 
 def _received_json(dossier_id: str, found: list[ReceivedDisclosure]) -> dict[str, Any]:
+    from client_sdk.protocol.sdjwt import public_jwk
+
     good = [d for d in found if d.verified]
     first = good[0] if good else found[0]
     records: dict[int, dict[str, Any]] = {}
@@ -277,6 +289,8 @@ def verify(
     except (OSError, UnicodeDecodeError) as exc:
         raise failure(f"cannot read {file}: {exc}", json_output=json_output) from exc
     result = with_client_json(lambda c: c.dossiers.verify(room, text), json_output=json_output)
+    from client_sdk.protocol.sdjwt import public_jwk
+
     if json_output:
         print_json(
             {
@@ -302,6 +316,8 @@ def verify(
 
 def read_line(seen: SeenCommit | ReceivedDisclosure) -> str:
     """How `parley read` shows a commitment or a disclosure: one line."""
+    from client_sdk.client.dossier_models import SeenCommit
+
     if isinstance(seen, SeenCommit):
         return f"[dossier] committed {seen.title!r} ({seen.dossier_id})"
     if seen.refused is not None:
@@ -315,6 +331,9 @@ def read_line(seen: SeenCommit | ReceivedDisclosure) -> str:
 
 def read_json(seen: SeenCommit | ReceivedDisclosure) -> dict[str, Any]:
     """What `parley read --json` adds to a commitment or disclosure (``dossier``)."""
+    from client_sdk.client.dossier_models import SeenCommit
+    from client_sdk.protocol.sdjwt import public_jwk
+
     if isinstance(seen, SeenCommit):
         return {"kind": "commit", "dossier_id": seen.dossier_id, "title": seen.title}
     return {

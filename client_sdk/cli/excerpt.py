@@ -9,7 +9,7 @@ never is ``verify``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._click.core import Context  # typer 0.29 vendors click: its Context type
@@ -19,12 +19,9 @@ from client_sdk.cli.common import out, print_json
 from client_sdk.cli.dossier import when
 from client_sdk.cli.jsonerrors import USAGE, failure, with_client_json
 from client_sdk.protocol.errors import ProtocolError, VerificationError
-from client_sdk.protocol.excerpt import (
-    VerifiedExcerptMessage,
-    parse_excerpt,
-    verify_excerpt,
-)
-from client_sdk.protocol.excerpt.format import MAX_EXCERPT_BYTES
+
+if TYPE_CHECKING:
+    from client_sdk.protocol.excerpt import VerifiedExcerptMessage
 
 
 class _ExcerptGroup(TyperGroup):
@@ -102,6 +99,9 @@ def verify(
     json_output: JsonOption = False,
 ) -> None:
     """Verify an excerpt offline and print its messages (exit 0 only if it verifies)."""
+    from client_sdk.protocol.excerpt import parse_excerpt, verify_excerpt
+    from client_sdk.protocol.excerpt.format import MAX_EXCERPT_BYTES
+
     try:
         with file.open("rb") as handle:
             data = handle.read(MAX_EXCERPT_BYTES + 1)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from client_sdk.cli.common import fail, out, print_json, run, with_client
-from client_sdk.client import ParleyClient
-from client_sdk.keystore import default_home, passphrase_from_env_or_prompt
-from client_sdk.protocol.fingerprint import account_fingerprint
-from client_sdk.protocol.models import Role
+from client_sdk.protocol.enums import Role
+
+if TYPE_CHECKING:
+    from client_sdk.client import ParleyClient
 
 auth_app = typer.Typer(help="Bearer tokens for scripting.")
 keys_app = typer.Typer(help="This device's encryption keys.")
@@ -26,6 +26,9 @@ def enroll(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Generate keys on this machine, register them, and store them encrypted."""
+    from client_sdk.client import ParleyClient
+    from client_sdk.keystore import default_home, passphrase_from_env_or_prompt
+
     profile = home or default_home()
     passphrase = passphrase_from_env_or_prompt("New keystore passphrase: ")
     if not passphrase:
@@ -50,6 +53,7 @@ def whoami(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show this profile's account, device, role and server."""
+    from client_sdk.protocol.fingerprint import account_fingerprint
 
     async def work(client: ParleyClient) -> dict[str, str]:
         me = client.whoami()
@@ -149,15 +153,3 @@ def keys_list(
             else "retired"
         )
         out.print(f"{row['key_id']}  {state}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the identity commands."""
-    app.command("enroll")(enroll)
-    app.command("whoami")(whoami)
-    app.command("fingerprint")(fingerprint)
-    app.command("verify")(verify)
-    app.command("accounts")(accounts)
-    app.command("invite")(invite)
-    app.add_typer(auth_app, name="auth")
-    app.add_typer(keys_app, name="keys")

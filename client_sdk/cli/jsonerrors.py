@@ -4,15 +4,16 @@ an unreachable server."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from client_sdk.cli.common import fail, print_json
-from client_sdk.client import ParleyClient
 from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
+
+if TYPE_CHECKING:
+    from client_sdk.client import ParleyClient
 
 T = TypeVar("T")
 
@@ -29,6 +30,8 @@ def failure(message: str, *, code: int = 1, json_output: bool = False) -> typer.
 
 def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool) -> T:
     """Run `work`; SDK errors become one line (JSON under `json_output`)."""
+    import asyncio
+
     try:
         return asyncio.run(_await(work))
     except KeyboardInterrupt:
@@ -47,6 +50,8 @@ async def _await(work: Callable[[], Awaitable[T]]) -> T:
 
 def with_client_json(work: Callable[[ParleyClient], Awaitable[T]], *, json_output: bool) -> T:
     """Open the profile's client, run `work` with it, close it; errors as `run_json`."""
+
+    from client_sdk.client import ParleyClient  # not at import (see `common`)
 
     async def wrapped() -> T:
         async with ParleyClient.open() as client:

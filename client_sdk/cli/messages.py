@@ -7,18 +7,22 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from client_sdk.cli import agreements, documents, dossier
 from client_sdk.cli.common import fail, out, print_json, with_client
 from client_sdk.cli.receipts import acknowledgement_json
-from client_sdk.client import Message, OfferEvent, ParleyClient
-from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
-from client_sdk.protocol.content import content_type, parse_content
-from client_sdk.protocol.documents import DocumentContent
 from client_sdk.protocol.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from client_sdk.client import Message, OfferEvent, ParleyClient
+    from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
+    from client_sdk.protocol.documents import DocumentContent
+
+# The SDK's modules are imported in the functions that use them, so `parley send
+# --help` stays cheap (`client_sdk.cli.lazy`).
 
 
 def send(
@@ -75,6 +79,9 @@ def message_json(message: Message) -> dict[str, object]:
 
 
 def _document(message: Message) -> DocumentContent | None:
+    from client_sdk.protocol.content import content_type, parse_content
+    from client_sdk.protocol.documents import DocumentContent
+
     if content_type(message.content) != "document":
         return None
     try:
@@ -85,6 +92,8 @@ def _document(message: Message) -> DocumentContent | None:
 
 
 def _document_json(message: Message) -> dict[str, object] | None:
+    from client_sdk.protocol.content import content_type
+
     document = _document(message)
     if document is None:
         return None if content_type(message.content) != "document" else {"malformed": True}
@@ -168,6 +177,8 @@ def offer_json(offer: OfferEvent) -> dict[str, object]:
 def _body(
     message: Message, seen: SeenCommit | ReceivedDisclosure | None, offer: OfferEvent | None
 ) -> str:
+    from client_sdk.protocol.content import content_type
+
     if seen is not None:
         return dossier.read_line(seen)
     if offer is not None:
@@ -206,11 +217,3 @@ def relay(
         )
     else:
         out.print(f"relayed #{seq} to {to} as #{receipt.seq}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the messaging commands."""
-    app.command("send")(send)
-    app.command("read")(read)
-    app.command("relay")(relay)
-    app.command("download")(documents.download)

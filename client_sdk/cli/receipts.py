@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from client_sdk.cli.common import fail, open_client, out, print_json, with_client
-from client_sdk.client import Acknowledgement
 from client_sdk.protocol.errors import ParleyError
+
+if TYPE_CHECKING:
+    from client_sdk.client import Acknowledgement
 
 settings_app = typer.Typer(
     help="This profile's settings.", no_args_is_help=False, invoke_without_command=True
@@ -104,10 +106,3 @@ def auto_receipts(
     except ParleyError as exc:
         raise fail(str(exc)) from exc
     out.print(f"auto_receipts: {value}", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the receipt commands and the settings group."""
-    app.command("ack")(ack)
-    app.command("receipts")(receipts)
-    app.add_typer(settings_app, name="settings")

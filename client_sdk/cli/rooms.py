@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from client_sdk.cli.common import out, print_json, with_client
-from client_sdk.client import Room
-from client_sdk.protocol.models import Side
-from client_sdk.protocol.statements import Action, Mode
+from client_sdk.protocol.enums import Action, Mode, Side
+
+if TYPE_CHECKING:
+    from client_sdk.client import Room
 
 room_app = typer.Typer(help="Rooms and their members.")
 
@@ -139,6 +139,8 @@ def show(
         f"finality needs {room.witness_quorum} of {len(room.witnesses)} witnesses",
         highlight=False,
     )
+    from rich.table import Table
+
     table = Table("account", "name", "side", "devices", "verified", "muted")
     for m in room.members:
         table.add_row(

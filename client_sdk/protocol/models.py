@@ -6,34 +6,18 @@ signed or hashed must be an error, never silently dropped.
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, StringConstraints
+
+from client_sdk.protocol.enums import Role as Role
+from client_sdk.protocol.enums import Side as Side
 
 
 class WireModel(BaseModel):
     """A frozen pydantic model that forbids unknown fields."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Role(enum.StrEnum):
-    """What an account may do on a server."""
-
-    ADMIN = "admin"
-    MEDIATOR = "mediator"
-    PARTY = "party"
-    AUDITOR = "auditor"
-
-
-class Side(enum.StrEnum):
-    """Where a member sits in a room."""
-
-    MEDIATOR = "mediator"
-    A = "a"
-    B = "b"
-    OBSERVER = "observer"
 
 
 B64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$", max_length=1_500_000)]

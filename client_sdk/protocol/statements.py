@@ -17,12 +17,13 @@ signature; it returns the model or raises `VerificationError`.
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, StrictBool, StringConstraints, ValidationError, model_validator
 
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, sha256
+from client_sdk.protocol.enums import Action as Action
+from client_sdk.protocol.enums import Mode as Mode
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.keys import SigLabel, SigningKey, key_id, verify_signature
 from client_sdk.protocol.models import B64, Ident, Int, Name, Role, Side, WireModel
@@ -135,27 +136,6 @@ class Roster(WireModel):
         return sorted(
             d.device_id for m in self.members if sides is None or m.side in sides for d in m.devices
         )
-
-
-class Mode(enum.StrEnum):
-    """Who may post in plenary."""
-
-    OPEN = "open"
-    SHUTTLE = "shuttle"
-
-
-class Action(enum.StrEnum):
-    """What a moderation statement does."""
-
-    SET_MODE = "set-mode"
-    OPEN_CAUCUS = "open-caucus"
-    CLOSE_CAUCUS = "close-caucus"
-    MUTE = "mute"
-    UNMUTE = "unmute"
-    LOCK = "lock"
-    UNLOCK = "unlock"
-    CLOSE = "close"
-    GRANT_AUDITOR = "grant-auditor"
 
 
 _NEEDS: dict[Action, set[str]] = {
