@@ -15,9 +15,6 @@ import enum
 import random
 from collections.abc import AsyncIterator, Callable
 
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
 from client_sdk.client.http import HttpSession
 from client_sdk.protocol.errors import ProtocolError, TransportError, api_error
 from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, ReadyFrame, parse_server_frame
@@ -79,6 +76,11 @@ class EventStream:
 
     async def batches(self, *, after: int) -> AsyncIterator[BatchFrame]:
         """Batches of events with ``seq > after``, in order, across reconnections."""
+        # Imported here: a client that never streams (`parley send`, `parley read`
+        # without --follow) need not load the websockets package.
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
         cursor = after
         failures = 0
         relogin = False

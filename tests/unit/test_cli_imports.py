@@ -78,6 +78,7 @@ def test_a_client_command_that_runs_does_not_load_the_server(tmp_path: Path) -> 
     names = imported(["send", "r_nowhere", "hello"], env=env)
     assert "client_sdk.client" in names  # it got as far as opening the profile
     assert loaded(names, (*SERVER_STACK, "server")) == []
+    assert loaded(names, ("websockets",)) == []  # only a stream (read --follow) needs it
 
 
 def first_line(text: str | None) -> str:
