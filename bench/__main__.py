@@ -89,7 +89,13 @@ RUNS: tuple[Run, ...] = (
         ("--rooms", "4", "--rate", "20", "--seconds", "2"),
         ("delivery_p99_ms", "server_kib_per_idle_connection", "exactly_once"),
     ),
-    Run("cli", "bench.cli", (), (), ()),
+    Run(
+        "cli",
+        "bench.cli",
+        (),
+        ("--runs", "3"),
+        ("help_ratio", "command_help_ratio", "send_ratio", "read_ratio"),
+    ),
     Run(
         "log",
         "bench.log",
