@@ -19,7 +19,9 @@ STARTUP_TIMEOUT = 60.0
 
 
 PORTS_PER_WORKER = 1000
-FIRST_WORKER_PORT = 20000
+# PARLEY_TEST_PORT_BASE moves the blocks, so two suite runs on one machine (two
+# checkouts) do not share ports; blocks must stay below the ephemeral range (32768).
+FIRST_WORKER_PORT = int(os.environ.get("PARLEY_TEST_PORT_BASE", "20000"))
 """Below Linux's ephemeral range (32768 and up), so no outgoing connection holds one."""
 
 _next_port = itertools.count()
