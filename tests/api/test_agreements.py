@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,58 +32,19 @@ from client_sdk.protocol.instruments.agreements import (
 )
 from client_sdk.protocol.instruments.base import Act
 from client_sdk.protocol.mediation import Refusal
-from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.models import Side
 from tests.api.factories import assert_error, nothing_written
-from tests.conftest import OpenProfile, enroll_profile
-from tests.support.scenes import Seed, scene_value
+from tests.conftest import OpenProfile
+from tests.support.talks import Talks, open_talks, talks_fixtures, talks_scene
 
-_HOMES = ("scene-mona", "scene-alice", "scene-bob", "scene-olga")
-
-
-@dataclass
-class Talks:
-    """Mona mediates Alice (a) and Bob (b); Olga observes."""
-
-    room_id: str
-    mona: ParleyClient
-    alice: ParleyClient
-    bob: ParleyClient
-    olga: ParleyClient
-
-
-async def _build_talks(app: FastAPI, root: Path) -> str:
-    mona = await enroll_profile(app, root / _HOMES[0], role=Role.MEDIATOR, name="Mona")
-    alice = await enroll_profile(app, root / _HOMES[1], name="Alice")
-    bob = await enroll_profile(app, root / _HOMES[2], name="Bob")
-    olga = await enroll_profile(app, root / _HOMES[3], name="Olga")
-    try:
-        room = await mona.create_room("Exchange talks")
-        for client, side in ((alice, Side.A), (bob, Side.B), (olga, Side.OBSERVER)):
-            await mona.add_member(room.room_id, client.whoami()["account_id"], side)
-    finally:
-        for client in (mona, alice, bob, olga):
-            await client.aclose()
-    return room.room_id
-
-
-TALKS = Seed("agreement-talks", _build_talks)
-
-
-@pytest.fixture
-def seed(request: pytest.FixtureRequest) -> Seed | None:
-    return TALKS if "talks_room" in request.fixturenames else None
-
-
-@pytest.fixture
-def talks_room(request: pytest.FixtureRequest, database_url: str) -> str:
-    value: str = scene_value(request)
-    return value
+SCENE = talks_scene("agreement-talks", observer=True)
+seed, talks_room = talks_fixtures(SCENE)
 
 
 @pytest.fixture
 async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path) -> Talks:
-    """The room, built once per module and backend."""
-    return Talks(talks_room, *(open_profile(tmp_path / home) for home in _HOMES))
+    """The talks, built once per module and backend and copied for each test."""
+    return open_talks(SCENE, talks_room, open_profile, tmp_path)
 
 
 def _document(path: Path, size: int = 64 * 1024) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,72 +24,21 @@ from client_sdk.protocol.errors import (
     TransportError,
     VerificationError,
 )
-from client_sdk.protocol.models import Role, Side
-from tests.conftest import OpenProfile, enroll_profile
-from tests.support.scenes import Seed, scene_value
+from tests.conftest import OpenProfile
+from tests.support.talks import Talks, open_talks, talks_fixtures, talks_scene
 
 CHUNK = 1024
 SIZE = 5 * CHUNK + 321
 
 
-@dataclass
-class Talks:
-    """Mona mediates Alice (a) and Bob (b)."""
-
-    room_id: str
-    mona: ParleyClient
-    alice: ParleyClient
-    bob: ParleyClient
-    app: FastAPI
-    homes: dict[str, Path]
-
-
-_HOMES = ("scene-mona", "scene-alice", "scene-bob")
-
-
-async def _build_talks(app: FastAPI, root: Path) -> str:
-    mona_home, alice_home, bob_home = _HOMES
-    mona = await enroll_profile(app, root / mona_home, role=Role.MEDIATOR, name="Mona")
-    alice = await enroll_profile(app, root / alice_home, name="Alice")
-    bob = await enroll_profile(app, root / bob_home, name="Bob")
-    try:
-        room = await mona.create_room("Document talks")
-        for client, side in ((alice, Side.A), (bob, Side.B)):
-            await mona.add_member(room.room_id, client.whoami()["account_id"], side)
-    finally:
-        for client in (mona, alice, bob):
-            await client.aclose()
-    return room.room_id
-
-
-TALKS = Seed("document-talks", _build_talks)
+SCENE = talks_scene("document-talks", title="Document talks")
+seed, talks_room = talks_fixtures(SCENE)
 
 
 @pytest.fixture
-def seed(request: pytest.FixtureRequest) -> Seed | None:
-    return TALKS if "talks_room" in request.fixturenames else None
-
-
-@pytest.fixture
-def talks_room(request: pytest.FixtureRequest, database_url: str) -> str:
-    value: str = scene_value(request)
-    return value
-
-
-@pytest.fixture
-async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path, app: FastAPI) -> Talks:
-    """The room with Alice and Bob (built once per module and backend, copied per test)."""
-    homes = {
-        name: tmp_path / home for name, home in zip(("mona", "alice", "bob"), _HOMES, strict=True)
-    }
-    return Talks(
-        talks_room,
-        mona=open_profile(homes["mona"]),
-        alice=open_profile(homes["alice"]),
-        bob=open_profile(homes["bob"]),
-        app=app,
-        homes=homes,
-    )
+async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path) -> Talks:
+    """The talks, built once per module and backend and copied for each test."""
+    return open_talks(SCENE, talks_room, open_profile, tmp_path)
 
 
 class LosesAnswers(httpx.AsyncBaseTransport):
@@ -184,7 +132,7 @@ async def test_an_empty_file_is_one_sealed_chunk_and_arrives_empty(
 
 
 async def test_a_document_the_rules_would_refuse_is_refused_before_any_upload(
-    talks: Talks, tmp_path: Path
+    talks: Talks, tmp_path: Path, app: FastAPI
 ) -> None:
     source = a_file(tmp_path)
 
@@ -192,7 +140,7 @@ async def test_a_document_the_rules_would_refuse_is_refused_before_any_upload(
         await talks.alice.documents.send_file(talks.room_id, source, channel="caucus-a")
 
     assert talks.alice.documents.pending_uploads() == []
-    assert upload_files(talks.app) == []
+    assert upload_files(app) == []
 
 
 async def test_an_upload_interrupted_mid_way_resumes_from_the_servers_count(
@@ -222,12 +170,12 @@ async def test_an_upload_interrupted_mid_way_resumes_from_the_servers_count(
 
 
 async def test_a_completed_upload_whose_answer_was_lost_is_not_uploaded_again(
-    talks: Talks, tmp_path: Path, open_profile: OpenProfile
+    talks: Talks, tmp_path: Path, app: FastAPI, open_profile: OpenProfile
 ) -> None:
     source = a_file(tmp_path)
     flaky = open_profile(
         talks.homes["alice"],
-        transport=LosesAnswers(talks.app, lambda r: r.url.path.endswith("/complete")),
+        transport=LosesAnswers(app, lambda r: r.url.path.endswith("/complete")),
     )
     with pytest.raises(TransportError):
         await flaky.documents.send_file(talks.room_id, source, channel="plenary", chunk_size=CHUNK)
@@ -240,12 +188,12 @@ async def test_a_completed_upload_whose_answer_was_lost_is_not_uploaded_again(
 
 
 async def test_a_message_that_landed_with_its_answer_lost_is_not_sent_twice(
-    talks: Talks, tmp_path: Path, open_profile: OpenProfile
+    talks: Talks, tmp_path: Path, app: FastAPI, open_profile: OpenProfile
 ) -> None:
     source = a_file(tmp_path)
     flaky = open_profile(
         talks.homes["alice"],
-        transport=LosesAnswers(talks.app, lambda r: r.url.path.endswith("/messages")),
+        transport=LosesAnswers(app, lambda r: r.url.path.endswith("/messages")),
     )
     with pytest.raises(TransportError):
         await flaky.documents.send_file(talks.room_id, source, channel="plenary", chunk_size=CHUNK)
@@ -287,12 +235,12 @@ async def test_a_changed_file_abandons_the_old_upload_and_starts_again(
 
 
 async def test_a_tampered_blob_is_refused_and_nothing_is_written(
-    talks: Talks, tmp_path: Path
+    talks: Talks, tmp_path: Path, app: FastAPI
 ) -> None:
     sent = await talks.alice.documents.send_file(
         talks.room_id, a_file(tmp_path), channel="plenary", chunk_size=CHUNK
     )
-    stored = blob_path(talks.app, sent.document.blob)
+    stored = blob_path(app, sent.document.blob)
     data = bytearray(stored.read_bytes())
     data[3 * (CHUNK + 16) + 5] ^= 0x01  # a byte of chunk 3, as a malicious server would
     stored.write_bytes(bytes(data))
@@ -306,7 +254,7 @@ async def test_a_tampered_blob_is_refused_and_nothing_is_written(
 
 
 async def test_another_documents_ciphertext_served_in_its_place_is_refused(
-    talks: Talks, tmp_path: Path
+    talks: Talks, tmp_path: Path, app: FastAPI
 ) -> None:
     first = await talks.alice.documents.send_file(
         talks.room_id, a_file(tmp_path, name="a.pdf"), channel="plenary", chunk_size=CHUNK
@@ -315,8 +263,8 @@ async def test_another_documents_ciphertext_served_in_its_place_is_refused(
         talks.room_id, a_file(tmp_path, name="b.pdf"), channel="plenary", chunk_size=CHUNK
     )
     # Same size and layout: only the keys and the bound file ids tell them apart.
-    blob_path(talks.app, first.document.blob).write_bytes(
-        blob_path(talks.app, second.document.blob).read_bytes()
+    blob_path(app, first.document.blob).write_bytes(
+        blob_path(app, second.document.blob).read_bytes()
     )
     target = tmp_path / "target"
 

@@ -3,12 +3,10 @@ receipt, refusals before anything is sent, and refusals shown as such."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
 from client_sdk.client import ParleyClient
 from client_sdk.client.dossier_models import ReceivedDisclosure
@@ -16,10 +14,9 @@ from client_sdk.client.dossier_store import STORE_FILENAME, DossierStore
 from client_sdk.protocol.content import DossierDisclosure
 from client_sdk.protocol.errors import KeystoreError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import SigningKey
-from client_sdk.protocol.models import Role, Side
-from client_sdk.protocol.statements import Action
-from tests.conftest import EnrollFactory, OpenProfile, enroll_profile
-from tests.support.scenes import Seed, scene_value
+from client_sdk.protocol.models import Side
+from tests.conftest import EnrollFactory, OpenProfile
+from tests.support.talks import Talks, open_talks, talks_fixtures, talks_scene
 
 RECORDS = [
     {
@@ -32,54 +29,14 @@ RECORDS = [
 ]
 
 
-@dataclass
-class Talks:
-    """Mona mediates Alice (a) and Bob (b); caucus-a is open."""
-
-    room_id: str
-    mona: ParleyClient
-    alice: ParleyClient
-    bob: ParleyClient
-
-
-_HOMES = ("scene-mona", "scene-alice", "scene-bob")
-
-
-async def _build_talks(app: FastAPI, root: Path) -> str:
-    mona_home, alice_home, bob_home = _HOMES
-    mona = await enroll_profile(app, root / mona_home, role=Role.MEDIATOR, name="Mona")
-    alice = await enroll_profile(app, root / alice_home, name="Alice")
-    bob = await enroll_profile(app, root / bob_home, name="Bob")
-    try:
-        room = await mona.create_room("Exchange talks")
-        for client, side in ((alice, Side.A), (bob, Side.B)):
-            await mona.add_member(room.room_id, client.whoami()["account_id"], side)
-        await mona.moderate(room.room_id, Action.OPEN_CAUCUS, side=Side.A)
-    finally:
-        for client in (mona, alice, bob):
-            await client.aclose()
-    return room.room_id
-
-
-TALKS = Seed("dossier-talks", _build_talks)
-
-
-@pytest.fixture
-def seed(request: pytest.FixtureRequest) -> Seed | None:
-    return TALKS if "talks_room" in request.fixturenames else None
-
-
-@pytest.fixture
-def talks_room(request: pytest.FixtureRequest, database_url: str) -> str:
-    value: str = scene_value(request)
-    return value
+SCENE = talks_scene("dossier-talks", caucus_a=True)
+seed, talks_room = talks_fixtures(SCENE)
 
 
 @pytest.fixture
 async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path) -> Talks:
-    """Mona's room with Alice (a) and Bob (b), caucus-a open (built once per module and
-    backend, copied for each test)."""
-    return Talks(talks_room, *(open_profile(tmp_path / home) for home in _HOMES))
+    """The talks, built once per module and backend and copied for each test."""
+    return open_talks(SCENE, talks_room, open_profile, tmp_path)
 
 
 async def _last_seq(client: ParleyClient, room_id: str) -> int:

@@ -4,7 +4,6 @@ the server with nothing written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,60 +17,23 @@ from client_sdk.protocol.envelope import new_message_id
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.instruments.acts import sign_act
 from client_sdk.protocol.instruments.receipts import ReceiptAct
-from client_sdk.protocol.models import Role, Side
+from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import Action
 from tests.api.factories import assert_error, nothing_written
-from tests.conftest import OpenProfile, enroll_profile
-from tests.support.scenes import Seed, scene_value
+from tests.conftest import OpenProfile
+from tests.support.talks import Talks, open_talks, talks_fixtures, talks_scene
 
 RECORDS = [{"name": f"Prisoner {n}", "rank": "private"} for n in range(1, 6)]
 
 
-@dataclass
-class Talks:
-    """Mona mediates Alice (a) and Bob (b)."""
-
-    room_id: str
-    mona: ParleyClient
-    alice: ParleyClient
-    bob: ParleyClient
-
-
-_HOMES = ("scene-mona", "scene-alice", "scene-bob")
-
-
-async def _build_talks(app: FastAPI, root: Path) -> str:
-    mona = await enroll_profile(app, root / _HOMES[0], role=Role.MEDIATOR, name="Mona")
-    alice = await enroll_profile(app, root / _HOMES[1], name="Alice")
-    bob = await enroll_profile(app, root / _HOMES[2], name="Bob")
-    try:
-        room = await mona.create_room("Exchange talks")
-        for client, side in ((alice, Side.A), (bob, Side.B)):
-            await mona.add_member(room.room_id, client.whoami()["account_id"], side)
-    finally:
-        for client in (mona, alice, bob):
-            await client.aclose()
-    return room.room_id
-
-
-TALKS = Seed("receipt-talks", _build_talks)
-
-
-@pytest.fixture
-def seed(request: pytest.FixtureRequest) -> Seed | None:
-    return TALKS if "talks_room" in request.fixturenames else None
-
-
-@pytest.fixture
-def talks_room(request: pytest.FixtureRequest, database_url: str) -> str:
-    value: str = scene_value(request)
-    return value
+SCENE = talks_scene("receipt-talks")
+seed, talks_room = talks_fixtures(SCENE)
 
 
 @pytest.fixture
 async def talks(talks_room: str, open_profile: OpenProfile, tmp_path: Path) -> Talks:
-    """Mona's room with Alice (a) and Bob (b), built once per module and backend."""
-    return Talks(talks_room, *(open_profile(tmp_path / home) for home in _HOMES))
+    """The talks, built once per module and backend and copied for each test."""
+    return open_talks(SCENE, talks_room, open_profile, tmp_path)
 
 
 async def _read_all(client: ParleyClient, room_id: str) -> list[int]:
