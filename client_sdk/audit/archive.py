@@ -39,6 +39,7 @@ from client_sdk.audit.tiles import (
     tile_path,
     unpack,
 )
+from client_sdk.protocol.encoding import canonical_json
 from client_sdk.protocol.errors import ProtocolError
 from client_sdk.protocol.merkle import leaf_hash
 from client_sdk.protocol.models import Ident, Int, WireModel
@@ -48,9 +49,6 @@ MANIFEST: Final = "parley-audit-bundle.json"
 ACCOUNTS: Final = "accounts.json"
 MAX_MEMBER = 64 * 1024**2
 """The largest member a reader accepts (a manifest or a group of 256 signed payloads)."""
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class TiledManifest(WireModel):
@@ -91,8 +89,8 @@ class TiledBundle:
 
 
 def signed_bytes_of(signed: Any) -> bytes:
-    """A signed payload as the bundle stores it (JSON, keys sorted, compact)."""
-    return _ENCODER.encode(signed).encode()
+    """A signed payload as the bundle stores it: its RFC 8785 canonical JSON."""
+    return canonical_json(signed)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -151,7 +149,7 @@ class TiledWriter:
             if pending:
                 index = (self.written >> (8 * level)) // TILE_WIDTH
                 _add(self._tar, tile_path(level, index, len(pending)), b"".join(pending))
-        _add(self._tar, ACCOUNTS, json.dumps(accounts, sort_keys=True).encode())
+        _add(self._tar, ACCOUNTS, canonical_json(accounts))
         self._tar.close()
         self._zipped.close()
 
