@@ -62,7 +62,7 @@ from client_sdk.protocol.errors import (
     WitnessSignatureError,
     WitnessUnknownLogError,
 )
-from client_sdk.protocol.merkle import verify_consistency
+from client_sdk.protocol.merkle import EMPTY_ROOT, verify_consistency
 from client_sdk.protocol.note import (
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
@@ -204,11 +204,13 @@ class Witness:
     def add_checkpoint(self, request: str | bytes | AddCheckpointRequest) -> str:
         """Handle an ``add-checkpoint`` request; return the cosignature line (ending in LF).
 
-        Checks, in the specification's order: the request's shape (400), the
-        origin (404), the log's signature (403), old size not above the new
-        size (400), old size equal to the size cosigned last (409), the
-        consistency proof (422) or, for equal sizes, equal roots (409). On
-        success the checkpoint is stored before the cosignature is returned.
+        Checks, in the specification's order (c2sp.org/tlog-witness): the
+        request's shape (400), the origin (404), the log's signature (403),
+        old size not above the new size (400), old size equal to the size
+        cosigned last (409), then 422 for a size-0 checkpoint whose root is not
+        the empty tree's, a non-empty proof from size 0, a second root for the
+        cosigned size, or a consistency proof that does not verify. On success
+        the checkpoint is stored before the cosignature is returned.
         """
         parsed = (
             request
@@ -264,6 +266,10 @@ def _check_extends(stored: WitnessedLog, request: AddCheckpointRequest, new: Che
             f"({stored.size})",
             size=stored.size,
         )
+    if size == 0 and new.root_hash != EMPTY_ROOT:
+        raise WitnessProofError(
+            f"log {origin}: a checkpoint of size 0 has the empty tree's root (RFC 6962 §2.1)"
+        )
     if old == 0:
         if request.proof:
             raise WitnessProofError(f"log {origin}: a consistency proof from size 0 is empty")
@@ -275,11 +281,9 @@ def _check_extends(stored: WitnessedLog, request: AddCheckpointRequest, new: Che
                 f"log {origin}: a consistency proof between equal sizes is empty"
             )
         if stored.root != new.root_hash:
-            raise WitnessConflictError(
+            raise WitnessProofError(
                 f"log {origin}: a different root for size {size} than the one this witness "
-                "cosigned: the log forked",
-                size=stored.size,
-                fork=True,
+                "cosigned: the log forked"
             )
         return
     try:

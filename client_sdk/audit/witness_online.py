@@ -115,9 +115,7 @@ async def witness_once(
         request = AddCheckpointRequest(followed.size, tuple(proof), note)
         try:
             line = witness.add_checkpoint(request)
-        except WitnessConflictError as exc:
-            if exc.fork:
-                raise
+        except WitnessConflictError:
             continue  # another run of this witness moved on meanwhile: retry from its size
         except WitnessRequestError as exc:
             if checkpoint.size < followed.size:

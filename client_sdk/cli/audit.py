@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -16,6 +17,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from typer._click.core import Context  # typer vendors click: its Context type
+from typer.core import TyperGroup
 
 from client_sdk.cli.common import err, fail, out, print_json
 from client_sdk.protocol.encoding import b64e
@@ -288,7 +291,27 @@ def _witnessed_json(done: WitnessedCheckpoint, witness: str) -> dict[str, object
     }
 
 
-@audit_app.command("witness")
+class _WitnessGroup(TyperGroup):
+    # `parley audit witness LOG` cosigns a Parley log; `... witness serve` is the endpoint.
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["cosign", *args]
+        return super().parse_args(ctx, args)
+
+
+witness_app = typer.Typer(
+    cls=_WitnessGroup,
+    help="(Auditors) cosign a log's checkpoints once they are consistent with the last.\n\n"
+    "`parley audit witness LOG [--follow] [--interval S] [--count N] [--json]` cosigns a "
+    "Parley log (a room id or `directory`; its options: `parley audit witness cosign "
+    "--help`); `parley audit witness serve --listen ADDR` serves the c2sp.org/tlog-witness "
+    "add-checkpoint endpoint, for any log that speaks the standard.",
+    no_args_is_help=True,
+)
+audit_app.add_typer(witness_app, name="witness")
+
+
+@witness_app.command("cosign", hidden=True)
 def witness(
     log_id: LogArgument,
     follow: Annotated[
@@ -335,6 +358,85 @@ def witness(
                 await asyncio.sleep(interval)  # polling: the log read API has no push
 
     _run(work)
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise fail(f"--listen {text!r}: give HOST:PORT, e.g. 127.0.0.1:7380", 2)
+    return host, int(port)
+
+
+@witness_app.command("serve")
+def serve(
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen",
+            metavar="ADDR",
+            help="HOST:PORT to listen on (port 0: any free port, printed at start).",
+        ),
+    ] = "127.0.0.1:7380",
+    logs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--log",
+            metavar="VKEY",
+            help="Follow this log too: its Ed25519 note verifier key, named after the "
+            "log's origin (repeat for several).",
+        ),
+    ] = None,
+) -> None:
+    """(Auditors) serve the c2sp.org/tlog-witness endpoint: POST /add-checkpoint.
+
+    Any log that speaks the standard can ask this profile's witness for a
+    cosignature. The witness follows the logs given with --log and every log
+    it already cosigns (`parley audit witness LOG`), keeps the newest
+    checkpoint it cosigned for each, and never cosigns a fork. Prints the
+    witness key and the URL, then one line per request on stderr; Ctrl-C stops.
+    """
+    import socket
+
+    import uvicorn
+
+    from client_sdk.audit import keystore_witness
+    from client_sdk.audit.witness_http import ADD_CHECKPOINT_PATH, witness_app
+    from client_sdk.keystore import Keystore
+    from client_sdk.keystore.profile import default_home, passphrase_from_env_or_prompt
+
+    host, port = _listen_address(listen)
+    try:
+        own = keystore_witness(Keystore.open(default_home(), passphrase_from_env_or_prompt()))
+        for vkey in logs or ():
+            name = vkey.partition("+")[0]
+            own.follow(name, vkey)
+    except VerificationError as exc:
+        raise fail(f"--log: {exc}", 2) from exc
+    except ParleyError as exc:
+        raise fail(str(exc), 2) from exc
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise fail(f"cannot listen on {listen}: {exc.strerror}", 2) from exc
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    out.print(f"witness key: {own.vkey}", highlight=False, soft_wrap=True)
+    out.print(
+        f"serving http://{shown}:{bound_port}{ADD_CHECKPOINT_PATH} for {len(own.logs())} logs",
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stdout.flush()
+    app = witness_app(own, report=lambda line: err.print(line, highlight=False, soft_wrap=True))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 @audit_app.command("witness-key")

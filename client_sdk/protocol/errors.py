@@ -25,8 +25,8 @@ them and the server may import only `client_sdk.protocol` from the SDK::
         ├── WitnessRequestError     400 malformed, or a checkpoint smaller than the old size
         ├── WitnessSignatureError   403 no signature by the pinned log key verifies
         ├── WitnessUnknownLogError  404 the witness does not follow this origin
-        ├── WitnessConflictError    409 old size is not the cosigned size, or a fork
-        └── WitnessProofError       422 the consistency proof does not verify
+        ├── WitnessConflictError    409 old size is not the cosigned size
+        └── WitnessProofError       422 not consistent with the cosigned checkpoint
 
 `api_error` picks the `APIError` subclass for an error answer's status.
 """
@@ -219,7 +219,7 @@ class WitnessUnknownLogError(WitnessError):
 
 
 class WitnessConflictError(WitnessError):
-    """409: the old size is not the size cosigned last, or that size has another root.
+    """409: the old size is not the size cosigned last.
 
     `size` is the size the witness cosigned last; a client whose view is
     stale retries with it as the old size.
@@ -227,11 +227,9 @@ class WitnessConflictError(WitnessError):
 
     status = 409
 
-    def __init__(self, message: str, *, size: int, fork: bool = False) -> None:
+    def __init__(self, message: str, *, size: int) -> None:
         super().__init__(message)
         self.size = size
-        self.fork = fork
-        """True when the conflict is a second root for the cosigned size (a forked log)."""
 
     @property
     def content_type(self) -> str:
@@ -245,6 +243,11 @@ class WitnessConflictError(WitnessError):
 
 
 class WitnessProofError(WitnessError):
-    """422: the consistency proof does not verify from the cosigned checkpoint."""
+    """422: the checkpoint is not consistent with the one cosigned (a forked or rewritten log).
+
+    The consistency proof does not verify, or is not empty from size 0; the
+    cosigned size has another root; or a size-0 checkpoint lacks the empty
+    tree's root.
+    """
 
     status = 422

@@ -20,7 +20,6 @@ from client_sdk.audit.witness import Witness
 from client_sdk.protocol.errors import (
     PermissionDeniedError,
     VerificationError,
-    WitnessConflictError,
     WitnessProofError,
     WitnessRequestError,
 )
@@ -142,9 +141,9 @@ async def test_a_witness_refuses_a_second_root_for_a_cosigned_size(
     fork = forged(settings, origin, 6)
     seam.rewrite(f"/v1/logs/{talks.room_id}/checkpoint", lambda _: fork.encode(), when=newest_only)
     async with behind(talks.auditor, seam) as lied_to:
-        with pytest.raises(WitnessConflictError, match="forked") as caught:
+        with pytest.raises(WitnessProofError, match="forked") as caught:
             await witness_once(lied_to, witness, talks.room_id)
-    assert caught.value.status == 409
+    assert caught.value.status == 422
 
 
 @sqlite_only
