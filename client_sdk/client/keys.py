@@ -43,7 +43,11 @@ class KeyRotation:
         async with self._lock:
             now = self._clock()
             current = self._keystore.current_encryption_key()
-            if now - current.created_at >= ROTATE_AFTER_MS or current.not_after - now < DAY_MS:
+            if (
+                now - current.created_at >= ROTATE_AFTER_MS
+                or current.not_after - now < DAY_MS
+                or current.private.legacy  # from before X-Wing seeds: replace it now
+            ):
                 await self.rotate()
             return self._keystore.purge_retired(now, RETIRED_KEY_GRACE_MS)
 

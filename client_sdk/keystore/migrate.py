@@ -1,11 +1,23 @@
-"""Reading the state of a version-1 keystore into today's `KeystoreState`.
+"""Reading the state of older keystores into today's `KeystoreState`.
 
+Version 2 -> 3 (X-Wing keys as seeds). Version 3 stores a new encryption key
+as the 32-byte X-Wing seed the draft defines; a version-2 file holds each key
+as its two parts, ML-KEM-768's ``d || z`` and an X25519 key, drawn
+independently. No seed expands to those (it would take a SHAKE256 preimage),
+so they cannot be rewritten as seeds. They are kept as they are, as legacy
+keys (`client_sdk.protocol.keys.EncryptionKey.legacy`): a version-2 state
+reads unchanged, every old key still opens what was sealed to it, and the
+client replaces a legacy current key with a seed key at its next key check
+(`client_sdk.client.keys.KeyRotation.maintain`), after which the legacy key
+is retired and deleted a week later like any other. New keys are always seeds.
+
+Version 1 -> 2.
 Version 1 kept the trust anchors in a free-form ``extra`` object:
 ``log_keys`` (log id -> verifier key), ``roster_heads`` (room id ->
 ``[version, body hash]``) and ``witness_key`` (a base64url seed). Each
 becomes its typed field; anything else in ``extra`` is refused rather than
 dropped, so nothing a user's trust rests on is lost without a word. The
-`Keystore` writes the migrated state back, as version 2, under its lock.
+`Keystore` writes the migrated state back, as the current version, under its lock.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the keystore holds: one set of frozen models that is both the state in
-memory and, through pydantic, its stored JSON (format version 2).
+memory and, through pydantic, its stored JSON (format versions 2 and 3).
 
 Bytes and private keys are unpadded base64url in JSON; every field is typed,
 unknown fields are errors. Nothing here is changed in place: a change builds a
@@ -68,7 +68,7 @@ StoredEncryptionKey = Annotated[
     _from_b64(EncryptionKey, EncryptionKey.from_bytes),
     PlainSerializer(lambda k: b64e(k.private_bytes()), return_type=str, when_used="json"),
 ]
-"""A hybrid HPKE private key, stored as ``mlkem_seed || x25519_private``."""
+"""An X-Wing private key, stored as its 32-byte seed (a legacy key as its 96 bytes)."""
 
 
 class PinResult(enum.Enum):

@@ -1,6 +1,6 @@
 """The keystore file: a plaintext header and the sealed state.
 
-    {"version": 2,
+    {"version": 3,
      "kdf": {"name": "scrypt", "salt": b64, "n": 32768, "r": 8, "p": 1},
      "nonce": b64, "ciphertext": b64}
 
@@ -10,7 +10,9 @@ is a label and the canonical ``{"version", "kdf"}`` header, so nobody can swap
 the version or the parameters without the passphrase. A wrong passphrase and a
 modified file are the same `KeystoreError`. Version 1 files (written before
 the state had typed trust anchors) have the same layout and another label;
-`migrate` reads their state.
+`migrate` reads their state. Version 2 files have the layout and state of
+version 3, each with its own label; version 3 stores a new X-Wing key as its
+32-byte seed, which a version-2 reader would refuse, hence the new number.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ __all__ = [
     "seal",
 ]
 
-KEYSTORE_VERSION: Literal[2] = 2
-"""The file format this code writes (it reads 1 and 2; version 1 is migrated on open)."""
+KEYSTORE_VERSION: Literal[3] = 3
+"""The file format this code writes (it reads 1 to 3; older ones are migrated on open)."""
 DEFAULT_SCRYPT_N = 2**15
 """scrypt's cost of a new keystore (with r=8, p=1): 32 MiB and a fraction of a second."""
 SCRYPT_R = 8
@@ -54,7 +56,11 @@ _MAX_SCRYPT_MEMORY = 2**30  # scrypt needs 128 * n * r bytes
 _MAX_SCRYPT_P = 16
 _SALT_LEN = 16
 _NONCE_LEN = 12
-_AAD_LABELS = {1: b"parley/v1/keystore\x00", 2: b"parley/v2/keystore\x00"}
+_AAD_LABELS = {
+    1: b"parley/v1/keystore\x00",
+    2: b"parley/v2/keystore\x00",
+    3: b"parley/v3/keystore\x00",
+}
 
 
 class KdfParams(WireModel):
@@ -70,7 +76,7 @@ class KdfParams(WireModel):
 class Header(WireModel):
     """What the file shows in the clear; all of it is bound to the ciphertext."""
 
-    version: Literal[1, 2]
+    version: Literal[1, 2, 3]
     kdf: KdfParams
 
 
@@ -80,7 +86,7 @@ class _StoredFile(Header):
 
 
 def new_header(scrypt_n: int) -> Header:
-    """A version-2 header with a fresh salt."""
+    """A header of the current version with a fresh salt."""
     kdf = KdfParams(
         name="scrypt", salt=b64e(os.urandom(_SALT_LEN)), n=scrypt_n, r=SCRYPT_R, p=SCRYPT_P
     )
@@ -105,7 +111,7 @@ def read_header(path: Path, data: bytes) -> tuple[Header, bytes, bytes]:
     if document.get("version") not in _AAD_LABELS:
         raise KeystoreError(
             f"the keystore at {path} has version {document.get('version')!r}; "
-            f"this client reads versions 1 and {KEYSTORE_VERSION}"
+            f"this client reads versions 1 to {KEYSTORE_VERSION}"
         )
     try:
         stored = _StoredFile.model_validate(document)
@@ -145,7 +151,7 @@ def open_sealed(
 
 
 def seal(header: Header, key: bytes, state: dict[str, Any]) -> bytes:
-    """The file bytes of `state` under `key`, with a fresh nonce and the version-2 header."""
+    """The file bytes of `state` under `key`, with a fresh nonce and the current header."""
     header = header.model_copy(update={"version": KEYSTORE_VERSION})
     try:
         plaintext = canonical_json(state)

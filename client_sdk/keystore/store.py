@@ -117,7 +117,8 @@ class Keystore:
     def open(cls, home: Path, passphrase: str) -> Keystore:
         """Read and decrypt the keystore in `home`; raise `KeystoreError` on any failure.
 
-        A version-1 file is migrated to version 2 here, under the lock.
+        An older file is migrated to the current version here, under the lock
+        (`client_sdk.keystore.migrate`).
         """
         path = home / KEYSTORE_FILENAME
         data, stamp = _read(path)
@@ -126,7 +127,7 @@ class Keystore:
         state, version = _decode(path, data, key, header)
         keystore = cls(home, header, key, state, stamp)
         if version != KEYSTORE_VERSION:
-            keystore.update(lambda current: current)  # rewritten as version 2
+            keystore.update(lambda current: current)  # rewritten as the current version
         return keystore
 
     def refresh(self) -> bool:

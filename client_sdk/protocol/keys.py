@@ -4,20 +4,32 @@ Every signature in Parley is over ``"parley/v1/sig\\x00" || label || "\\x00" || 
 so a signature made for one purpose (a roster, a login challenge, an
 envelope) can never be replayed as another. Labels are the `SigLabel` values.
 
-Encryption keys are the hybrid post-quantum HPKE KEM ML-KEM-768+X25519
-(RFC 9180 with X-Wing), kept as their two parts as `cryptography` wants them:
-the public key travels as ``mlkem768_public (1,184 bytes) || x25519_public (32)``,
-the private key as ``mlkem768_seed (64) || x25519_private (32)``.
+Encryption keys are the hybrid post-quantum KEM X-Wing (ML-KEM-768 + X25519,
+draft-connolly-cfrg-xwing-kem; HPKE KEM ``MLKEM768-X25519``). The private key
+is the draft's 32-byte seed; its parts are derived as the draft's
+``expandDecapsulationKey`` says: ``SHAKE256(seed, 96 bytes)``, the first 64
+bytes the ML-KEM-768 key generation seed ``d || z`` (FIPS 203), the last 32 the
+X25519 private key. The public key travels as ``mlkem768_public (1,184 bytes)
+|| x25519_public (32)``, the draft's encoding. `cryptography` does the KEMs,
+SHAKE256 and HPKE; the draft's test vectors pin the derivation
+(``tests/vectors/xwing/``).
+
+Keys made before keys were seeds hold their two parts, drawn independently
+(``mlkem768 d || z (64) || x25519_private (32)``), which no seed expands to:
+they stay usable to open what was sealed to them, are told apart by their
+length, and are replaced by a seed key at the next rotation
+(`EncryptionKey.legacy`).
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import secrets
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
 
 from client_sdk.protocol.encoding import b64e, sha256
@@ -27,8 +39,10 @@ SIGNATURE_PREFIX = b"parley/v1/sig\x00"
 MLKEM768_PUBLIC_LEN = 1184
 MLKEM768_SEED_LEN = 64
 X25519_LEN = 32
+XWING_SEED_LEN = 32
 ENCRYPTION_PUBLIC_LEN = MLKEM768_PUBLIC_LEN + X25519_LEN
-ENCRYPTION_PRIVATE_LEN = MLKEM768_SEED_LEN + X25519_LEN
+LEGACY_PRIVATE_LEN = MLKEM768_SEED_LEN + X25519_LEN
+"""A key from before seeds: ML-KEM-768 ``d || z`` and an X25519 key, drawn independently."""
 
 
 class SigLabel(enum.StrEnum):
@@ -105,28 +119,53 @@ def key_id(public_key: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EncryptionKey:
-    """A hybrid ML-KEM-768+X25519 HPKE private key."""
+    """An X-Wing (ML-KEM-768 + X25519) HPKE private key: a 32-byte seed and its expansion.
 
+    `seed` is None for a legacy key (made before keys were seeds), which holds
+    only the two expanded parts.
+    """
+
+    seed: bytes | None
     mlkem_seed: bytes
+    """ML-KEM-768's key generation seed ``d || z`` (64 bytes, FIPS 203)."""
     x25519_private: bytes
 
     @classmethod
     def generate(cls) -> EncryptionKey:
-        """Draw a new hybrid key pair."""
-        mlkem_key = mlkem.MLKEM768PrivateKey.generate()
-        seed = mlkem_key.private_bytes_raw()
-        x_key = x25519.X25519PrivateKey.generate()
-        return cls(seed, x_key.private_bytes_raw())
+        """Draw a new seed from the OS random source."""
+        return cls.from_seed(secrets.token_bytes(XWING_SEED_LEN))
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> EncryptionKey:
+        """The key of a 32-byte X-Wing seed (the draft's ``expandDecapsulationKey``)."""
+        if len(seed) != XWING_SEED_LEN:
+            raise ProtocolError(f"an X-Wing seed is {XWING_SEED_LEN} bytes")
+        shake = hashes.Hash(hashes.SHAKE256(MLKEM768_SEED_LEN + X25519_LEN))
+        shake.update(seed)
+        expanded = shake.finalize()
+        return cls(seed, expanded[:MLKEM768_SEED_LEN], expanded[MLKEM768_SEED_LEN:])
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> EncryptionKey:
-        """Load ``mlkem_seed || x25519_private``."""
-        if len(raw) != ENCRYPTION_PRIVATE_LEN:
-            raise ProtocolError(f"an encryption private key is {ENCRYPTION_PRIVATE_LEN} bytes")
-        return cls(raw[:MLKEM768_SEED_LEN], raw[MLKEM768_SEED_LEN:])
+        """Load a stored key: a 32-byte seed, or a legacy key's 96 bytes."""
+        if len(raw) == XWING_SEED_LEN:
+            return cls.from_seed(raw)
+        if len(raw) == LEGACY_PRIVATE_LEN:
+            return cls(None, raw[:MLKEM768_SEED_LEN], raw[MLKEM768_SEED_LEN:])
+        raise ProtocolError(
+            f"an encryption private key is a {XWING_SEED_LEN}-byte seed "
+            f"(or {LEGACY_PRIVATE_LEN} bytes, from before seeds)"
+        )
+
+    @property
+    def legacy(self) -> bool:
+        """Whether the key predates seeds (kept to open old messages; rotated away)."""
+        return self.seed is None
 
     def private_bytes(self) -> bytes:
-        """``mlkem_seed || x25519_private`` (for the encrypted keystore only)."""
+        """The seed, or a legacy key's ``d || z || x25519_private`` (for the keystore only)."""
+        if self.seed is not None:
+            return self.seed
         return self.mlkem_seed + self.x25519_private
 
     def hpke_private(self) -> hpke.MLKEM768X25519PrivateKey:

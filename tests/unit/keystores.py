@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from client_sdk.keystore import KEYSTORE_FILENAME, Keystore, KeystoreState
@@ -48,3 +49,11 @@ def read_document(home: Path) -> dict[str, object]:
 def write_document(home: Path, document: dict[str, object]) -> None:
     """Replace the keystore file with `document`."""
     (home / KEYSTORE_FILENAME).write_bytes(canonical_json(document))
+
+
+def vector_profile(tmp_path: Path, vector: Path) -> Path:
+    """A profile in `tmp_path` holding a copy of the keystore file of a test vector."""
+    home = tmp_path / "profile"
+    home.mkdir(mode=0o700)
+    shutil.copyfile(vector / KEYSTORE_FILENAME, home / KEYSTORE_FILENAME)
+    return home

@@ -11,6 +11,7 @@ import pytest
 from client_sdk.keystore import (
     DEFAULT_SCRYPT_N,
     KEYSTORE_FILENAME,
+    KEYSTORE_VERSION,
     LOCK_FILENAME,
     Keystore,
     default_home,
@@ -85,7 +86,7 @@ def test_round_trip_restores_every_trust_anchor(keystore: Keystore, home: Path) 
 
 
 def test_the_file_is_format_version_2(keystore: Keystore, home: Path) -> None:
-    assert read_document(home)["version"] == 2
+    assert read_document(home)["version"] == KEYSTORE_VERSION
 
 
 def test_open_normalizes_the_passphrase_to_nfc(home: Path) -> None:
@@ -142,9 +143,9 @@ def test_open_refuses_scrypt_parameters_beyond_the_bounds(keystore: Keystore, ho
 
 
 def test_open_refuses_an_unknown_version(keystore: Keystore, home: Path) -> None:
-    write_document(home, {**read_document(home), "version": 3})
+    write_document(home, {**read_document(home), "version": KEYSTORE_VERSION + 1})
 
-    with pytest.raises(KeystoreError, match="version 3"):
+    with pytest.raises(KeystoreError, match=f"version {KEYSTORE_VERSION + 1}"):
         Keystore.open(home, PASSPHRASE)
 
 

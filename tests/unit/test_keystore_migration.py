@@ -1,19 +1,24 @@
-"""Format version 1 -> 2: a file the version-1 code wrote (tests/vectors/keystore_v1)
-opens with everything it held, typed, and is rewritten as version 2 under the lock."""
+"""Format version 1 -> today's: a file the version-1 code wrote (tests/vectors/keystore_v1)
+opens with everything it held, typed, and is rewritten as the current version under the lock."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from client_sdk.keystore import KEYSTORE_FILENAME, Keystore, KeystoreError, RosterHead
+from client_sdk.keystore import (
+    KEYSTORE_FILENAME,
+    KEYSTORE_VERSION,
+    Keystore,
+    KeystoreError,
+    RosterHead,
+)
 from client_sdk.keystore.migrate import state_from_v1
 from client_sdk.protocol.encoding import b64d, b64e
-from tests.unit.keystores import read_document
+from tests.unit.keystores import read_document, vector_profile
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "keystore_v1"
 EXPECTED: dict[str, Any] = json.loads((VECTORS / "expected.json").read_text())
@@ -23,10 +28,7 @@ PASSPHRASE: str = EXPECTED["passphrase"]
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A profile holding a copy of the version-1 file."""
-    home = tmp_path / "profile"
-    home.mkdir(mode=0o700)
-    shutil.copyfile(VECTORS / KEYSTORE_FILENAME, home / KEYSTORE_FILENAME)
-    return home
+    return vector_profile(tmp_path, VECTORS)
 
 
 def test_the_vector_is_a_version_1_file_with_the_noted_kdf(home: Path) -> None:
@@ -83,13 +85,15 @@ def test_the_extra_trust_anchors_become_typed_fields(home: Path) -> None:
     assert state.witness_key == b64d(extra["witness_key"])
 
 
-def test_opening_rewrites_the_file_as_version_2_with_the_same_kdf(home: Path) -> None:
+def test_opening_rewrites_the_file_as_the_current_version_with_the_same_kdf(
+    home: Path,
+) -> None:
     before = read_document(home)
 
     Keystore.open(home, PASSPHRASE)
 
     after = read_document(home)
-    assert after["version"] == 2
+    assert after["version"] == KEYSTORE_VERSION
     assert after["kdf"] == before["kdf"]
     assert Keystore.open(home, PASSPHRASE).state.log_keys == EXPECTED["extra"]["log_keys"]
 
