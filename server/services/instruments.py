@@ -23,7 +23,13 @@ from server.errors import Conflict, InvalidInput, NotFound
 from server.log.appender import LogWriter
 from server.log.proofs import proof_at_append
 from server.realtime.fanout import Fanout
-from server.services.common import Clock, Principal
+from server.services.common import (
+    Clock,
+    Principal,
+    check_roster_version,
+    check_submitted_by_signer,
+    is_retry,
+)
 from server.services.room_state import current_roster, refusal_error
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
@@ -69,10 +75,9 @@ class InstrumentService:
             act = parse_act(signed)
         except ProtocolError as exc:
             raise InvalidInput(str(exc)) from exc
-        if act.room_id != room_id:
-            raise InvalidInput("the act is for another room")
-        if act.signer_device != principal.device_id:
-            raise InvalidInput("an act must be signed by the device that submits it")
+        check_submitted_by_signer(
+            principal, room_id, act_room=act.room_id, signer_device=act.signer_device, what="act"
+        )
         payload_hash = signed.body_hash()
         now = self.clock()
         async with self.database.write() as conn:
@@ -82,15 +87,9 @@ class InstrumentService:
                 raise NotFound("no such room")
             events = EventRepository(conn)
             earlier = await events.by_message_id(room_id, act.instrument_id)
-            if earlier is not None:
-                if earlier.payload_hash != payload_hash:
-                    raise Conflict("this instrument id was already used for another act")
+            if is_retry(earlier, payload_hash, "instrument"):
                 return await _result(conn, earlier)
-            if act.roster_version != room.roster_version:
-                raise Conflict(
-                    f"stale roster version {act.roster_version}; "
-                    f"the room is at {room.roster_version}"
-                )
+            check_roster_version(act.roster_version, room.roster_version)
             if room.status != Status.OPEN.value:
                 raise Conflict(f"the room is {room.status}")
             roster = await current_roster(conn, room)

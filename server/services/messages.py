@@ -22,12 +22,12 @@ from client_sdk.protocol.errors import NotPermitted, ProtocolError, Verification
 from client_sdk.protocol.mediation import channel_devices
 from client_sdk.protocol.statements import Roster
 from server.config import Settings
-from server.errors import Conflict, InvalidInput, NotAllowed, NotFound, TooLarge
+from server.errors import InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import LogWriter
 from server.log.proofs import ProofReader, proof_at_append
 from server.realtime.fanout import Fanout
 from server.realtime.hub import Subscription
-from server.services.common import Clock, Principal
+from server.services.common import Clock, Principal, check_roster_version, is_retry
 from server.services.room_state import current_roster, refusal_error, sender_state
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
@@ -121,12 +121,7 @@ class MessageService:
             earlier = (
                 await events.by_message_id(room_id, header.message_id) if context.retried else None
             )
-            if earlier is not None:
-                if (
-                    earlier.payload_hash != payload_hash
-                    or earlier.sender_device != principal.device_id
-                ):
-                    raise Conflict("this message id was already used for another message")
+            if is_retry(earlier, payload_hash, "message", device=principal.device_id):
                 return await _result(conn, earlier)
             cached = self._rosters.get(room_id)
             if cached is not None and cached[0] == room.roster_version:
@@ -138,11 +133,7 @@ class MessageService:
                 state.check_post(roster, principal.account_id, header.channel)
             except NotPermitted as exc:
                 raise refusal_error(exc) from exc
-            if header.roster_version != room.roster_version:
-                raise Conflict(
-                    f"stale roster version {header.roster_version}; "
-                    f"the room is at {room.roster_version}"
-                )
+            check_roster_version(header.roster_version, room.roster_version)
             if header.recipients != channel_devices(roster, header.channel):
                 raise InvalidInput(
                     f"recipients must be exactly the devices of {header.channel} at roster "

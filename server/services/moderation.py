@@ -26,7 +26,13 @@ from server.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from server.log.appender import LogWriter
 from server.log.proofs import proof_at_append
 from server.realtime.fanout import Fanout
-from server.services.common import Clock, Principal
+from server.services.common import (
+    Clock,
+    Principal,
+    check_roster_version,
+    check_submitted_by_signer,
+    is_retry,
+)
 from server.services.room_state import current_roster, load_state, refusal_error, save_state
 from server.storage.accounts import AccountRepository
 from server.storage.database import Database
@@ -71,10 +77,13 @@ class ModerationService:
             act = parse_statement(signed, Moderation)
         except ProtocolError as exc:
             raise InvalidInput(str(exc)) from exc
-        if act.room_id != room_id:
-            raise InvalidInput("moderation act is for another room")
-        if act.signer_device != principal.device_id:
-            raise InvalidInput("a moderation act must be signed by the device that submits it")
+        check_submitted_by_signer(
+            principal,
+            room_id,
+            act_room=act.room_id,
+            signer_device=act.signer_device,
+            what="moderation act",
+        )
         now = self.clock()
         async with self.database.write() as conn:
             rooms = RoomRepository(conn)
@@ -92,15 +101,9 @@ class ModerationService:
                 raise InvalidInput(f"moderation: {exc}") from exc
             events = EventRepository(conn)
             earlier = await events.by_message_id(room_id, act.moderation_id)
-            if earlier is not None:
-                if earlier.payload_hash != signed.body_hash():
-                    raise Conflict("this moderation id was already used for another act")
+            if is_retry(earlier, signed.body_hash(), "moderation"):
                 return await _result(conn, earlier)
-            if act.roster_version != room.roster_version:
-                raise Conflict(
-                    f"stale roster version {act.roster_version}; "
-                    f"the room is at {room.roster_version}"
-                )
+            check_roster_version(act.roster_version, room.roster_version)
             state = await load_state(conn, room)
             try:
                 after = state.apply(act, roster)
