@@ -5,12 +5,11 @@ A new kind of act is a model in its own module, listed here once.
 
 from __future__ import annotations
 
-import json
 from typing import Final
 
 from pydantic import ValidationError
 
-from client_sdk.protocol.encoding import b64d, b64e, canonical_json
+from client_sdk.protocol.encoding import b64d, b64e, canonical_json, loads_strict
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 from client_sdk.protocol.instruments.agreements import (
     Agreement,
@@ -93,10 +92,13 @@ def dump_state(state: State) -> str:
 
 
 def load_state(text: str) -> State:
-    """A stored state, parsed by its kind."""
-    data = json.loads(text)
+    """A stored state, parsed by its kind; `ProtocolError` if it is not one."""
+    data = loads_strict(text)
     kind = data.get("kind") if isinstance(data, dict) else None
     model = STATES.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise ProtocolError("a stored instrument state of an unknown kind")
-    return model.model_validate(data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"a malformed stored {kind} state: {exc.errors()[0]['msg']}") from exc
