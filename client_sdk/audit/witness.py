@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -245,6 +246,7 @@ class Witness:
             if stored is None:
                 raise WitnessUnknownLogError(f"this witness does not follow log {origin}")
             _check_extends(stored, parsed, checkpoint)
+            line = cosign(text + "\n", self.name, self._key, self.clock())
             if size > stored.size:
                 logs[origin] = WitnessedLog(
                     origin=origin,
@@ -252,9 +254,32 @@ class Witness:
                     size=size,
                     root=checkpoint.root_hash,
                     note=parsed.checkpoint,
+                    cosignature=line,
                 )
                 write_witness_state(self.state_path, logs)
-        return cosign(text + "\n", self.name, self._key, self.clock())
+        return line
+
+    def cosigned_checkpoint(self, origin_hash: str) -> str | None:
+        """The newest checkpoint cosigned for the log whose origin has this SHA-256 (hex).
+
+        The note carries the log's signature lines (by the pinned key) and the
+        cosignature returned for it, as tlog-witness's monitoring interface
+        serves it; None if no such log, or nothing cosigned yet.
+        """
+        for origin, log in self.logs().items():
+            if hashlib.sha256(origin.encode()).hexdigest() != origin_hash:
+                continue
+            if log.note is None or log.cosignature is None:
+                return None
+            text, _, block = log.note.partition("\n\n")
+            key_hash = parse_verifier_key(log.vkey).key_hash
+            by_log = [
+                line + "\n"
+                for line in block.splitlines()
+                if line.startswith(f"\u2014 {origin} ") and _signed_by(line, key_hash)
+            ]
+            return text + "\n\n" + "".join(by_log) + log.cosignature
+        return None
 
 
 def _check_extends(stored: WitnessedLog, request: AddCheckpointRequest, new: Checkpoint) -> None:
@@ -293,6 +318,13 @@ def _check_extends(stored: WitnessedLog, request: AddCheckpointRequest, new: Che
             f"log {origin}: the checkpoint of size {size} is not consistent with the one of "
             f"size {old} this witness cosigned ({exc}): the log was forked or rewritten"
         ) from exc
+
+
+def _signed_by(line: str, key_hash: bytes) -> bool:
+    try:
+        return _std_b64decode(line.rsplit(" ", 1)[-1])[:4] == key_hash
+    except ProtocolError:
+        return False
 
 
 def _log_key(origin: str, vkey: str) -> VerifierKey:

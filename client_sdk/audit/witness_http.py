@@ -9,6 +9,10 @@ use a Parley auditor as a witness::
     400 / 403 / 404 / 422         text/plain: the reason, on one line
     409 text/x.tlog.size          the size this witness cosigned last, in decimal, and LF
 
+    GET /ORIGIN_HASH/checkpoint   (monitoring: the lowercase hex SHA-256 of the origin)
+    200 text/plain                the newest checkpoint cosigned, with the log's signature
+                                  and the cosignature returned for it; 404 if none
+
 The statuses are `client_sdk.audit.witness.Witness.add_checkpoint`'s, which
 follows the specification (its version of 2026-07-06, commit 95978ca8 of
 github.com/C2SP/C2SP). The witness's state file lock is taken on a worker
@@ -82,4 +86,19 @@ def witness_app(witness: Witness, *, report: Callable[[str], None] | None = None
         tell(f"200 cosigned: {line.rstrip()}")
         return Response(line, 200, media_type=_TEXT)
 
-    return Starlette(routes=[Route(ADD_CHECKPOINT_PATH, add_checkpoint, methods=["POST"])])
+    async def checkpoint(request: Request) -> Response:
+        origin_hash = request.path_params["origin_hash"]
+        try:
+            note = await run_in_threadpool(witness.cosigned_checkpoint, origin_hash)
+        except WitnessStateError as exc:
+            return PlainTextResponse(f"{exc}\n", 503)
+        if note is None:
+            return PlainTextResponse("this witness cosigned no checkpoint of that log\n", 404)
+        return Response(note, 200, media_type=_TEXT)
+
+    return Starlette(
+        routes=[
+            Route(ADD_CHECKPOINT_PATH, add_checkpoint, methods=["POST"]),
+            Route("/{origin_hash}/checkpoint", checkpoint, methods=["GET"]),
+        ]
+    )

@@ -4,7 +4,8 @@ checkpoint it cosigned.
 ``$PARLEY_HOME/witness.json`` (canonical JSON)::
 
     {"version": 1,
-     "logs": {"ORIGIN": {"vkey": "ORIGIN+hash+key", "size": 5, "root": b64url, "note": "..."}}}
+     "logs": {"ORIGIN": {"vkey": "ORIGIN+hash+key", "size": 5, "root": b64url, "note": "...",
+                         "cosignature": "— NAME ..."}}}
 
 Replaced atomically (temporary file, fsync, `os.replace`, fsync of the
 directory) and changed only under an exclusive lock on ``witness.json.lock``.
@@ -43,6 +44,8 @@ class WitnessedLog:
     root: bytes | None = None
     note: str | None = None
     """The cosigned checkpoint note as submitted (None until the first cosignature)."""
+    cosignature: str | None = None
+    """The cosignature line returned for it (absent from files of before it was kept)."""
 
 
 class _StoredLog(WireModel):
@@ -50,6 +53,7 @@ class _StoredLog(WireModel):
     size: Int
     root: B64 | None
     note: str | None
+    cosignature: str | None = None
 
 
 class _StoredState(WireModel):
@@ -92,6 +96,7 @@ def read_witness_state(path: Path) -> dict[str, WitnessedLog]:
                 size=log.size,
                 root=None if log.root is None else b64d(log.root),
                 note=log.note,
+                cosignature=log.cosignature,
             )
             for origin, log in stored.logs.items()
         }
@@ -110,6 +115,7 @@ def write_witness_state(path: Path, logs: dict[str, WitnessedLog]) -> None:
                 size=log.size,
                 root=None if log.root is None else b64e(log.root),
                 note=log.note,
+                cosignature=log.cosignature,
             )
             for origin, log in logs.items()
         },

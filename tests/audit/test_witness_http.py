@@ -11,6 +11,7 @@ real command and talks to it over a socket.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import signal
@@ -308,6 +309,35 @@ async def test_a_damaged_witness_state_gets_503_and_is_kept(
     state.write_text("{")
     assert (await post(http, body(0, [], log.note()))).status_code == 503
     assert state.read_text() == "{"
+
+
+# --- monitoring ---------------------------------------------------------------------
+
+
+def checkpoint_path(origin: str) -> str:
+    """GET <monitoring prefix>/<origin hash>/checkpoint."""
+    return f"/{hashlib.sha256(origin.encode()).hexdigest()}/checkpoint"
+
+
+async def test_a_monitor_gets_the_newest_cosigned_checkpoint_with_both_signatures(
+    http: httpx.AsyncClient, witness: Witness, log: Log
+) -> None:
+    stranger = sign_note(log.note().partition("\n\n")[0] + "\n", "other.example", log.key)
+    cosignature = (await post(http, body(0, [], log.note() + stranger.partition("\n\n")[2]))).text
+    answer = await http.get(checkpoint_path(ORIGIN))
+    assert answer.status_code == 200
+    assert answer.text == log.note() + cosignature  # the stranger's line is not served
+    _, names = open_note(
+        answer.text, [parse_verifier_key(log.vkey), parse_verifier_key(witness.vkey)]
+    )
+    assert names == [ORIGIN, "witness.example/w1"]
+
+
+async def test_a_monitor_gets_404_for_a_log_never_cosigned(
+    http: httpx.AsyncClient, log: Log
+) -> None:
+    assert (await http.get(checkpoint_path(ORIGIN))).status_code == 404
+    assert (await http.get(checkpoint_path("example.com/unknown"))).status_code == 404
 
 
 # --- the command --------------------------------------------------------------------
