@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 signer_key=settings.log_signing_key, data_dir=settings.data_dir
             )
             log = LogWriter(signer)
-            identity = IdentityService(database, settings, clock, log)
+            identity = IdentityService(database, settings, clock, log, fanout=fanout)
             await identity.ensure_directory_log()
             await fanout.start()
             stack.push_async_callback(fanout.stop)

@@ -11,6 +11,7 @@ this module only when one of its commands runs.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
     from server.services.identity import EnrollmentTicket
 
 admin_app = typer.Typer(help="Operator commands that work on the server's database.")
+
+WS_MAX_FRAME_BYTES = 64 * 1024
+"""The largest WebSocket frame uvicorn accepts from a client."""
+
+
+class _ClientFaultFilter(logging.Filter):
+    """uvicorn closes a text frame of invalid UTF-8 with 1007, as it should, but logs it
+    as an error with a traceback: it is the client's fault, so it is one line at INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def _settings_help() -> str:
@@ -56,6 +72,7 @@ def serve(
     if database_url is not None:
         overrides["database_url"] = database_url
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    logging.getLogger("uvicorn.error").addFilter(_ClientFaultFilter())
     # No permessage-deflate: frames carry ciphertext, which does not compress, and each
     # connection's zlib state cost CPU on every frame and memory on every idle stream.
     uvicorn.run(
@@ -65,6 +82,10 @@ def serve(
         log_level=log_level,
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        # Clients send only small frames (auth, ping; the stream closes longer ones
+        # than MAX_CLIENT_FRAME with 4413): refuse anything larger at the protocol
+        # level (1009) before it is buffered.
+        ws_max_size=WS_MAX_FRAME_BYTES,
     )
 
 

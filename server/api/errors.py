@@ -41,6 +41,7 @@ WS_CLOSE: dict[type[DomainError], CloseCode] = {
     NotAllowed: CloseCode.FORBIDDEN,
     NotFound: CloseCode.NOT_FOUND,
     Conflict: CloseCode.CONFLICT,
+    TooLarge: CloseCode.TOO_LARGE,
     InvalidInput: CloseCode.INVALID,
     RateLimited: CloseCode.RATE_LIMITED,
 }

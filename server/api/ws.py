@@ -11,30 +11,57 @@ batch's size, or from ``since`` for the first): no gap, no duplicate. A
 subscriber that falls behind is closed with `CloseCode.OVERFLOW` (4008) and
 resumes from its cursor; other failures close with the `CloseCode` that
 `server.api.errors` maps them to (`client_sdk.protocol.wire.stream`).
+
+Every frame a client sends is parsed into its model (`parse_client_frame`):
+binary, not JSON, not an object, an unknown type or a second authentication
+close with 4400, a frame over `MAX_CLIENT_FRAME` with 4413, a first frame that is
+not an authentication with 4401. Logging out or revoking the device closes the
+stream with 4401 within a second, on whichever replica holds it. Anything
+unexpected is logged and closes with 1011.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.types import Message
 from starlette.websockets import WebSocketState
 
-from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, PongFrame, ReadyFrame
+from client_sdk.protocol.errors import ProtocolError
+from client_sdk.protocol.wire.parse import load_json
+from client_sdk.protocol.wire.stream import (
+    MAX_CLIENT_FRAME,
+    AuthFrame,
+    BatchFrame,
+    CloseCode,
+    PingFrame,
+    PongFrame,
+    ReadyFrame,
+    parse_client_frame,
+)
 from server.api.deps import Services, bearer_token
 from server.api.errors import ws_close_code
 from server.api.rooms import events_page
-from server.errors import DomainError, MalformedInput, NotAuthenticated, NotFound, RateLimited
+from server.errors import (
+    DomainError,
+    MalformedInput,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    TooLarge,
+)
 from server.services.common import Principal
 from server.services.messages import PreparedBatch
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 AUTH_TIMEOUT_SECONDS = 10.0
 _CURSOR = re.compile(r"[0-9]{1,15}")
@@ -61,24 +88,56 @@ class ConnectionCounter:
             self._open[device_id] -= 1
 
 
-async def _authenticate(websocket: WebSocket, services: Services) -> Principal:
+async def _authenticate(websocket: WebSocket, services: Services) -> tuple[Principal, str]:
+    """The caller and the token it authenticated with (header, else first frame)."""
     header = websocket.headers.get("authorization")
-    if header is not None:
-        return await services.identity.authenticate(bearer_token(header))
+    token = bearer_token(header) if header is not None else await _auth_frame(websocket)
+    return await services.identity.authenticate(token), token
+
+
+async def _auth_frame(websocket: WebSocket) -> str:
     try:
-        first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_SECONDS)
+        message = await asyncio.wait_for(websocket.receive(), AUTH_TIMEOUT_SECONDS)
     except TimeoutError as exc:
         raise NotAuthenticated("no authentication frame") from exc
-    try:
-        frame = json.loads(first)
-    except json.JSONDecodeError as exc:
-        raise MalformedInput("first frame is not JSON") from exc
-    if not isinstance(frame, dict) or frame.get("type") != "auth":
+    value = _json_object(message)
+    if value.get("type") != "auth":
         raise NotAuthenticated('first frame must be {"type": "auth", "token": ...}')
-    token = frame.get("token")
-    if not isinstance(token, str) or not token:
-        raise NotAuthenticated("authentication frame lacks a token")
-    return await services.identity.authenticate(token)
+    try:
+        frame = parse_client_frame(value)
+    except ProtocolError as exc:
+        raise NotAuthenticated(f"authentication frame: {exc}") from exc
+    assert isinstance(frame, AuthFrame)
+    return frame.token
+
+
+def _frame_text(message: Message) -> str:
+    """The text of a received frame; `WebSocketDisconnect` if the client left."""
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if not isinstance(text, str):
+        raise MalformedInput("frames must be JSON text, not binary")
+    if len(text) > MAX_CLIENT_FRAME:
+        raise TooLarge(f"frames are at most {MAX_CLIENT_FRAME} characters")
+    return text
+
+
+def _json_object(message: Message) -> dict[str, Any]:
+    try:
+        value = load_json(_frame_text(message), what="frame")
+    except ProtocolError as exc:
+        raise MalformedInput(str(exc)) from exc
+    if not isinstance(value, dict):
+        raise MalformedInput("a frame must be a JSON object")
+    return value
+
+
+def _client_frame(message: Message) -> AuthFrame | PingFrame:
+    try:
+        return parse_client_frame(_frame_text(message))
+    except ProtocolError as exc:
+        raise MalformedInput(str(exc)) from exc
 
 
 @router.websocket("/v1/rooms/{room_id}/stream")
@@ -92,14 +151,18 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
             raise NotFound("no such room")
         after = _after(websocket.query_params.get("after", "0"))
         since = _after(websocket.query_params.get("since", "0"))
-        principal = await _authenticate(websocket, services)
+        epoch = services.messages.stream_epoch()
+        principal, token = await _authenticate(websocket, services)
         await services.messages.check_member(principal, room_id)
         with counter.hold(principal.device_id):
-            await _serve(websocket, services, principal, room_id, after, since)
+            await _serve(websocket, services, principal, token, room_id, after, since, epoch)
     except DomainError as exc:
         await _close(websocket, ws_close_code(exc), exc.message)
     except WebSocketDisconnect:
         pass
+    except Exception:
+        log.exception("event stream of room %r failed", room_id)
+        await _close(websocket, CloseCode.INTERNAL_ERROR, "internal error")
 
 
 def _after(raw: str) -> int:
@@ -112,11 +175,13 @@ async def _serve(
     websocket: WebSocket,
     services: Services,
     principal: Principal,
+    token: str,
     room_id: str,
     after: int,
     since: int,
+    epoch: int,
 ) -> None:
-    with services.messages.subscribe(room_id) as sub:
+    with services.messages.subscribe(room_id, token=token, principal=principal, epoch=epoch) as sub:
         await websocket.send_json(ReadyFrame().model_dump(mode="json"))
         cursor = after
 
@@ -165,24 +230,30 @@ async def _serve(
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                if message.get("text") and '"ping"' in message["text"]:
-                    await websocket.send_json(PongFrame().model_dump(mode="json"))
+                if isinstance(_client_frame(message), AuthFrame):
+                    raise MalformedInput("the stream is already authenticated")
+                await websocket.send_json(PongFrame().model_dump(mode="json"))
 
-        sender = asyncio.ensure_future(send_loop())
-        receiver = asyncio.ensure_future(receive_loop())
+        async def guard() -> None:
+            """End the stream once its token or device is revoked (`Fanout.close_streams`)."""
+            while True:
+                await sub.attention.wait()
+                sub.attention.clear()
+                if sub.revoked_reason is not None:
+                    raise NotAuthenticated(sub.revoked_reason)
+                await services.identity.authenticate(token)
+
+        tasks = [asyncio.ensure_future(t()) for t in (send_loop, receive_loop, guard)]
         try:
-            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sender, receiver):
+            for task in tasks:
                 task.cancel()
-            for task in (sender, receiver):
-                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
-                    await task
+            await asyncio.gather(*tasks, return_exceptions=True)
         for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                if isinstance(exc, (DomainError, WebSocketDisconnect)):
-                    raise exc
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
 
 
 def _continues(prepared: object, cursor: int, since: int) -> TypeGuard[PreparedBatch]:
@@ -197,6 +268,8 @@ def _continues(prepared: object, cursor: int, since: int) -> TypeGuard[PreparedB
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    # A close reason is at most 123 bytes of UTF-8 (RFC 6455 §5.5).
+    short = reason.encode("utf-8", "replace")[:123].decode("utf-8", "ignore")
     if websocket.application_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(code=code, reason=reason[:120])
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await websocket.close(code=code, reason=short)

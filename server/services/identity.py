@@ -6,6 +6,7 @@ log, appended in the same transaction as the change.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound
 from server.log.appender import Appended, LogWriter
 from server.log.proofs import ProofReader
+from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal, decode_b64, decode_key, secret_hash
 from server.storage.accounts import (
     AccountRepository,
@@ -49,6 +51,8 @@ from server.storage.logs import LogRepository
 from server.storage.sessions import SessionRepository
 
 MAX_ENCRYPTION_KEY_LIFETIME_MS = 90 * 24 * 3600 * 1000
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+"""What a bearer token can look like (they are base64url); anything else is refused unread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +98,21 @@ class IdentityService:
     """Accounts, devices, keys, enrollment tokens and login sessions."""
 
     def __init__(
-        self, database: Database, settings: Settings, clock: Clock, log: LogWriter
+        self,
+        database: Database,
+        settings: Settings,
+        clock: Clock,
+        log: LogWriter,
+        *,
+        fanout: Fanout | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
         self.clock = clock
         self.log = log
+        self.fanout = fanout
+        """Closes the streams of what is revoked; None where no stream can be open (the
+        operator's commands on SQLite)."""
 
     async def ensure_directory_log(self) -> None:
         """Create the directory log on first start."""
@@ -338,6 +351,8 @@ class IdentityService:
 
     async def authenticate(self, token: str) -> Principal:
         """The caller a bearer token stands for; `NotAuthenticated` if none."""
+        if not _TOKEN.fullmatch(token):
+            raise NotAuthenticated("bearer token is invalid or expired")
         now = self.clock()
         async with self.database.read() as conn:
             holder = await SessionRepository(conn).token_holder(secret_hash(token), now)
@@ -355,9 +370,12 @@ class IdentityService:
         )
 
     async def logout(self, token: str) -> None:
-        """Revoke a bearer token."""
+        """Revoke a bearer token and close the streams it opened (on every replica)."""
+        token_hash = secret_hash(token)
         async with self.database.write() as conn:
-            await SessionRepository(conn).revoke_token(secret_hash(token), self.clock())
+            await SessionRepository(conn).revoke_token(token_hash, self.clock())
+            if self.fanout is not None:
+                await self.fanout.close_streams(conn, token_hash=token_hash)
 
     async def account(self, account_id: str, *, since: int = 0) -> AccountView:
         """An enrolled account with its devices, current encryption keys, and the

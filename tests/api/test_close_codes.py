@@ -15,5 +15,5 @@ def test_each_stream_refusal_closes_with_the_code_of_its_http_status() -> None:
 
 def test_a_domain_error_closes_with_its_class_code_or_malformed() -> None:
     assert ws_close_code(NotFound("no such room")) is CloseCode.NOT_FOUND
-    assert ws_close_code(TooLarge("too big")) is CloseCode.MALFORMED
+    assert ws_close_code(TooLarge("too big")) is CloseCode.TOO_LARGE
     assert ws_close_code(DomainError("odd")) is CloseCode.MALFORMED

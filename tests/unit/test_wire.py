@@ -17,10 +17,13 @@ from client_sdk.protocol.wire.events import EventKind, EventsPage
 from client_sdk.protocol.wire.identity import AccountSummary, TokenResponse
 from client_sdk.protocol.wire.rooms import RoomStateOut, RosterOut
 from client_sdk.protocol.wire.stream import (
+    AuthFrame,
     BatchFrame,
     CloseCode,
+    PingFrame,
     PongFrame,
     ReadyFrame,
+    parse_client_frame,
     parse_server_frame,
 )
 
@@ -163,13 +166,38 @@ def test_a_bad_stream_frame_is_a_protocol_error(raw: str, mentions: str) -> None
         parse_server_frame(raw)
 
 
+def test_client_frames_parse_by_type() -> None:
+    assert parse_client_frame('{"type": "ping"}') == PingFrame()
+    assert parse_client_frame('{"type": "auth", "token": "t"}') == AuthFrame(token="t")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ping",
+        "[]",
+        "null",
+        '{"type": "subscribe"}',
+        '{"type": "ping", "extra": 1}',
+        '{"type": "auth", "token": ""}',
+        '{"type": "auth", "token": 1}',
+        '{"type": "ping", "type": "ping"}',
+    ],
+)
+def test_a_bad_client_frame_is_a_protocol_error(raw: str) -> None:
+    with pytest.raises(ProtocolError, match="client frame"):
+        parse_client_frame(raw)
+
+
 def test_close_codes_mirror_http_statuses() -> None:
     assert CloseCode.NOT_FOUND.http_status == 404
     assert CloseCode.OVERFLOW.http_status is None
+    assert CloseCode.INTERNAL_ERROR.http_status is None
     assert {c for c in CloseCode if c.fatal} == {
         CloseCode.MALFORMED,
         CloseCode.FORBIDDEN,
         CloseCode.NOT_FOUND,
         CloseCode.CONFLICT,
+        CloseCode.TOO_LARGE,
         CloseCode.INVALID,
     }

@@ -35,7 +35,7 @@ Which model answers which route (request body in brackets)::
     DELETE /v1/rooms/{id}/uploads/{upload}         204, no body
     GET  /v1/rooms/{id}/blobs/{blob}               application/octet-stream (the ciphertext)
     WS   /v1/rooms/{id}/stream?after=&since=       stream.ReadyFrame, BatchFrame, PongFrame
-                                                   (`parse_server_frame`); closes with
+         [stream.AuthFrame, PingFrame]             (`parse_server_frame`); closes with
                                                    stream.CloseCode
     GET  /v1/logs/{id}                             logs.LogOut
     GET  /v1/logs/{id}/checkpoint?size=            text/plain signed note (protocol.note)

@@ -4,13 +4,17 @@ Connect to ``/v1/rooms/{room_id}/stream?after=SEQ&since=SIZE``. A client that
 cannot set headers sends `AuthFrame` first. The server answers `ReadyFrame`
 once subscribed, then `BatchFrame` after batch (a page of events, shaped like
 `EventsPage`), and `PongFrame` to a `PingFrame`. It ends a stream with one of
-the `CloseCode` values.
+the `CloseCode` values: a frame that is not a `ClientFrame` (binary, not JSON,
+not an object, an unknown type, a second `AuthFrame`) with `CloseCode.MALFORMED`,
+one longer than `MAX_CLIENT_FRAME` with `CloseCode.TOO_LARGE`, a revoked token
+or device with `CloseCode.UNAUTHENTICATED`, and an unexpected server failure
+with `CloseCode.INTERNAL_ERROR`.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 
@@ -31,9 +35,13 @@ class CloseCode(enum.IntEnum):
     FORBIDDEN = 4403
     NOT_FOUND = 4404
     CONFLICT = 4409
+    TOO_LARGE = 4413
+    """A frame from the client was larger than any frame it may send."""
     INVALID = 4422
     RATE_LIMITED = 4429
     """Too many open streams or requests: back off, then reconnect."""
+    INTERNAL_ERROR = 1011
+    """The server failed unexpectedly (and logged why); reconnect later."""
 
     @property
     def http_status(self) -> int | None:
@@ -53,15 +61,21 @@ _FATAL = frozenset(
         CloseCode.NOT_FOUND,
         CloseCode.CONFLICT,
         CloseCode.INVALID,
+        CloseCode.TOO_LARGE,
     }
 )
+
+
+MAX_CLIENT_FRAME = 4096
+"""The largest text frame a client may send (characters); the server closes with
+`CloseCode.TOO_LARGE` on a longer one."""
 
 
 class AuthFrame(WireModel):
     """Client -> server, first frame, when no ``Authorization`` header can be sent."""
 
     type: Literal["auth"] = "auth"
-    token: str = Field(min_length=1)
+    token: str = Field(min_length=1, max_length=1024)
 
 
 class PingFrame(WireModel):
@@ -87,6 +101,18 @@ class BatchFrame(EventsPage):
     with the previous batch's size (or ``since`` for the first)."""
 
     type: Literal["batch"] = "batch"
+
+
+ClientFrame = Annotated[AuthFrame | PingFrame, Field(discriminator="type")]
+"""Any frame a client may send, told apart by its ``type``."""
+
+_CLIENT_FRAME: TypeAdapter[AuthFrame | PingFrame] = TypeAdapter(ClientFrame)
+
+
+def parse_client_frame(data: str | Any) -> AuthFrame | PingFrame:
+    """One text frame from a client (or its JSON, already loaded) as its model, or
+    `ProtocolError` (not JSON, not an object, an unknown type, a field amiss)."""
+    return parse_shape(_CLIENT_FRAME, data, what="client frame")
 
 
 ServerFrame = Annotated[ReadyFrame | PongFrame | BatchFrame, Field(discriminator="type")]
