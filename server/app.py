@@ -67,6 +67,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             await documents.sweep()
             sweeper = asyncio.create_task(documents.sweep_forever())
             stack.callback(sweeper.cancel)
+            await identity.purge_sessions()
+            purger = asyncio.create_task(identity.purge_sessions_forever())
+            stack.callback(purger.cancel)
             app.state.services = Services(
                 identity=identity,
                 rooms=RoomService(database, settings, clock, fanout, log),
@@ -76,6 +79,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 documents=documents,
                 instruments=InstrumentService(database, settings, clock, fanout, log),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+                address_limiter=RateLimiter(
+                    settings.public_rate_limit_per_second,
+                    settings.public_rate_limit_burst,
+                    what="this address",
+                ),
             )
             app.state.ws_connections = ConnectionCounter(settings.ws_connections_per_device)
             yield

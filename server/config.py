@@ -46,6 +46,19 @@ class Settings(BaseSettings):
         default=200.0, gt=0, description="Requests per device per second (token bucket)."
     )
     rate_limit_burst: int = Field(default=400, ge=1, description="Token bucket size.")
+    public_rate_limit_per_second: float = Field(
+        default=20.0,
+        gt=0,
+        description="Requests per client address per second to the routes that need no "
+        "token (enrollment, login challenges and tokens, opening a stream) and failed "
+        "authentications (token bucket; IPv6 addresses counted per /64).",
+    )
+    public_rate_limit_burst: int = Field(
+        default=200, ge=1, description="Token bucket size per client address."
+    )
+    session_sweep_seconds: float = Field(
+        default=60.0, gt=0, description="How often expired login challenges and tokens are purged."
+    )
     ws_connections_per_device: int = Field(
         default=8, ge=1, description="Open WebSocket connections per device."
     )

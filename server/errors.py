@@ -70,6 +70,11 @@ class InvalidInput(DomainError):
 
 
 class RateLimited(DomainError):
-    """Too many requests from one device."""
+    """Too many requests from one device or address; `retry_after` says in how many
+    seconds one more would be accepted, when that is known."""
 
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -148,6 +148,8 @@ def settings_for(database_url: str, root: Path) -> Settings:
         max_message_bytes=256 * 1024,
         rate_limit_per_second=1000.0,
         rate_limit_burst=1000,
+        public_rate_limit_per_second=1000.0,
+        public_rate_limit_burst=1000,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
-from server.api.limits import RateLimiter
+from server.api.limits import RateLimiter, client_key
 from server.errors import NotAuthenticated
 from server.services.common import Principal
 from server.services.documents import DocumentService
@@ -31,6 +31,9 @@ class Services:
     documents: DocumentService
     instruments: InstrumentService
     rate_limiter: RateLimiter
+    """Requests per device."""
+    address_limiter: RateLimiter
+    """Requests that need no token, and failed authentications, per client address."""
 
 
 # Every dependency is `async def`: FastAPI runs a plain `def` on a worker thread,
@@ -80,13 +83,31 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+def charge_address(services: Services, host: str | None) -> None:
+    """Count one unauthenticated request (or failed authentication) against the
+    client's address; `RateLimited` when it has had its share."""
+    services.address_limiter.check(client_key(host))
+
+
+def _host(request: Request) -> str | None:
+    return None if request.client is None else request.client.host
+
+
 async def _current_principal(request: Request) -> Principal:
     services = _services(request)
-    principal = await services.identity.authenticate(
-        bearer_token(request.headers.get("authorization"))
-    )
+    try:
+        principal = await services.identity.authenticate(
+            bearer_token(request.headers.get("authorization"))
+        )
+    except NotAuthenticated:
+        charge_address(services, _host(request))  # guessing tokens is rate-limited too
+        raise
     services.rate_limiter.check(principal.device_id)
     return principal
+
+
+async def _public(request: Request) -> None:
+    charge_address(_services(request), _host(request))
 
 
 async def _bearer(request: Request) -> str:
@@ -101,6 +122,8 @@ ModerationDep = Annotated[ModerationService, Depends(_moderation)]
 DocumentsDep = Annotated[DocumentService, Depends(_documents)]
 InstrumentsDep = Annotated[InstrumentService, Depends(_instruments)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
+PUBLIC = Depends(_public)
+"""For a route that needs no token: ``dependencies=[PUBLIC]`` rate-limits it per address."""
 BearerToken = Annotated[str, Depends(_bearer)]
 PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 """An id in a URL path, parsed like `Ident`: bytes the database refuses (NUL) never reach it."""

@@ -3,6 +3,7 @@ WebSocket close codes."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -80,9 +81,17 @@ def ws_close_code(error: DomainError) -> CloseCode:
     return CloseCode.MALFORMED
 
 
+def _headers(error: DomainError) -> dict[str, str] | None:
+    if isinstance(error, NotAuthenticated):
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, RateLimited) and error.retry_after is not None:
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    return None
+
+
 async def _domain(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, NotAuthenticated) else None
+    headers = _headers(exc)
     return JSONResponse(
         error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers
     )

@@ -29,20 +29,20 @@ from client_sdk.protocol.wire.identity import (
     TokenResponse,
 )
 from client_sdk.protocol.wire.logs import LoggedOut
-from server.api.deps import BearerToken, CurrentPrincipal, IdentityDep, PathId
+from server.api.deps import PUBLIC, BearerToken, CurrentPrincipal, IdentityDep, PathId
 from server.services.identity import AccountView
 
 router = APIRouter(prefix="/v1")
 
 
-@router.post("/enroll/preview")
+@router.post("/enroll/preview", dependencies=[PUBLIC])
 async def enroll_preview(body: EnrollPreviewRequest, identity: IdentityDep) -> EnrollPreview:
     """The account a token enrolls (id, name, role), so the client can sign its registration."""
     account = await identity.preview_enrollment(body.token)
     return EnrollPreview(account_id=account.id, name=account.name, role=Role(account.role))
 
 
-@router.post("/enroll", status_code=201)
+@router.post("/enroll", status_code=201, dependencies=[PUBLIC])
 async def enroll(body: EnrollRequest, identity: IdentityDep) -> EnrollResponse:
     """Redeem a one-time enrollment token with locally generated keys."""
     device, logged = await identity.enroll(
@@ -58,14 +58,14 @@ async def enroll(body: EnrollRequest, identity: IdentityDep) -> EnrollResponse:
     )
 
 
-@router.post("/auth/challenge")
+@router.post("/auth/challenge", dependencies=[PUBLIC])
 async def challenge(body: ChallengeRequest, identity: IdentityDep) -> ChallengeResponse:
     """A single-use login nonce for a device."""
     nonce, expires_at = await identity.challenge(body.device_id)
     return ChallengeResponse(nonce=nonce, expires_at=expires_at)
 
 
-@router.post("/auth/token")
+@router.post("/auth/token", dependencies=[PUBLIC])
 async def token(body: TokenRequest, identity: IdentityDep) -> TokenResponse:
     """Exchange a signed challenge for a bearer token."""
     issued = await identity.login(

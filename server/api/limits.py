@@ -1,7 +1,8 @@
-"""Request size limit (ASGI middleware) and per-device rate limiting."""
+"""Request size limit (ASGI middleware) and rate limiting per device and per address."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time
@@ -81,19 +82,49 @@ async def _too_large(send: Send, max_bytes: int) -> None:
 
 
 class RateLimiter:
-    """A token bucket per device, in this process."""
+    """A token bucket per key (a device, a client address), in this process.
 
-    def __init__(self, rate: float, burst: int) -> None:
+    At most `max_keys` buckets are kept: the least recently used go first (a bucket
+    forgotten is a full one, so only a caller idle longer than everyone else's gains).
+    """
+
+    def __init__(
+        self, rate: float, burst: int, *, what: str = "this device", max_keys: int = 100_000
+    ) -> None:
         self.rate = rate
         self.burst = burst
+        self.what = what
+        self.max_keys = max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def check(self, key: str) -> None:
-        """Take one token for `key`, or raise `RateLimited`."""
+        """Take one token for `key`, or raise `RateLimited` saying when to retry."""
         now = time.monotonic()
-        tokens, stamp = self._buckets.get(key, (float(self.burst), now))
+        tokens, stamp = self._buckets.pop(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
         if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            raise RateLimited("too many requests from this device; slow down")
-        self._buckets[key] = (tokens - 1.0, now)
+            self._keep(key, tokens, now)
+            raise RateLimited(
+                f"too many requests from {self.what}; slow down",
+                retry_after=(1.0 - tokens) / self.rate,
+            )
+        self._keep(key, tokens - 1.0, now)
+
+    def _keep(self, key: str, tokens: float, now: float) -> None:
+        self._buckets[key] = (tokens, now)  # re-inserted: the dict is in order of use
+        while len(self._buckets) > self.max_keys:
+            del self._buckets[next(iter(self._buckets))]
+
+
+def client_key(host: str | None) -> str:
+    """The rate-limit key of a client address: the address itself, an IPv6 address's
+    /64 (what one subscriber usually holds), or the text it came as."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

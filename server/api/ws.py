@@ -46,7 +46,7 @@ from client_sdk.protocol.wire.stream import (
     ReadyFrame,
     parse_client_frame,
 )
-from server.api.deps import Services, bearer_token
+from server.api.deps import Services, bearer_token, charge_address
 from server.api.errors import ws_close_code
 from server.api.rooms import events_page
 from server.errors import (
@@ -147,6 +147,7 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
     counter: ConnectionCounter = websocket.app.state.ws_connections
     await websocket.accept()
     try:
+        charge_address(services, None if websocket.client is None else websocket.client.host)
         if not _ROOM_ID.fullmatch(room_id):
             raise NotFound("no such room")
         after = _after(websocket.query_params.get("after", "0"))

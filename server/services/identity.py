@@ -6,6 +6,8 @@ log, appended in the same transaction as the change.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import secrets
 import uuid
@@ -51,6 +53,11 @@ from server.storage.logs import LogRepository
 from server.storage.sessions import SessionRepository
 
 MAX_ENCRYPTION_KEY_LIFETIME_MS = 90 * 24 * 3600 * 1000
+PURGE_PER_CHALLENGE = 4
+"""Expired challenges (and tokens) each new challenge removes on its way."""
+SWEEP_BATCH = 1000
+"""Rows of each kind one purge transaction removes at most."""
+log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 """What a bearer token can look like (they are base64url); anything else is refused unread."""
 
@@ -318,10 +325,33 @@ class IdentityService:
             device = await AccountRepository(conn).device(device_id)
             if device is None or device.revoked_at is not None:
                 raise NotFound("no such device")
-            await SessionRepository(conn).add_challenge(
+            sessions = SessionRepository(conn)
+            # Each new challenge clears a few expired rows: more than it adds, bounded work.
+            await sessions.purge_expired(now, PURGE_PER_CHALLENGE)
+            await sessions.add_challenge(
                 nonce_hash=secret_hash(nonce), device_id=device_id, expires_at=expires_at
             )
         return nonce, expires_at
+
+    async def purge_sessions(self) -> int:
+        """Remove every expired login challenge and bearer token, in bounded batches;
+        how many rows went."""
+        removed = 0
+        while True:
+            async with self.database.write() as conn:
+                batch = await SessionRepository(conn).purge_expired(self.clock(), SWEEP_BATCH)
+            removed += batch
+            if batch < SWEEP_BATCH:
+                return removed
+
+    async def purge_sessions_forever(self) -> None:
+        """`purge_sessions` every ``PARLEY_SESSION_SWEEP_SECONDS`` (a background task)."""
+        while True:
+            await asyncio.sleep(self.settings.session_sweep_seconds)
+            try:
+                await self.purge_sessions()
+            except Exception:  # the next round tries again; the server keeps serving
+                log.exception("purging expired challenges and tokens failed")
 
     async def login(self, *, device_id: str, nonce: str, signature: str) -> AccessToken:
         """Exchange a signed challenge for a short-lived bearer token."""

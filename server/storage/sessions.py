@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.prepared import Prepared
@@ -50,18 +50,35 @@ class SessionRepository:
         )
 
     async def consume_challenge(self, *, nonce_hash: bytes, device_id: str, now: int) -> bool:
-        """Mark an unused, unexpired challenge for this device used; False if there is none."""
+        """Remove an unexpired challenge of this device (it is used up); False if there is
+        none."""
         result = await self.conn.execute(
-            update(login_challenges)
-            .where(
+            delete(login_challenges).where(
                 login_challenges.c.nonce_hash == nonce_hash,
                 login_challenges.c.device_id == device_id,
                 login_challenges.c.used_at.is_(None),
                 login_challenges.c.expires_at > now,
             )
-            .values(used_at=now)
         )
         return result.rowcount == 1
+
+    async def purge_expired(self, now: int, limit: int) -> int:
+        """Remove at most `limit` expired challenges and `limit` expired tokens (oldest
+        first, found through their expiry index); how many rows went."""
+        removed = 0
+        for table, key in (
+            (login_challenges, login_challenges.c.nonce_hash),
+            (access_tokens, access_tokens.c.token_hash),
+        ):
+            expired = (
+                select(key)
+                .where(table.c.expires_at <= now)
+                .order_by(table.c.expires_at)
+                .limit(limit)
+            )
+            result = await self.conn.execute(delete(table).where(key.in_(expired)))
+            removed += result.rowcount
+        return removed
 
     async def add_token(self, *, token_hash: bytes, device_id: str, expires_at: int) -> None:
         """Store a new bearer token's hash."""

@@ -78,18 +78,20 @@ login_challenges = Table(
     metadata,
     Column("nonce_hash", LargeBinary, primary_key=True),
     Column("device_id", String(64), ForeignKey("devices.id"), nullable=False),
-    Column("expires_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
     Column("used_at", BigInteger, nullable=True),
 )
+"""Outstanding challenges: a used one is deleted, an expired one purged."""
 
 access_tokens = Table(
     "access_tokens",
     metadata,
     Column("token_hash", LargeBinary, primary_key=True),
     Column("device_id", String(64), ForeignKey("devices.id"), nullable=False, index=True),
-    Column("expires_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
     Column("revoked_at", BigInteger, nullable=True),
 )
+"""Bearer tokens until they expire (then purged), revoked ones included."""
 
 rooms = Table(
     "rooms",
