@@ -122,8 +122,8 @@ ModerationDep = Annotated[ModerationService, Depends(_moderation)]
 DocumentsDep = Annotated[DocumentService, Depends(_documents)]
 InstrumentsDep = Annotated[InstrumentService, Depends(_instruments)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
-PUBLIC = Depends(_public)
-"""For a route that needs no token: ``dependencies=[PUBLIC]`` rate-limits it per address."""
+LIMIT_BY_ADDRESS = Depends(_public)
+"""``dependencies=[LIMIT_BY_ADDRESS]``: a route that needs no token, limited per address."""
 BearerToken = Annotated[str, Depends(_bearer)]
 PathId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 """An id in a URL path, parsed like `Ident`: bytes the database refuses (NUL) never reach it."""

@@ -15,6 +15,7 @@ from client_sdk.protocol.wire.documents import (
     UploadOut,
 )
 from server.api.deps import CurrentPrincipal, DocumentsDep, PathId
+from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, error_responses
 from server.errors import MalformedInput
 from server.services.documents import UploadView
 
@@ -24,7 +25,11 @@ ChunkIndex = Annotated[int, Path(ge=0, le=2**40)]
 BlobName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{43}$")]
 
 
-@router.post("/uploads", status_code=201)
+@router.post(
+    "/uploads",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 403, 404, 409),
+)
 async def create_upload(
     room_id: PathId, body: CreateUploadRequest, principal: CurrentPrincipal, documents: DocumentsDep
 ) -> UploadOut:
@@ -36,7 +41,7 @@ async def create_upload(
     )
 
 
-@router.get("/uploads/{upload_id}")
+@router.get("/uploads/{upload_id}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def upload_status(
     room_id: PathId, upload_id: PathId, principal: CurrentPrincipal, documents: DocumentsDep
 ) -> UploadOut:
@@ -44,7 +49,10 @@ async def upload_status(
     return upload_out(await documents.upload(principal, room_id, upload_id))
 
 
-@router.put("/uploads/{upload_id}/chunks/{index}")
+@router.put(
+    "/uploads/{upload_id}/chunks/{index}",
+    responses=error_responses(*AUTHENTICATED, *PARAMETERS, 400, 404, 409, 413),
+)
 async def append_chunk(
     room_id: PathId,
     upload_id: PathId,
@@ -66,7 +74,11 @@ async def append_chunk(
     )
 
 
-@router.post("/uploads/{upload_id}/complete", status_code=201)
+@router.post(
+    "/uploads/{upload_id}/complete",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 404, 409),
+)
 async def complete_upload(
     room_id: PathId,
     upload_id: PathId,
@@ -79,7 +91,11 @@ async def complete_upload(
     return BlobOut(room_id=row.room_id, blob=row.blob, size=row.size, created_at=row.created_at)
 
 
-@router.delete("/uploads/{upload_id}", status_code=204)
+@router.delete(
+    "/uploads/{upload_id}",
+    status_code=204,
+    responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404),
+)
 async def abandon_upload(
     room_id: PathId, upload_id: PathId, principal: CurrentPrincipal, documents: DocumentsDep
 ) -> Response:
@@ -88,7 +104,11 @@ async def abandon_upload(
     return Response(status_code=204)
 
 
-@router.get("/blobs/{blob}", response_class=StreamingResponse)
+@router.get(
+    "/blobs/{blob}",
+    response_class=StreamingResponse,
+    responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404),
+)
 async def download_blob(
     room_id: PathId, blob: BlobName, principal: CurrentPrincipal, documents: DocumentsDep
 ) -> StreamingResponse:

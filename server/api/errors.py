@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from client_sdk.protocol.wire.errors import ErrorBody
 from client_sdk.protocol.wire.errors import error_body as wire_error_body
 from client_sdk.protocol.wire.stream import CloseCode
 from server.errors import (
@@ -57,6 +58,49 @@ _HTTP_CODES = {
     413: "too_large",
     422: "invalid",
     429: "rate_limited",
+}
+
+
+_MEANING = {
+    400: "Malformed: the body is not JSON, or a value does not parse.",
+    401: "No, a bad or an expired bearer token (or credentials that do not verify).",
+    403: "Authenticated, but not permitted.",
+    404: "No such thing, or not visible to the caller.",
+    409: "Clashes with the current state (a closed room, a stale version, a duplicate).",
+    413: "Over a size limit (the request body, a document, a quota).",
+    422: "Parses, but a value fails a check (a field, a signature, a range).",
+    429: "Too many requests from this device or address; Retry-After says when to retry.",
+}
+
+AUTHENTICATED = (401, 429)
+"""What any route behind a bearer token can answer."""
+PUBLIC = (429,)
+"""What any route that needs no token can answer (limited per address)."""
+JSON_BODY = (400, 413, 422)
+"""What any route with a JSON body can answer."""
+PARAMETERS = (422,)
+"""What any route with path or query parameters can answer."""
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the error statuses a route can answer, each with
+    the JSON error body (`ErrorBody`)."""
+    return {
+        status: {"model": ErrorBody, "description": _MEANING[status], **_HEADERS.get(status, {})}
+        for status in sorted(set(statuses))
+    }
+
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+    429: {
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until one more request would be accepted.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    },
 }
 
 

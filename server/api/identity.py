@@ -29,20 +29,30 @@ from client_sdk.protocol.wire.identity import (
     TokenResponse,
 )
 from client_sdk.protocol.wire.logs import LoggedOut
-from server.api.deps import PUBLIC, BearerToken, CurrentPrincipal, IdentityDep, PathId
+from server.api.deps import LIMIT_BY_ADDRESS, BearerToken, CurrentPrincipal, IdentityDep, PathId
+from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, PUBLIC, error_responses
 from server.services.identity import AccountView
 
 router = APIRouter(prefix="/v1")
 
 
-@router.post("/enroll/preview", dependencies=[PUBLIC])
+@router.post(
+    "/enroll/preview",
+    dependencies=[LIMIT_BY_ADDRESS],
+    responses=error_responses(*PUBLIC, *JSON_BODY, 401),
+)
 async def enroll_preview(body: EnrollPreviewRequest, identity: IdentityDep) -> EnrollPreview:
     """The account a token enrolls (id, name, role), so the client can sign its registration."""
     account = await identity.preview_enrollment(body.token)
     return EnrollPreview(account_id=account.id, name=account.name, role=Role(account.role))
 
 
-@router.post("/enroll", status_code=201, dependencies=[PUBLIC])
+@router.post(
+    "/enroll",
+    status_code=201,
+    dependencies=[LIMIT_BY_ADDRESS],
+    responses=error_responses(*PUBLIC, *JSON_BODY, 401, 409),
+)
 async def enroll(body: EnrollRequest, identity: IdentityDep) -> EnrollResponse:
     """Redeem a one-time enrollment token with locally generated keys."""
     device, logged = await identity.enroll(
@@ -58,14 +68,22 @@ async def enroll(body: EnrollRequest, identity: IdentityDep) -> EnrollResponse:
     )
 
 
-@router.post("/auth/challenge", dependencies=[PUBLIC])
+@router.post(
+    "/auth/challenge",
+    dependencies=[LIMIT_BY_ADDRESS],
+    responses=error_responses(*PUBLIC, *JSON_BODY, 404),
+)
 async def challenge(body: ChallengeRequest, identity: IdentityDep) -> ChallengeResponse:
     """A single-use login nonce for a device."""
     nonce, expires_at = await identity.challenge(body.device_id)
     return ChallengeResponse(nonce=nonce, expires_at=expires_at)
 
 
-@router.post("/auth/token", dependencies=[PUBLIC])
+@router.post(
+    "/auth/token",
+    dependencies=[LIMIT_BY_ADDRESS],
+    responses=error_responses(*PUBLIC, *JSON_BODY, 401),
+)
 async def token(body: TokenRequest, identity: IdentityDep) -> TokenResponse:
     """Exchange a signed challenge for a bearer token."""
     issued = await identity.login(
@@ -74,7 +92,7 @@ async def token(body: TokenRequest, identity: IdentityDep) -> TokenResponse:
     return TokenResponse(token=issued.token, expires_at=issued.expires_at)
 
 
-@router.post("/auth/logout", status_code=204)
+@router.post("/auth/logout", status_code=204, responses=error_responses(*AUTHENTICATED))
 async def logout(
     _principal: CurrentPrincipal, bearer: BearerToken, identity: IdentityDep
 ) -> Response:
@@ -83,7 +101,7 @@ async def logout(
     return Response(status_code=204)
 
 
-@router.get("/accounts/me")
+@router.get("/accounts/me", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def me(
     principal: CurrentPrincipal,
     identity: IdentityDep,
@@ -93,7 +111,7 @@ async def me(
     return account_out(await identity.account(principal.account_id, since=since))
 
 
-@router.get("/accounts/{account_id}")
+@router.get("/accounts/{account_id}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def account(
     account_id: PathId,
     _principal: CurrentPrincipal,
@@ -108,7 +126,7 @@ async def account(
     return account_out(await identity.account(account_id, since=since))
 
 
-@router.get("/accounts")
+@router.get("/accounts", responses=error_responses(*AUTHENTICATED, *PARAMETERS))
 async def accounts(
     _principal: CurrentPrincipal, identity: IdentityDep, role: Role | None = Query(default=None)
 ) -> list[AccountSummary]:
@@ -119,7 +137,11 @@ async def accounts(
     ]
 
 
-@router.post("/enrollment-tokens", status_code=201)
+@router.post(
+    "/enrollment-tokens",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, 403),
+)
 async def invite(
     body: EnrollmentTokenRequest, principal: CurrentPrincipal, identity: IdentityDep
 ) -> EnrollmentTokenResponse:
@@ -130,7 +152,11 @@ async def invite(
     )
 
 
-@router.post("/devices/me/encryption-keys", status_code=201)
+@router.post(
+    "/devices/me/encryption-keys",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, 409),
+)
 async def rotate(
     body: RotateKeyRequest, principal: CurrentPrincipal, identity: IdentityDep
 ) -> LoggedOut:

@@ -7,11 +7,16 @@ from fastapi import APIRouter
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.wire.instruments import ActOut, ActRequest
 from server.api.deps import CurrentPrincipal, InstrumentsDep, PathId
+from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, error_responses
 
 router = APIRouter(prefix="/v1/rooms")
 
 
-@router.post("/{room_id}/instruments", status_code=201)
+@router.post(
+    "/{room_id}/instruments",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 403, 404, 409),
+)
 async def act(
     room_id: PathId, body: ActRequest, principal: CurrentPrincipal, instruments: InstrumentsDep
 ) -> ActOut:

@@ -20,6 +20,7 @@ from client_sdk.protocol.wire.logs import (
     WitnessOut,
 )
 from server.api.deps import CurrentPrincipal, LogsDep, PathId
+from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, error_responses
 from server.errors import InvalidInput, NotFound
 from server.services.common import decode_b64
 
@@ -50,7 +51,7 @@ def parse_tile_index(segments: list[str]) -> tuple[int, int | None]:
     return int(digits), width
 
 
-@router.get("/logs/{log_id}")
+@router.get("/logs/{log_id}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def log_info(log_id: PathId, principal: CurrentPrincipal, logs: LogsDep) -> LogOut:
     """Origin, verifier key and size of a log."""
     info = await logs.info(principal, log_id)
@@ -63,7 +64,9 @@ async def log_info(log_id: PathId, principal: CurrentPrincipal, logs: LogsDep) -
     )
 
 
-@router.get("/logs/{log_id}/checkpoint")
+@router.get(
+    "/logs/{log_id}/checkpoint", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+)
 async def checkpoint(
     log_id: PathId,
     principal: CurrentPrincipal,
@@ -77,7 +80,9 @@ async def checkpoint(
     )
 
 
-@router.get("/logs/{log_id}/tile/{path:path}")
+@router.get(
+    "/logs/{log_id}/tile/{path:path}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+)
 async def tile(log_id: PathId, path: str, principal: CurrentPrincipal, logs: LogsDep) -> Response:
     """c2sp.org/tlog-tiles: ``tile/L/N[.p/W]`` hash tiles and ``tile/entries/N[.p/W]`` bundles."""
     segments = path.split("/")
@@ -96,7 +101,7 @@ async def tile(log_id: PathId, path: str, principal: CurrentPrincipal, logs: Log
     )
 
 
-@router.get("/logs/{log_id}/entries")
+@router.get("/logs/{log_id}/entries", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def entries(
     log_id: PathId,
     principal: CurrentPrincipal,
@@ -119,7 +124,9 @@ async def entries(
     )
 
 
-@router.get("/logs/{log_id}/proof/inclusion")
+@router.get(
+    "/logs/{log_id}/proof/inclusion", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+)
 async def inclusion(
     log_id: PathId,
     principal: CurrentPrincipal,
@@ -138,7 +145,9 @@ async def inclusion(
     return InclusionOut(index=found, size=tree_size, proof=[b64e(h) for h in proof])
 
 
-@router.get("/logs/{log_id}/proof/consistency")
+@router.get(
+    "/logs/{log_id}/proof/consistency", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+)
 async def consistency(
     log_id: PathId,
     principal: CurrentPrincipal,
@@ -151,7 +160,11 @@ async def consistency(
     return ConsistencyOut(size1=first, size2=second, proof=[b64e(h) for h in proof])
 
 
-@router.post("/logs/{log_id}/cosignatures", status_code=201)
+@router.post(
+    "/logs/{log_id}/cosignatures",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 403, 404, 409),
+)
 async def cosign(
     log_id: PathId, body: CosignatureIn, principal: CurrentPrincipal, logs: LogsDep
 ) -> Response:
@@ -160,7 +173,9 @@ async def cosign(
     return Response(status_code=201)
 
 
-@router.post("/witnesses", status_code=201)
+@router.post(
+    "/witnesses", status_code=201, responses=error_responses(*AUTHENTICATED, *JSON_BODY, 403, 409)
+)
 async def register_witness(
     body: WitnessIn, principal: CurrentPrincipal, logs: LogsDep
 ) -> WitnessOut:
@@ -169,7 +184,7 @@ async def register_witness(
     return WitnessOut(name=row.name, vkey=row.vkey, account_id=row.account_id)
 
 
-@router.get("/witnesses")
+@router.get("/witnesses", responses=error_responses(*AUTHENTICATED))
 async def list_witnesses(_principal: CurrentPrincipal, logs: LogsDep) -> list[WitnessOut]:
     """Every registered witness key."""
     return [

@@ -23,6 +23,7 @@ from client_sdk.protocol.wire.rooms import (
     UpdateRosterRequest,
 )
 from server.api.deps import CurrentPrincipal, MessagesDep, ModerationDep, PathId, RoomsDep
+from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, error_responses
 from server.api.identity import logged_out
 from server.services.messages import EventBatch, event_payload
 from server.services.rooms import RoomView
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/v1/rooms")
 PageT = TypeVar("PageT", bound=EventsPage)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=error_responses(*AUTHENTICATED, *JSON_BODY, 403, 409))
 async def create_room(
     body: CreateRoomRequest, principal: CurrentPrincipal, rooms: RoomsDep
 ) -> RoomOut:
@@ -42,7 +43,7 @@ async def create_room(
     )
 
 
-@router.get("")
+@router.get("", responses=error_responses(*AUTHENTICATED))
 async def list_rooms(principal: CurrentPrincipal, rooms: RoomsDep) -> list[RoomSummary]:
     """Rooms the caller is a member of."""
     return [
@@ -58,13 +59,17 @@ async def list_rooms(principal: CurrentPrincipal, rooms: RoomsDep) -> list[RoomS
     ]
 
 
-@router.get("/{room_id}")
+@router.get("/{room_id}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def get_room(room_id: PathId, principal: CurrentPrincipal, rooms: RoomsDep) -> RoomOut:
     """A room, with its current signed roster."""
     return room_out(await rooms.get(principal, room_id))
 
 
-@router.post("/{room_id}/rosters", status_code=201)
+@router.post(
+    "/{room_id}/rosters",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 403, 404, 409),
+)
 async def update_roster(
     room_id: PathId, body: UpdateRosterRequest, principal: CurrentPrincipal, rooms: RoomsDep
 ) -> RoomOut:
@@ -72,7 +77,9 @@ async def update_roster(
     return room_out(await rooms.update_roster(principal, room_id, body.roster))
 
 
-@router.get("/{room_id}/rosters/{version}")
+@router.get(
+    "/{room_id}/rosters/{version}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+)
 async def get_roster(
     room_id: PathId, version: int, principal: CurrentPrincipal, rooms: RoomsDep
 ) -> RosterOut:
@@ -83,7 +90,11 @@ async def get_roster(
     )
 
 
-@router.post("/{room_id}/messages", status_code=201)
+@router.post(
+    "/{room_id}/messages",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 403, 404, 409),
+)
 async def send(
     room_id: PathId, body: Envelope, principal: CurrentPrincipal, messages: MessagesDep
 ) -> SendResponse:
@@ -103,7 +114,11 @@ async def send(
     )
 
 
-@router.post("/{room_id}/moderation", status_code=201)
+@router.post(
+    "/{room_id}/moderation",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 403, 404, 409),
+)
 async def moderate(
     room_id: PathId, body: ModerateRequest, principal: CurrentPrincipal, moderation: ModerationDep
 ) -> ModerationOut:
@@ -129,7 +144,7 @@ async def moderate(
     )
 
 
-@router.get("/{room_id}/events")
+@router.get("/{room_id}/events", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))
 async def events(
     room_id: PathId,
     principal: CurrentPrincipal,
