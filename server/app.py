@@ -27,6 +27,7 @@ from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.moderation import ModerationService
 from server.services.rooms import RoomService
+from server.services.streams import StreamService
 from server.storage.blobs import FileBlobStore, UploadFiles
 from server.storage.database import create_database
 from server.storage.migrate import upgrade_to_head
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 moderation=ModerationService(database, settings, clock, fanout, log),
                 documents=documents,
                 instruments=InstrumentService(database, settings, clock, fanout, log),
+                streams=StreamService(fanout),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
                 address_limiter=RateLimiter(
                     settings.public_rate_limit_per_second,

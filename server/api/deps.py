@@ -17,6 +17,7 @@ from server.services.logs import LogService
 from server.services.messages import MessageService
 from server.services.moderation import ModerationService
 from server.services.rooms import RoomService
+from server.services.streams import StreamService
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,7 @@ class Services:
     moderation: ModerationService
     documents: DocumentService
     instruments: InstrumentService
+    streams: StreamService
     rate_limiter: RateLimiter
     """Requests per device."""
     address_limiter: RateLimiter

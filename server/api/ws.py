@@ -152,7 +152,7 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
             raise NotFound("no such room")
         after = _after(websocket.query_params.get("after", "0"))
         since = _after(websocket.query_params.get("since", "0"))
-        epoch = services.messages.stream_epoch()
+        epoch = services.streams.epoch()
         principal, token = await _authenticate(websocket, services)
         await services.messages.check_member(principal, room_id)
         with counter.hold(principal.device_id):
@@ -182,7 +182,7 @@ async def _serve(
     since: int,
     epoch: int,
 ) -> None:
-    with services.messages.subscribe(room_id, token=token, principal=principal, epoch=epoch) as sub:
+    with services.streams.subscribe(room_id, token=token, principal=principal, epoch=epoch) as sub:
         await websocket.send_json(ReadyFrame().model_dump(mode="json"))
         cursor = after
 

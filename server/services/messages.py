@@ -26,8 +26,8 @@ from server.errors import InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import LogWriter
 from server.log.proofs import ProofReader, proof_at_append
 from server.realtime.fanout import Fanout
-from server.realtime.hub import StreamOwner, Subscription
-from server.services.common import Clock, Principal, check_roster_version, is_retry, secret_hash
+from server.realtime.hub import Subscription
+from server.services.common import Clock, Principal, check_roster_version, is_retry
 from server.services.room_state import current_roster, refusal_error, sender_state
 from server.storage.database import Database
 from server.storage.events import EventRepository, EventRow
@@ -233,19 +233,10 @@ class MessageService:
                 consistency_proof=await reader.consistency(since, checkpoint.size),
             )
 
-    def stream_epoch(self) -> int:
-        """Read before authenticating a stream's token and hand to `subscribe`: a
-        revocation in between then makes the stream check its token again."""
-        return self.fanout.hub.epoch
-
-    def subscribe(
-        self, room_id: str, *, token: str, principal: Principal, epoch: int
-    ) -> AbstractContextManager[Subscription]:
+    def subscribe(self, room_id: str) -> AbstractContextManager[Subscription]:
         """Be told of `room_id`'s new sequence numbers (from every replica) while the
-        block runs; read the events themselves with `events`. The subscription is
-        revoked when `token` or its device is (`Fanout.close_streams`)."""
-        owner = StreamOwner(token_hash=secret_hash(token), device_id=principal.device_id)
-        return self.fanout.hub.subscribe(room_id, owner, epoch=epoch)
+        block runs; read the events themselves with `events`."""
+        return self.fanout.hub.subscribe(room_id)
 
     async def check_member(self, principal: Principal, room_id: str) -> None:
         """Raise `NotFound` unless the caller is a member of the room."""
