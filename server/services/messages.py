@@ -10,7 +10,6 @@ number. It answers only after the commit.
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,6 @@ from server.errors import InvalidInput, NotAllowed, NotFound, TooLarge
 from server.log.appender import LogWriter
 from server.log.proofs import ProofReader, proof_at_append
 from server.realtime.fanout import Fanout
-from server.realtime.hub import Subscription
 from server.services.common import Clock, Principal, check_roster_version, is_retry
 from server.services.room_state import current_roster, refusal_error, sender_state
 from server.storage.database import Database
@@ -232,11 +230,6 @@ class MessageService:
                 since=since,
                 consistency_proof=await reader.consistency(since, checkpoint.size),
             )
-
-    def subscribe(self, room_id: str) -> AbstractContextManager[Subscription]:
-        """Be told of `room_id`'s new sequence numbers (from every replica) while the
-        block runs; read the events themselves with `events`."""
-        return self.fanout.hub.subscribe(room_id)
 
     async def check_member(self, principal: Principal, room_id: str) -> None:
         """Raise `NotFound` unless the caller is a member of the room."""
