@@ -189,6 +189,11 @@ def open_tiled(path: Path) -> TiledBundle:
         return TiledBundle(path, reader.manifest, reader.checkpoint)
 
 
+_DAMAGED = (tarfile.TarError, OSError, EOFError, zlib.error, TypeError)
+"""What reading a damaged gzipped tar raises (tarfile raises TypeError on a gzip header
+cut short, CPython 3.11), each a damaged bundle (`ProtocolError`)."""
+
+
 class TiledReader:
     """One pass over a tiled bundle: the manifest, the checkpoint, then the entries."""
 
@@ -196,7 +201,7 @@ class TiledReader:
         """Start reading `file`; `ProtocolError` unless it starts as a tiled bundle does."""
         try:
             self._tar = tarfile.open(fileobj=file, mode="r|gz")
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except _DAMAGED as exc:
             raise ProtocolError(f"not an audit bundle: {exc}") from exc
         self._members = iter(self._tar)
         raw = self._member(MANIFEST)
@@ -222,7 +227,7 @@ class TiledReader:
             member = next(self._members)
         except StopIteration:
             raise ProtocolError(f"the bundle ends before {name}") from None
-        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        except (*_DAMAGED, ValueError) as exc:
             raise ProtocolError(f"the bundle is damaged before {name}: {exc}") from exc
         if member.name != name:
             raise ProtocolError(f"the bundle has {member.name} where {name} belongs")
@@ -232,7 +237,7 @@ class TiledReader:
         assert extracted is not None  # a regular file
         try:
             return extracted.read()
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except _DAMAGED as exc:
             raise ProtocolError(f"the bundle's {name} is damaged: {exc}") from exc
 
     def batches(self) -> Iterator[list[dict[str, Any]]]:
@@ -293,7 +298,7 @@ class TiledReader:
     def _end(self) -> None:
         try:
             extra = next(self._members, None)
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except _DAMAGED as exc:
             raise ProtocolError(f"the bundle is damaged after its tiles: {exc}") from exc
         if extra is not None:
             raise ProtocolError(f"the bundle has {extra.name} after its last tile")

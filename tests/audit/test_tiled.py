@@ -172,6 +172,14 @@ def test_not_a_bundle_is_a_protocol_error(tmp_path: Path) -> None:
         read_bundle(path)
 
 
+@pytest.mark.parametrize("length", [2, 3, 10])
+def test_a_bundle_cut_inside_its_gzip_header_is_a_protocol_error(tiled: Path, length: int) -> None:
+    # Found by Hypothesis: tarfile raised TypeError for a gzip header cut after 3 bytes.
+    tiled.write_bytes(tiled.read_bytes()[:length])
+    with pytest.raises(ProtocolError, match="not an audit bundle"):
+        TiledReader(io.BytesIO(tiled.read_bytes()))
+
+
 def test_the_reader_streams(tiled: Path) -> None:
     """One group of tiles read at a time: the file is not read ahead of the audit."""
     with tiled.open("rb") as file:

@@ -3,7 +3,7 @@ malformed input from nothing (bytes, text, JSON) or from a valid example (mutati
 
 The profile is ``HYPOTHESIS_PROFILE``: ``parley`` (the default: a bounded budget, so the
 whole fuzzing set adds well under a minute to the suite) or ``long`` (a longer run, by
-hand: ``HYPOTHESIS_PROFILE=long scripts/test tests/unit -k fuzz``).
+hand: ``HYPOTHESIS_PROFILE=long scripts/test tests/unit -k fuzz --timeout 0``).
 """
 
 from __future__ import annotations

@@ -22,13 +22,22 @@ from hypothesis import strategies as st
 from client_sdk.audit.tiles import iter_hashes, pack, unpack
 from client_sdk.audit.witness import AddCheckpointRequest, Witness
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, loads_strict
+from client_sdk.protocol.envelope import pad, unpad
 from client_sdk.protocol.errors import (
     ProtocolError,
     VerificationError,
     WitnessError,
 )
 from client_sdk.protocol.fingerprint import check_safety_number, safety_number
-from client_sdk.protocol.instruments.offers import parse_decimal
+from client_sdk.protocol.instruments.offers import (
+    Opening,
+    open_escrow,
+    pad_opening,
+    parse_decimal,
+    seal_escrow,
+    unpad_opening,
+)
+from client_sdk.protocol.keys import EncryptionKey, SigningKey
 from client_sdk.protocol.merkle import (
     consistency_proof_from_leaves,
     inclusion_proof_from_leaves,
@@ -50,9 +59,11 @@ from client_sdk.protocol.note import (
     verify_checkpoint,
     verify_cosignature,
 )
+from client_sdk.protocol.sdjwt import issue_dossier
 from client_sdk.protocol.sdjwt.disclosure import split_sd_jwt
 from client_sdk.protocol.sdjwt.jws import parse_jwt, verify_jwt
 from client_sdk.protocol.sdjwt.records import load_records, parse_fields_spec, parse_records_spec
+from client_sdk.protocol.sdjwt.verify import load_issued
 from tests.audit.tlog import Log
 from tests.support.fuzz import (
     FUZZ,
@@ -382,3 +393,69 @@ def test_a_typed_safety_number_checks_or_raises_the_documented_errors(text: str)
     except (ProtocolError, VerificationError):
         return
     assert "".join(text.split()) == "".join(NUMBER.split())
+
+
+# --- padding, escrows, stored dossier issuances -------------------------------------
+
+
+@FUZZ
+@given(st.binary(max_size=600) | mutated_bytes(pad(b'{"type":"text"}')))
+def test_message_padding_is_undone_or_raises_verification_error(data: bytes) -> None:
+    try:
+        unpad(data)
+    except VerificationError:
+        pass
+
+
+OPENING = Opening(salt=b64e(bytes(32)), value="1250000.50", note="final")
+ESCROW_KEY = EncryptionKey.from_seed(bytes(range(64, 96)))
+ESCROW_CONTEXT = {
+    "room_id": "room-1",
+    "round_id": "round-1",
+    "side": "a",
+    "commitment": b64e(bytes(32)),
+}
+ESCROW = seal_escrow(OPENING, {"dev-mona": ESCROW_KEY.public_bytes()}, **ESCROW_CONTEXT)
+
+
+@FUZZ
+@given(st.binary(max_size=1100) | mutated_bytes(pad_opening(OPENING)))
+def test_an_escrowed_opening_unpads_or_raises_verification_error(data: bytes) -> None:
+    try:
+        unpad_opening(data)
+    except VerificationError:
+        pass
+
+
+@FUZZ
+@given(st.text(max_size=80) | mutated_text(ESCROW["dev-mona"]))
+def test_a_changed_escrow_opens_only_as_it_was_or_raises_verification_error(text: str) -> None:
+    try:
+        opened = open_escrow(text, [ESCROW_KEY], device_id="dev-mona", **ESCROW_CONTEXT)
+    except VerificationError:
+        return
+    assert opened == OPENING
+
+
+DOSSIER_KEY = SigningKey.from_bytes(bytes(range(96, 128)))
+ISSUANCE = issue_dossier(
+    [{"name": "N1", "rank": "cpl"}, {"name": "N2"}],
+    key=DOSSIER_KEY,
+    issuer="acc",
+    device_id="dev",
+    room_id="room-1",
+    title="T",
+    issued_at=1,
+).issuance()
+
+
+@FUZZ
+@given(st.text(max_size=100) | mutated_text(ISSUANCE))
+def test_a_changed_stored_issuance_loads_only_as_it_was_or_raises_verification_error(
+    text: str,
+) -> None:
+    try:
+        loaded = load_issued(text, issuer_key=DOSSIER_KEY.public_bytes(), room_id="room-1")
+    except VerificationError:
+        return
+    assert loaded.issuance() == ISSUANCE
