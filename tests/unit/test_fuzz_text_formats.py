@@ -458,4 +458,13 @@ def test_a_changed_stored_issuance_loads_only_as_it_was_or_raises_verification_e
         loaded = load_issued(text, issuer_key=DOSSIER_KEY.public_bytes(), room_id="room-1")
     except VerificationError:
         return
-    assert loaded.issuance() == ISSUANCE
+    # As it was, or cut after a whole record (indistinguishable from a smaller dossier).
+    assert ISSUANCE.startswith(loaded.issuance())
+    assert loaded.record_count >= 1
+
+
+def test_a_stored_issuance_stripped_of_every_disclosure_fails_closed() -> None:
+    # Found by Hypothesis: the JWT alone loaded as a dossier of no records.
+    jwt = ISSUANCE.split("~", 1)[0] + "~"
+    with pytest.raises(VerificationError, match="discloses no record"):
+        load_issued(jwt, issuer_key=DOSSIER_KEY.public_bytes(), room_id="room-1")

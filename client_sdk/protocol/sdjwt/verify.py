@@ -235,12 +235,18 @@ def verify_presentation(
 def load_issued(issuance: str, *, issuer_key: bytes, room_id: str) -> IssuedDossier:
     """Rebuild an `IssuedDossier` from its stored issuance (`IssuedDossier.issuance`).
 
-    Every record must be disclosed, or the issuer could not present it later.
+    Every record must be disclosed, or the issuer could not present it later: the
+    numbers run from 1 without a gap, and there is at least one (a dossier has a
+    record; an issuance stripped of every disclosure fails closed). Records cut
+    from the end cannot be told from a smaller dossier when it has decoys; the
+    issuer's sealed store (`client_sdk.client.sealed_file`) is what keeps them.
     """
     verified, opened = _verify(
         issuance, issuer_key=issuer_key, room_id=room_id, committed_jwt=None, issuer=None
     )
     numbers = [o.number for o in opened]
+    if not numbers:
+        raise VerificationError("the stored issuance discloses no record")
     if numbers != list(range(1, len(numbers) + 1)):
         raise VerificationError("the stored issuance misses a record's disclosure")
     return IssuedDossier(
