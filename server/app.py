@@ -20,6 +20,7 @@ from server.log.signer import CheckpointSigner
 from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
+from server.services.devices import DeviceService
 from server.services.documents import DocumentService
 from server.services.identity import IdentityService
 from server.services.instruments import InstrumentService
@@ -71,8 +72,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             await identity.purge_sessions()
             purger = asyncio.create_task(identity.purge_sessions_forever())
             stack.callback(purger.cancel)
+            devices = DeviceService(database, settings, clock, log, signer, fanout)
+            watcher = asyncio.create_task(devices.close_revoked_streams_forever())
+            stack.callback(watcher.cancel)
             app.state.services = Services(
                 identity=identity,
+                devices=devices,
                 rooms=RoomService(database, settings, clock, fanout, log),
                 messages=MessageService(database, settings, clock, fanout, log),
                 logs=LogService(database, settings, clock, signer),

@@ -1,8 +1,9 @@
 """The server's commands, plugged into the `parley` command line.
 
 ``parley serve`` runs the server; ``parley admin enroll`` creates an account
-and prints its one-time enrollment token, working on the database directly
-(there is no admin HTTP surface). Both read the same ``PARLEY_*`` settings.
+and prints its one-time enrollment token, and ``parley admin revoke`` revokes a
+device or a whole account, both working on the database directly (there is no
+admin HTTP surface). Both read the same ``PARLEY_*`` settings.
 The SDK's command line finds these commands through the ``parley.cli`` entry
 point (`server.cli_commands`), so the SDK never imports the server, and imports
 this module only when one of its commands runs.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -21,7 +22,9 @@ from client_sdk.protocol.models import Role
 from server.config import Settings
 
 if TYPE_CHECKING:
+    from server.services.devices import RevocationDone
     from server.services.identity import EnrollmentTicket
+    from server.storage.database import Database
 
 admin_app = typer.Typer(help="Operator commands that work on the server's database.")
 
@@ -116,20 +119,96 @@ def enroll(
         typer.echo(ticket.token)
 
 
-async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket:
-    # Imported here, like `serve`'s: `parley admin --help` need not load the database stack.
+@admin_app.command("revoke")
+def revoke(
+    target: Annotated[
+        str, typer.Argument(metavar="ACCOUNT_ID|DEVICE_ID", help="A device, or a whole account.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why (logged with the revocation).")] = "",
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Revoke a device, or every device of an account, signed by the server's log key.
+
+    The revocation is a directory leaf every client checks; the devices' tokens are
+    refused at once, their streams closed within a second, and every room that lists
+    them is flagged for re-keying. An account revoked whole cannot link new devices.
+    """
+    from server.errors import DomainError
+
+    try:
+        done = asyncio.run(_revoke(Settings(), target, reason))
+    except DomainError as exc:
+        _fail(exc.message, json_output)
+    summary = {
+        "account_id": done.account_id,
+        "revoked_devices": done.device_ids,
+        "leaf_index": done.appended.index,
+        "checkpoint": done.appended.checkpoint,
+    }
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(summary))
+    else:
+        devices = ", ".join(done.device_ids) or "no active devices"
+        typer.echo(
+            f"Revoked {devices} of account {done.account_id} "
+            f"(directory leaf {done.appended.index})."
+        )
+
+
+def _fail(message: str, json_output: bool) -> NoReturn:
+    if json_output:
+        import json
+
+        typer.echo(json.dumps({"error": message}), err=True)
+    else:
+        typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+async def _revoke(settings: Settings, target: str, reason: str) -> RevocationDone:
     from server.log.appender import LogWriter
     from server.log.signer import CheckpointSigner
+    from server.realtime.fanout import Fanout, asyncpg_dsn
+    from server.realtime.hub import RoomHub
     from server.services.common import system_clock
-    from server.services.identity import IdentityService
+    from server.services.devices import DeviceService
+
+    database = await _open_database(settings)
+    try:
+        signer = CheckpointSigner.load(
+            signer_key=settings.log_signing_key, data_dir=settings.data_dir
+        )
+        # On PostgreSQL the revocation's transaction notifies every replica, which close
+        # the devices' streams; on SQLite the server finds them within a second.
+        fanout = Fanout(RoomHub(), postgres_dsn=asyncpg_dsn(settings.resolved_database_url()))
+        service = DeviceService(database, settings, system_clock, LogWriter(signer), signer, fanout)
+        return await service.operator_revoke(target, reason=reason)
+    finally:
+        await database.dispose()
+
+
+async def _open_database(settings: Settings) -> Database:
     from server.storage.database import create_database
     from server.storage.migrate import upgrade_to_head
 
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = create_database(settings.resolved_database_url())
+    await upgrade_to_head(database)
+    return database
+
+
+async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket:
+    # Imported here, like `serve`'s: `parley admin --help` need not load the database stack.
+    from server.log.appender import LogWriter
+    from server.log.signer import CheckpointSigner
+    from server.services.common import system_clock
+    from server.services.identity import IdentityService
+
+    database = await _open_database(settings)
     try:
-        await upgrade_to_head(database)
         log = LogWriter(
             CheckpointSigner.load(signer_key=settings.log_signing_key, data_dir=settings.data_dir)
         )

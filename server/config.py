@@ -38,6 +38,18 @@ class Settings(BaseSettings):
     enrollment_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="Enrollment token lifetime."
     )
+    device_link_ttl_seconds: int = Field(
+        default=600, ge=30, description="How long a new device's link request waits for approval."
+    )
+    device_links_pending: int = Field(
+        default=5, ge=1, description="Unexpired link requests one account may have waiting."
+    )
+    revocation_check_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often each process looks for revoked devices among its open streams "
+        "(a revocation by `parley admin revoke` on SQLite, which no notification reaches).",
+    )
     max_message_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body (bytes)."
     )

@@ -12,7 +12,8 @@ checked against it:
   formed, sealed to the roster in force, by the device the leaf names, to
   devices of that roster; label ``envelope`` over ``canonical({header, wraps})``;
 - directory statements: registration, device and encryption-key
-  certificates signed by the account key, under their labels.
+  certificates signed by the account key, under their labels; revocations
+  signed by the account key or (the operator's) by the log key.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from client_sdk.protocol.statements import (
     DeviceCert,
     EncryptionKeyCert,
     Registration,
+    Revocation,
     SignedStatement,
     verify_statement,
 )
@@ -47,6 +49,7 @@ DIRECTORY_LEAF_TYPES = {
     "registration": "registration",
     "device-cert": "device",
     "encryption-key-cert": "encryption-key",
+    "revocation": "revocation",
 }
 """A directory statement's type -> the type of the leaf that logs it."""
 
@@ -225,6 +228,8 @@ def _check_statement(context: ChunkContext, job: EntryJob) -> None:
         encryption = verify_statement(signed, job.signer_key, EncryptionKeyCert)
         if encryption.key_id != key_id(b64d(encryption.public_key)):
             raise VerificationError("the key id is not the key id of the encryption key")
+    elif job.leaf_type == "revocation":
+        verify_statement(signed, job.signer_key, Revocation)
     else:
         raise VerificationError(f"unknown directory entry type {job.leaf_type!r}")
     check_leaf(

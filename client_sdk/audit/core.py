@@ -168,6 +168,7 @@ class AuditRun:
         return LogAuditor(
             log_id=self.log_id,
             origin=self.origin,
+            operator_key=parse_verifier_key(self.log_vkey).public_key,
             executor=executor,
             progress=None if progress is None else progress.advance,
             stream=stream,

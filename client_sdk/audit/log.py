@@ -61,6 +61,7 @@ class LogAuditor:
         *,
         log_id: str,
         origin: str,
+        operator_key: bytes | None = None,
         executor: Executor | None = None,
         progress: Progress | None = None,
         chunk_size: int = CHUNK_SIZE,
@@ -71,7 +72,9 @@ class LogAuditor:
 
         With `stream`, the tree is rebuilt there and leaf hashes go to a file: memory
         does not grow with the log (offline bundles). Otherwise every leaf hash is kept,
-        so that a root at any size can be had (online audits bisect with them)."""
+        so that a root at any size can be had (online audits bisect with them).
+        `operator_key` (the log's own key) checks the operator's revocations in the
+        directory log; without it they fail the audit."""
         self.log_id = log_id
         self.origin = origin
         self.kind = log_kind(log_id)
@@ -100,6 +103,8 @@ class LogAuditor:
         # The directory: account keys and certified devices so far.
         self._accounts: dict[str, bytes] = {}
         self._devices: dict[str, set[str]] = {}
+        self._revoked_accounts: set[str] = set()
+        self._operator_key = operator_key
 
     @property
     def size(self) -> int:
@@ -314,10 +319,14 @@ class LogAuditor:
             key = _b64(body.get("account_key"), "the account key")
             self._accounts[account_id] = key
             self._devices[account_id] = set()
+        elif leaf_type == "revocation":
+            key = self._revocation(account_id, body)
         else:
             found = self._accounts.get(account_id)
             if found is None:
                 raise VerificationError(f"a certificate for account {account_id}, not registered")
+            if account_id in self._revoked_accounts:
+                raise VerificationError(f"a certificate for account {account_id}, revoked whole")
             key = found
             device_id = str(body.get("device_id"))
             if leaf_type == "device":
@@ -328,6 +337,30 @@ class LogAuditor:
                 )
         self._pending.append(EntryJob(index, raw, signed, leaf_type, key, key_id(key)))
         self._counts[leaf_type] += 1
+
+    def _revocation(self, account_id: str, body: dict[str, Any]) -> bytes:
+        """The key that must have signed a revocation; the devices it ends stop counting
+        as certified, so a later key for them fails."""
+        devices = self._devices.get(account_id)
+        if devices is None:
+            raise VerificationError(f"a revocation for account {account_id}, not registered")
+        device_id = body.get("device_id")
+        if body.get("authority") == "operator":
+            if self._operator_key is None:
+                raise VerificationError("an operator's revocation, and no log key to check it")
+            key = self._operator_key
+        else:
+            key = self._accounts[account_id]
+        if device_id is None:
+            self._revoked_accounts.add(account_id)
+            devices.clear()
+        elif device_id in devices:
+            devices.discard(str(device_id))
+        else:
+            raise VerificationError(
+                f"a revocation of device {device_id}, not certified for {account_id}"
+            )
+        return key
 
     # Running the checks.
 

@@ -49,7 +49,7 @@ def check_roster_signers(
                 f"roster version {signer.version}: the roster and the directory disagree on the "
                 f"account key of {signer.account_id}"
             )
-        if signer.device_id not in account.devices:
+        if account.certified_device(signer.device_id) is None:
             return signer.index, (
                 f"roster version {signer.version}: device {signer.device_id} is not certified "
                 f"by {signer.account_id}"

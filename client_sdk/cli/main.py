@@ -77,6 +77,11 @@ COMMANDS = (
     LazyCommand("settings", f"{_CLI}.receipts:settings_app", "This profile's settings."),
     LazyCommand("auth", f"{_CLI}.identity:auth_app", "Bearer tokens for scripting."),
     LazyCommand("keys", f"{_CLI}.identity:keys_app", "This device's encryption keys."),
+    LazyCommand(
+        "device",
+        f"{_CLI}.devices:device_app",
+        "This account's devices: list, revoke, add, approve.",
+    ),
     LazyCommand("room", f"{_CLI}.rooms:room_app", "Rooms and their members."),
     LazyCommand(
         "audit",

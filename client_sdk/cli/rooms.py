@@ -152,6 +152,28 @@ def show(
             "yes" if m.account_id in room.muted else "",
         )
     out.print(table)
+    for notice in room.rekey:
+        why = "was revoked" if notice.reason == "revoked" else "was linked since"
+        out.print(
+            f"re-key needed: device {notice.device_id} of {notice.account_id} {why} "
+            f"(a mediator runs `parley room rekey {room.room_id}`)",
+            highlight=False,
+            markup=False,
+        )
+
+
+@room_app.command("rekey")
+def rekey(
+    room_id: Annotated[str, typer.Argument(help="The room.")], json_output: JsonOption = False
+) -> None:
+    """(Mediators) re-key the room: a new roster version with each member's devices as the
+    directory shows them now (revoked devices out, linked ones in), signed by you."""
+    room = with_client(lambda c: c.rekey(room_id))
+    if json_output:
+        print_json(room_json(room))
+    else:
+        devices = sum(len(m.device_ids) for m in room.members)
+        out.print(f"Roster version {room.roster_version}: {devices} devices.")
 
 
 @room_app.command("list")

@@ -12,8 +12,10 @@ each given what it needs when it is built and none calling back into the client:
     reader.py      Reader: events checked in order, then opened (opening.py)
     stream.py      EventStream: the WebSocket, with reconnect and resume
     sender.py      Sender: sealing to a channel's devices, retries, receipts
-    rooms.py       RoomOperations: rooms, rosters, policy, moderation
+    rooms.py       RoomOperations: rooms, rosters, policy, moderation, re-keying
     enrollment.py  a new device's keys registered and saved
+    devices.py     Devices: this account's devices listed, revoked; link requests approved
+    linking.py     a new device joining an account: request, wait, check the grant
     lifecycle.py   ClientState: unopened, opened, closed
     dossiers.py    Dossiers: commit, disclose, check disclosures (dossier_*.py)
     excerpts.py    Excerpts: verifiable excerpts for outsiders
@@ -40,11 +42,13 @@ from client_sdk.client.keys import (
     ROTATE_AFTER_MS,
 )
 from client_sdk.client.lifecycle import ClientState
+from client_sdk.client.linking import PendingLink
 from client_sdk.client.models import (
     Acknowledgement,
     Member,
     Message,
     Receipt,
+    RekeyNotice,
     Relay,
     Room,
     RoomStateView,
@@ -66,7 +70,9 @@ __all__ = [
     "OfferEvent",
     "OfferRound",
     "ParleyClient",
+    "PendingLink",
     "Receipt",
+    "RekeyNotice",
     "Relay",
     "RequiredSignerView",
     "Room",

@@ -161,7 +161,7 @@ class RoomChains:
                 f"room {room_id}: roster version {roster.version} signer is not a mediator "
                 "in the directory"
             )
-        if roster.signer_device not in directory.devices:
+        if directory.certified_device(roster.signer_device) is None:
             raise VerificationError(
                 f"room {room_id}: roster signer device is not certified by its account"
             )

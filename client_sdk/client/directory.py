@@ -56,11 +56,16 @@ class Directory:
         data = await self._http.call(
             AccountOut, "GET", f"/v1/accounts/{account_id}", params={"since": since}
         )
-        account = verify_account(account_id, data.model_dump(mode="json"), now=self._clock())
-        await self._check_logged(account, data)
+        operator = (await self._logs.identity(DIRECTORY_LOG_ID)).key.public_key
+        account = verify_account(
+            account_id, data.model_dump(mode="json"), now=self._clock(), operator_key=operator
+        )
+        await self._check_logged(account, data, operator)
         return account
 
-    async def _check_logged(self, account: VerifiedAccount, data: AccountOut) -> None:
+    async def _check_logged(
+        self, account: VerifiedAccount, data: AccountOut, operator_key: bytes
+    ) -> None:
         """Every statement served about the account must be a leaf of the directory log."""
         proof = data.directory
         if proof is None:
@@ -81,6 +86,10 @@ class Directory:
                     f"with another account key ({logged_key}); account keys never change, so "
                     "the server registered a second key for this account"
                 )
+            by_operator = entry.kind == "revocation" and statement.body.get("authority") == (
+                "operator"
+            )
+            actor = operator_key if by_operator else account.account_key
             await self._logs.check_leaf(
                 DIRECTORY_LOG_ID,
                 checkpoint,
@@ -88,7 +97,7 @@ class Directory:
                 entry.inclusion_proof,
                 index=entry.index,
                 type=entry.kind,
-                actor_device=key_id(account.account_key),
+                actor_device=key_id(actor),
                 payload_hash=statement.body_hash(),
                 signature=statement.signature,
             )

@@ -99,7 +99,7 @@ async def _verified(
             f"disclosed by {message.sender_name}, but committed by {commit.sender_name}"
         )
     issuer = await account(commit.sender_account_id)
-    device = issuer.devices.get(commit.sender_device)
+    device = issuer.certified_device(commit.sender_device)
     if device is None:
         raise VerificationError(f"the issuer's device {commit.sender_device} is not certified")
     verified = verify_presentation(

@@ -28,6 +28,7 @@ import httpx
 
 from client_sdk.client.agreements import Agreements
 from client_sdk.client.chains import RoomChains
+from client_sdk.client.devices import Devices
 from client_sdk.client.directory import Directory
 from client_sdk.client.documents import Documents
 from client_sdk.client.dossier_store import DossierStore
@@ -39,6 +40,12 @@ from client_sdk.client.http import HttpSession
 from client_sdk.client.instruments import InstrumentActs
 from client_sdk.client.keys import DEFAULT_KEY_LIFETIME_MS, KeyRotation
 from client_sdk.client.lifecycle import ClientState, Lifecycle
+from client_sdk.client.linking import (
+    PendingLink,
+    keystore_from_grant,
+    request_link,
+    wait_for_grant,
+)
 from client_sdk.client.logs import LogVerifier
 from client_sdk.client.models import Acknowledgement, Message, Receipt, Room, RoomStateView
 from client_sdk.client.offer_store import OfferStore
@@ -54,6 +61,7 @@ from client_sdk.keystore import (
     default_home,
     passphrase_from_env_or_prompt,
 )
+from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.excerpt import Excerpt
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode
@@ -107,6 +115,8 @@ class ParleyClient:
         self._rooms = RoomOperations(
             self.http, self.logs, self._chains, self._directory, self._reader, keystore, clock
         )
+        self.devices = Devices(self.http, self.logs, self._directory, keystore, clock)
+        """This account's devices: list, revoke, approve a new device's link (`Devices`)."""
         self.dossiers = Dossiers(
             keystore=keystore,
             store=DossierStore(keystore.home, state.device_id, state.device_key),
@@ -183,6 +193,47 @@ class ParleyClient:
             scrypt_n=scrypt_n,
         )
         return cls(keystore, transport=transport, clock=clock)
+
+    @staticmethod
+    async def request_link(
+        *, server: str, account_id: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> PendingLink:
+        """(A new device) make keys here and ask to join `account_id`; show
+        `PendingLink.code` and have a device of the account approve that code."""
+        return await request_link(server=server, account_id=account_id, transport=transport)
+
+    @classmethod
+    async def complete_link(
+        cls,
+        pending: PendingLink,
+        *,
+        home: Path,
+        passphrase: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = _now_ms,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+        poll_seconds: float = 1.0,
+    ) -> ParleyClient:
+        """(A new device) wait for the approval of `pending`, check what the approving
+        device handed over, save the keystore in `home`, and check this device is in
+        the account's directory record."""
+        grant = await wait_for_grant(
+            pending, transport=transport, clock=clock, poll_seconds=poll_seconds
+        )
+        keystore = keystore_from_grant(
+            pending, grant, home=home, passphrase=passphrase, clock=clock, scrypt_n=scrypt_n
+        )
+        client = cls(keystore, transport=transport, clock=clock)
+        try:
+            account = await client.account(pending.account_id)
+            if pending.device_id not in account.devices:
+                raise VerificationError(
+                    f"device {pending.device_id} is not in the account's directory record"
+                )
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -322,6 +373,12 @@ class ParleyClient:
         """(Mediators) remove an account: a new roster version without it."""
         self._life.use()
         return await self._rooms.remove_member(room_id, account_id)
+
+    async def rekey(self, room_id: str) -> Room:
+        """(Mediators) a new roster version with each member's devices as the directory
+        shows them now: revoked devices out, newly linked ones in."""
+        self._life.use()
+        return await self._rooms.rekey(room_id)
 
     async def room(self, room_id: str) -> Room:
         """A room with its roster verified back to version 1, and its mode, caucuses,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from client_sdk.protocol.instruments.base import Act
@@ -39,6 +39,20 @@ class Room:
     last_seq: int
     side: str
     members: list[Member]
+    rekey: list[RekeyNotice] = field(default_factory=list)
+    """Devices the roster lists that were revoked, or that members linked since: a
+    mediator must re-key the room (`ParleyClient.rekey`); nothing is sealed to a
+    revoked device meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyNotice:
+    """Why a room needs re-keying: ``device_id`` of ``account_id`` was ``revoked``, or
+    was ``linked`` to the account after the roster was signed."""
+
+    account_id: str
+    device_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from client_sdk.client.http import HttpSession
 from client_sdk.client.logs import Logged, LogVerifier
 from client_sdk.client.models import (
     Member,
+    RekeyNotice,
     Room,
     RoomStateView,
 )
@@ -143,6 +144,21 @@ class RoomOperations:
             raise ProtocolError(f"account {account_id} is not in the room")
         return await self._publish_roster(room_roster, room_signed, members)
 
+    async def rekey(self, room_id: str) -> Room:
+        """(Mediators) re-key the room: a new roster version listing each member's devices
+        as the verified directory shows them now, so revoked devices are out and linked
+        ones in; a member with no device left (an account the operator revoked) leaves.
+        Nothing later is sealed to a device the new version does not list."""
+        current, current_signed = await self._chains.current(room_id)
+        members = []
+        for member in current.members:
+            account = await self._directory.account(member.account_id)
+            if account.devices:
+                members.append(roster_member(account, member.side))
+        if [m.model_dump() for m in members] == [m.model_dump() for m in current.members]:
+            raise ProtocolError(f"room {room_id}: every member's devices are current already")
+        return await self._publish_roster(current, current_signed, members)
+
     async def _publish_roster(
         self,
         current: Roster,
@@ -212,6 +228,7 @@ class RoomOperations:
                 )
                 for m in roster.members
             ],
+            rekey=[RekeyNotice(n.account_id, n.device_id, n.reason) for n in data.rekey],
         )
 
     # --- moderation -----------------------------------------------------------------

@@ -14,7 +14,12 @@ from client_sdk.client.models import Message, Receipt
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e, sha256
 from client_sdk.protocol.envelope import CheckpointRef, Envelope, Recipient, seal_envelope
-from client_sdk.protocol.errors import ProtocolError, TransportError, VerificationError
+from client_sdk.protocol.errors import (
+    ProtocolError,
+    RevokedDeviceError,
+    TransportError,
+    VerificationError,
+)
 from client_sdk.protocol.mediation import channel_devices, channel_sides
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import Roster
@@ -170,6 +175,14 @@ class Sender:
                 member.account_id, account.account_key, require_verified=require_verified
             )
             for device in member.devices:
+                revocation = account.revoked.get(device.device_id)
+                if revocation is not None:
+                    raise RevokedDeviceError(
+                        room_id=roster.room_id,
+                        account_id=member.account_id,
+                        device_id=device.device_id,
+                        authority=revocation.authority,
+                    )
                 verified = account.devices.get(device.device_id)
                 if verified is None or b64e(verified.signing_key) != device.signing_key:
                     raise VerificationError(

@@ -7,6 +7,7 @@ them and the server may import only `client_sdk.protocol` from the SDK::
     ├── ProtocolError               bytes or JSON that do not parse as the protocol says
     ├── VerificationError           a signature, hash, proof or policy check failed
     │   ├── UntrustedKeyError       a contact's key is unknown-and-required or changed
+    │   ├── RevokedDeviceError      a roster lists a revoked device: re-key before sealing
     │   └── AuditFailure            a log failed its audit (first failing index, if any)
     ├── NotPermitted                an act the room's state does not allow (``reason``)
     ├── KeystoreError               no keystore, wrong passphrase, damaged file
@@ -53,6 +54,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitedError",
+    "RevokedDeviceError",
     "TooLargeError",
     "TransportError",
     "UntrustedKeyError",
@@ -85,6 +87,23 @@ class VerificationError(ParleyError):
 
 class UntrustedKeyError(VerificationError):
     """A contact's account key is not trusted; the message says why and what to do."""
+
+
+class RevokedDeviceError(VerificationError):
+    """The room's roster lists a device that was revoked, so nothing is sealed to it:
+    a mediator must re-key the room (a new roster version without it) first."""
+
+    def __init__(self, *, room_id: str, account_id: str, device_id: str, authority: str) -> None:
+        by = "the operator" if authority == "operator" else "its account"
+        super().__init__(
+            f"room {room_id}: device {device_id} of account {account_id} was revoked by {by}; "
+            f"nothing is sealed to it until a mediator re-keys the room "
+            f"(parley room rekey {room_id})"
+        )
+        self.room_id = room_id
+        self.account_id = account_id
+        self.device_id = device_id
+        self.authority = authority
 
 
 class AuditFailure(VerificationError):

@@ -57,6 +57,8 @@ class SigLabel(enum.StrEnum):
     INSTRUMENT = "instrument"
     ENVELOPE = "envelope"
     EVENT = "event"
+    REVOCATION = "revocation"
+    DEVICE_LINK = "device-link"
 
 
 def _signed_bytes(label: SigLabel, data: bytes) -> bytes:

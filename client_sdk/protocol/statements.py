@@ -7,6 +7,9 @@ canonical bytes of ``body`` with the label of its type. Who signs what:
 - ``registration``: the account key, over itself (binds id, name, role, key);
 - ``device-cert``: the account key, over a device's signing key;
 - ``encryption-key-cert``: the account key, over a device's HPKE key, with expiry;
+- ``revocation``: the account key (``authority: account``), or the server's log
+  key for an operator's revocation (``authority: operator``), over the end of a
+  device (or, operator only, of a whole account);
 - ``roster``: a mediator's device key, over a room's membership at one version;
 - ``moderation``: a mediator's device key, over one act on a room (mode, caucus,
   mute, lock, close, auditor grant).
@@ -63,6 +66,28 @@ class EncryptionKeyCert(WireModel):
     public_key: B64
     issued_at: Int
     not_after: Int
+
+
+class Revocation(WireModel):
+    """The end of a device (or, by the operator, of every device of an account).
+
+    Signed by the account key when ``authority`` is ``account``; by the server's
+    log key (the key of the directory log's checkpoints) when it is ``operator``.
+    ``device_id`` is None only for an operator's revocation of the whole account.
+    """
+
+    type: Literal["revocation"] = "revocation"
+    account_id: Ident
+    device_id: Ident | None
+    authority: Literal["account", "operator"]
+    reason: Annotated[str, StringConstraints(max_length=200)] = ""
+    issued_at: Int
+
+    @model_validator(mode="after")
+    def _whole_account_by_operator_only(self) -> Revocation:
+        if self.device_id is None and self.authority != "operator":
+            raise ValueError("only the operator revokes a whole account")
+        return self
 
 
 class RosterDevice(WireModel):
@@ -191,9 +216,12 @@ _LABELS: dict[type[WireModel], SigLabel] = {
     EncryptionKeyCert: SigLabel.ENCRYPTION_KEY_CERT,
     Roster: SigLabel.ROSTER,
     Moderation: SigLabel.MODERATION,
+    Revocation: SigLabel.REVOCATION,
 }
 
-StatementT = TypeVar("StatementT", Registration, DeviceCert, EncryptionKeyCert, Roster, Moderation)
+StatementT = TypeVar(
+    "StatementT", Registration, DeviceCert, EncryptionKeyCert, Roster, Moderation, Revocation
+)
 
 
 def sign_statement(key: SigningKey, statement: WireModel) -> SignedStatement:

@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Request
 from server.api.limits import RateLimiter, client_key
 from server.errors import NotAuthenticated
 from server.services.common import Principal
+from server.services.devices import DeviceService
 from server.services.documents import DocumentService
 from server.services.identity import IdentityService
 from server.services.instruments import InstrumentService
@@ -25,6 +26,7 @@ class Services:
     """What the lifespan builds and routes use."""
 
     identity: IdentityService
+    devices: DeviceService
     rooms: RoomService
     messages: MessageService
     logs: LogService
@@ -49,6 +51,10 @@ def _services(request: Request) -> Services:
 
 async def _identity(request: Request) -> IdentityService:
     return _services(request).identity
+
+
+async def _devices(request: Request) -> DeviceService:
+    return _services(request).devices
 
 
 async def _rooms(request: Request) -> RoomService:
@@ -117,6 +123,7 @@ async def _bearer(request: Request) -> str:
 
 
 IdentityDep = Annotated[IdentityService, Depends(_identity)]
+DevicesDep = Annotated[DeviceService, Depends(_devices)]
 RoomsDep = Annotated[RoomService, Depends(_rooms)]
 MessagesDep = Annotated[MessageService, Depends(_messages)]
 LogsDep = Annotated[LogService, Depends(_logs)]

@@ -11,6 +11,7 @@ from client_sdk.protocol.envelope import Envelope
 from client_sdk.protocol.mediation import Status
 from client_sdk.protocol.models import JSON_SAFE_INT, Side
 from client_sdk.protocol.statements import Mode, SignedStatement
+from client_sdk.protocol.wire.devices import RekeyOut
 from client_sdk.protocol.wire.events import EventKind, EventOut, EventsPage, SendResponse
 from client_sdk.protocol.wire.rooms import (
     CreateRoomRequest,
@@ -203,4 +204,12 @@ def room_out(view: RoomView) -> RoomOut:
         created_at=room.created_at,
         roster=SignedStatement.model_validate_json(view.roster.statement),
         logged=None if view.logged is None else logged_out(view.logged),
+        rekey=[
+            RekeyOut(
+                account_id=n.account_id,
+                device_id=n.device_id,
+                reason="revoked" if n.reason == "revoked" else "linked",
+            )
+            for n in view.rekey
+        ],
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from client_sdk.protocol.keys import SigningKey
 from client_sdk.protocol.note import (
     Checkpoint,
     format_signer_key,
@@ -47,6 +48,12 @@ class CheckpointSigner:
         with os.fdopen(fd, "w") as handle:
             handle.write(format_signer_key(_STORED_NAME, key) + "\n")
         return cls(key)
+
+    def statement_key(self) -> SigningKey:
+        """The same key for the statements the operator signs (a revocation), under
+        their own signature label: Parley's labelled signatures never collide with
+        a signed note's, which begin with the note's text."""
+        return SigningKey(self._key)
 
     def vkey(self, origin: str) -> str:
         """The verifier key string of the log with this origin."""

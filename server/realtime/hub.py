@@ -134,6 +134,10 @@ class RoomHub:
         self.epoch += 1
         return _revoke(self._by_device.get(device_id, ()), "the device was revoked")
 
+    def open_devices(self) -> set[str]:
+        """The devices with a stream open in this process."""
+        return set(self._by_device)
+
     def recheck_all(self) -> None:
         """Make every local stream authenticate its owner again (revocations may have
         been missed)."""

@@ -15,25 +15,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.encoding import b64e
+from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.keys import (
-    ENCRYPTION_PUBLIC_LEN,
     SigLabel,
-    hpke_public_key,
-    key_id,
     verify_signature,
 )
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID, directory_origin
 from client_sdk.protocol.models import Role
 from client_sdk.protocol.statements import (
-    DeviceCert,
-    EncryptionKeyCert,
     Registration,
     SignedStatement,
-    StatementT,
     login_payload,
-    verify_statement,
 )
 from server.config import Settings
 from server.errors import Conflict, InvalidInput, NotAllowed, NotAuthenticated, NotFound
@@ -41,6 +34,12 @@ from server.log.appender import Appended, LogWriter
 from server.log.proofs import ProofReader
 from server.realtime.fanout import Fanout
 from server.services.common import Clock, Principal, decode_b64, decode_key, secret_hash
+from server.services.directory import (
+    add_device,
+    add_encryption_key,
+    append_directory,
+    verified_statement,
+)
 from server.storage.accounts import (
     AccountRepository,
     AccountRow,
@@ -52,7 +51,6 @@ from server.storage.database import Database
 from server.storage.logs import LogRepository
 from server.storage.sessions import SessionRepository
 
-MAX_ENCRYPTION_KEY_LIFETIME_MS = 90 * 24 * 3600 * 1000
 PURGE_PER_CHALLENGE = 4
 """Expired challenges (and tokens) each new challenge removes on its way."""
 SWEEP_BATCH = 1000
@@ -192,7 +190,7 @@ class IdentityService:
             if account is None or account.status != "pending":
                 raise Conflict("this account has already enrolled")
             account_key = _account_key(registration)
-            reg = _verified(registration, account_key, Registration)
+            reg = verified_statement(registration, account_key, Registration)
             if reg.account_id != account_id or reg.role.value != account.role:
                 raise InvalidInput("registration does not match the enrollment token's account")
             if reg.name != account.name:
@@ -202,16 +200,16 @@ class IdentityService:
             await repo.activate(
                 account_id,
                 account_key=account_key,
-                registration=_json(registration),
+                registration=registration.model_dump_json(),
             )
-            registered = await self._append_directory(
-                conn, "registration", registration, account_key, now
+            registered = await append_directory(
+                conn, self.log, "registration", registration, account_key, now
             )
-            device, certified = await self._add_device(
-                conn, account_id, account_key, device_cert, now
+            device, certified = await add_device(
+                conn, self.log, account_id, account_key, device_cert, now
             )
-            keyed = await self._add_encryption_key(
-                conn, account_id, account_key, device.id, encryption_key_cert, now
+            keyed = await add_encryption_key(
+                conn, self.log, account_id, account_key, device.id, encryption_key_cert, now
             )
             return device, [registered, certified, keyed]
 
@@ -222,99 +220,9 @@ class IdentityService:
             account = await AccountRepository(conn).get(principal.account_id)
             if account is None or account.account_key is None:
                 raise NotAuthenticated("unknown account")
-            return await self._add_encryption_key(
-                conn, account.id, account.account_key, principal.device_id, cert, now
+            return await add_encryption_key(
+                conn, self.log, account.id, account.account_key, principal.device_id, cert, now
             )
-
-    async def _add_device(
-        self,
-        conn: AsyncConnection,
-        account_id: str,
-        account_key: bytes,
-        signed: SignedStatement,
-        now: int,
-    ) -> tuple[DeviceRow, Appended]:
-        cert = _verified(signed, account_key, DeviceCert)
-        signing_key = decode_key(cert.signing_key, "device signing key", 32)
-        if cert.account_id != account_id:
-            raise InvalidInput("device certificate names another account")
-        if cert.device_id != key_id(signing_key):
-            raise InvalidInput("device id must be the key id of its signing key")
-        repo = AccountRepository(conn)
-        if await repo.device(cert.device_id) is not None:
-            raise Conflict("this device is already registered")
-        await repo.add_device(
-            device_id=cert.device_id,
-            account_id=account_id,
-            signing_key=signing_key,
-            cert=_json(signed),
-            now=now,
-        )
-        appended = await self._append_directory(conn, "device", signed, account_key, now)
-        device = await repo.device(cert.device_id)
-        assert device is not None
-        return device, appended
-
-    async def _add_encryption_key(
-        self,
-        conn: AsyncConnection,
-        account_id: str,
-        account_key: bytes,
-        device_id: str,
-        signed: SignedStatement,
-        now: int,
-    ) -> Appended:
-        cert = _verified(signed, account_key, EncryptionKeyCert)
-        public_key = decode_key(cert.public_key, "encryption key", ENCRYPTION_PUBLIC_LEN)
-        try:
-            hpke_public_key(public_key)
-        except ProtocolError as exc:
-            raise InvalidInput(str(exc)) from exc
-        if cert.account_id != account_id or cert.device_id != device_id:
-            raise InvalidInput("encryption key certificate names another account or device")
-        if cert.key_id != key_id(public_key):
-            raise InvalidInput("key id must be the key id of the encryption key")
-        if not now < cert.not_after <= now + MAX_ENCRYPTION_KEY_LIFETIME_MS:
-            raise InvalidInput("encryption key expiry must be in the future, within 90 days")
-        repo = AccountRepository(conn)
-        if await repo.encryption_key(cert.key_id) is not None:
-            raise Conflict("this encryption key is already registered")
-        await repo.add_encryption_key(
-            key_id=cert.key_id,
-            device_id=device_id,
-            public_key=public_key,
-            cert=_json(signed),
-            not_after=cert.not_after,
-            now=now,
-        )
-        return await self._append_directory(conn, "encryption-key", signed, account_key, now)
-
-    async def _append_directory(
-        self,
-        conn: AsyncConnection,
-        kind: str,
-        signed: SignedStatement,
-        account_key: bytes,
-        now: int,
-    ) -> Appended:
-        appended = await self.log.append(
-            conn,
-            DIRECTORY_LOG_ID,
-            type=kind,
-            actor_device=key_id(account_key),
-            payload_hash=signed.body_hash(),
-            signature=b64d(signed.signature),
-            server_time=now,
-        )
-        await AccountRepository(conn).add_directory_entry(
-            DirectoryEntryRow(
-                idx=appended.index,
-                account_id=str(signed.body["account_id"]),
-                kind=kind,
-                statement=_json(signed),
-            )
-        )
-        return appended
 
     async def challenge(self, device_id: str) -> tuple[str, int]:
         """Issue a single-use login nonce bound to `device_id`; returns it and its expiry."""
@@ -450,7 +358,7 @@ async def load_account_view(conn: AsyncConnection, account_id: str) -> AccountVi
     """Read one enrolled account with its active devices and their newest keys."""
     repo = AccountRepository(conn)
     account = await repo.get(account_id)
-    if account is None or account.status != "active":
+    if account is None or account.status not in ("active", "revoked"):
         raise NotFound("no such account")
     devices = await repo.devices_of([account_id])
     keys = await repo.current_encryption_keys([d.id for d in devices])
@@ -462,14 +370,3 @@ def _account_key(registration: SignedStatement) -> bytes:
     if not isinstance(value, str):
         raise InvalidInput("registration lacks an account key")
     return decode_key(value, "account key", 32)
-
-
-def _verified(signed: SignedStatement, public_key: bytes, model: type[StatementT]) -> StatementT:
-    try:
-        return verify_statement(signed, public_key, model)
-    except VerificationError as exc:
-        raise InvalidInput(f"{model.__name__}: {exc}") from exc
-
-
-def _json(signed: SignedStatement) -> str:
-    return signed.model_dump_json()

@@ -8,7 +8,7 @@ devices) before storing and logging it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,6 +50,17 @@ class RoomView:
     side: str
     logged: Appended | None = None
     """The roster's leaf and proof, when this view answers a roster change."""
+    rekey: list[RekeyNeed] = field(default_factory=list)
+    """Where the roster and its members' active devices differ: the room needs re-keying."""
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyNeed:
+    """A device the roster lists that was revoked, or one a member linked since."""
+
+    account_id: str
+    device_id: str
+    reason: str  # revoked | linked
 
 
 class RoomService:
@@ -181,7 +192,21 @@ async def _view(conn: AsyncConnection, room_id: str, account_id: str) -> RoomVie
         raise NotFound("no such room")
     roster = await rooms.roster(room_id, room.roster_version)
     assert roster is not None
-    return RoomView(room=room, roster=roster, side=side)
+    current = _parse_roster(SignedStatement.model_validate_json(roster.statement))
+    return RoomView(room=room, roster=roster, side=side, rekey=await rekey_needs(conn, current))
+
+
+async def rekey_needs(conn: AsyncConnection, roster: Roster) -> list[RekeyNeed]:
+    """Every listed device that was revoked, and every active device of a member that
+    the roster lacks (linked since): a mediator re-keys by signing a new version."""
+    active = await AccountRepository(conn).devices_of([m.account_id for m in roster.members])
+    needs = []
+    for member in roster.members:
+        listed = {d.device_id for d in member.devices}
+        now_active = {d.id for d in active if d.account_id == member.account_id}
+        needs += [RekeyNeed(member.account_id, d, "revoked") for d in sorted(listed - now_active)]
+        needs += [RekeyNeed(member.account_id, d, "linked") for d in sorted(now_active - listed)]
+    return needs
 
 
 def _parse_roster(signed: SignedStatement) -> Roster:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
 from server.storage.tables import (
+    access_tokens,
     accounts,
     devices,
     directory_entries,
@@ -177,6 +178,34 @@ class AccountRepository:
             .order_by(devices.c.id)
         )
         return [from_row(DeviceRow, r) for r in rows]
+
+    async def revoke_devices(self, device_ids: list[str], now: int) -> None:
+        """Mark devices revoked and revoke their live bearer tokens, in the caller's
+        transaction: from its commit on, `authenticate` refuses them."""
+        await self.conn.execute(
+            update(devices)
+            .where(devices.c.id.in_(device_ids), devices.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await self.conn.execute(
+            update(access_tokens)
+            .where(access_tokens.c.device_id.in_(device_ids), access_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def set_status(self, account_id: str, status: str) -> None:
+        """Change an account's status (``revoked`` by the operator)."""
+        await self.conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(status=status)
+        )
+
+    async def revoked_among(self, device_ids: list[str]) -> list[str]:
+        """Which of these devices are revoked (or gone)."""
+        rows = await self.conn.execute(
+            select(devices.c.id).where(devices.c.id.in_(device_ids), devices.c.revoked_at.is_(None))
+        )
+        active = {r[0] for r in rows}
+        return sorted(set(device_ids) - active)
 
     async def add_encryption_key(
         self,

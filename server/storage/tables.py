@@ -34,7 +34,7 @@ accounts = Table(
     Column("id", String(64), primary_key=True),
     Column("role", String(16), nullable=False),
     Column("name", String(200), nullable=False),
-    Column("status", String(16), nullable=False),  # pending | active
+    Column("status", String(16), nullable=False),  # pending | active | revoked
     Column("account_key", LargeBinary, nullable=True, unique=True),
     Column("registration", Text, nullable=True),  # signed statement JSON
     Column("created_by", String(64), nullable=True),
@@ -72,6 +72,23 @@ encryption_keys = Table(
     Column("not_after", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+device_links = Table(
+    "device_links",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("device_id", String(64), nullable=False),
+    Column("signing_key", LargeBinary, nullable=False),
+    Column("encryption_key", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("approved_by", String(64), nullable=True),
+    Column("approved_at", BigInteger, nullable=True),
+    Column("grant", Text, nullable=True),  # LinkGrantOut JSON once approved
+)
+"""A new device's request to join an account; approved by a device it already has."""
 
 login_challenges = Table(
     "login_challenges",

@@ -50,6 +50,7 @@ from client_sdk.protocol.statements import (
     SignedStatement,
     sign_statement,
 )
+from server.services.directory import append_directory
 from server.services.identity import IdentityService
 from server.storage.events import EventRepository, EventRow
 from server.storage.rooms import RoomRepository
@@ -211,9 +212,14 @@ class Operator:
         identity = self._services.identity
         async with identity.database.write() as conn:
             for kind, statement in statements:
-                # The identity service's own append: leaf, subtree hashes, checkpoint, index.
-                await identity._append_directory(
-                    conn, kind, SignedStatement.model_validate(statement), account_key, now_ms()
+                # The server's own directory append: leaf, subtree hashes, checkpoint, index.
+                await append_directory(
+                    conn,
+                    identity.log,
+                    kind,
+                    SignedStatement.model_validate(statement),
+                    account_key,
+                    now_ms(),
                 )
 
     async def store_envelope(self, room_id: str, payload: dict[str, Any]) -> int:

@@ -40,6 +40,7 @@ from client_sdk.protocol.statements import (
     Action,
     Mode,
     Moderation,
+    Revocation,
     Roster,
     SignedStatement,
     login_payload,
@@ -47,12 +48,14 @@ from client_sdk.protocol.statements import (
     sign_statement,
 )
 from server.services.identity import IdentityService
+from server.storage.accounts import AccountRepository
 from tests.api.factories import (
     Actor,
     Json,
     Keys,
     create_room,
     create_room_body,
+    device_cert,
     dump,
     encryption_key_cert,
     enroll_actor,
@@ -375,6 +378,84 @@ async def _rotate(scene: Scene, caller: Caller) -> Request:
     return Request("POST", "/v1/devices/me/encryption-keys", caller.headers, {"cert": dump(cert)})
 
 
+def _link_body(account_id: str, keys: Keys) -> Json:
+    """A new device's link request for `account_id`."""
+    return {
+        "account_id": account_id,
+        "signing_key": b64e(keys.device_key.public_bytes()),
+        "encryption_key": b64e(keys.encryption_key.public_bytes()),
+    }
+
+
+async def _new_link(scene: Scene, account_id: str) -> tuple[Json, Keys]:
+    """A fresh link request for `account_id` (made without credentials, as a new device)."""
+    keys = Keys()
+    answer = await scene.http.post("/v1/device-links", json=_link_body(account_id, keys))
+    assert answer.status_code == 201, answer.text
+    link: Json = answer.json()
+    return link, keys
+
+
+def _approval(caller: Caller, link: Json, keys: Keys) -> Json:
+    """What a device of the account sends to approve `link` (the grant is not opened here)."""
+    own = caller.actor.keys
+    linked = Keys(own.account_key, keys.device_key, keys.encryption_key)
+    account_id = caller.actor.account_id
+    return {
+        "device_cert": dump(device_cert(linked, account_id=account_id)),
+        "encryption_key_cert": dump(encryption_key_cert(linked, account_id=account_id)),
+        "sealed_account_key": b64e(b"sealed"),
+    }
+
+
+async def _request_link(scene: Scene, caller: Caller) -> Request:
+    body = _link_body(caller.actor.account_id, Keys())
+    return Request("POST", "/v1/device-links", caller.headers, body)
+
+
+async def _get_link(scene: Scene, caller: Caller) -> Request:
+    link, _ = await _new_link(scene, caller.actor.account_id)
+    return Request("GET", f"/v1/device-links/{link['link_id']}", caller.headers)
+
+
+async def _approve_link(scene: Scene, caller: Caller) -> Request:
+    link, keys = await _new_link(scene, caller.actor.account_id)
+    path = f"/v1/device-links/{link['link_id']}/approve"
+    return Request("POST", path, caller.headers, _approval(caller, link, keys))
+
+
+async def _revoke_device(scene: Scene, caller: Caller) -> Request:
+    """Revoke a second device of the caller's account: the one `_approve_link` left
+    (cells run in table order), or one linked here; an anonymous caller's request names
+    the actor's own device and is refused before anything is read."""
+    account_id = caller.actor.account_id
+    device_id = caller.actor.device_id
+    if caller.token is not None:
+        services = scene.app.state.services
+        async with services.identity.database.read() as conn:
+            others = [
+                d.id
+                for d in await AccountRepository(conn).devices_of([account_id])
+                if d.id != caller.actor.device_id
+            ]
+        if not others:
+            link, keys = await _new_link(scene, account_id)
+            path = f"/v1/device-links/{link['link_id']}/approve"
+            answer = await scene.http.post(
+                path, json=_approval(caller, link, keys), headers=caller.headers
+            )
+            assert answer.status_code == 201, answer.text
+            others = [link["device_id"]]
+        device_id, *rest = others
+        for stray in rest:
+            await services.devices.operator_revoke(stray)
+    statement = Revocation(
+        account_id=account_id, device_id=device_id, authority="account", issued_at=now_ms()
+    )
+    signed = sign_statement(caller.actor.keys.account_key, statement)
+    return Request("POST", "/v1/devices/revocations", caller.headers, {"statement": dump(signed)})
+
+
 async def _create_room(scene: Scene, caller: Caller) -> Request:
     body, _ = create_room_body(caller.actor)
     return Request("POST", "/v1/rooms", caller.headers, body)
@@ -679,5 +760,12 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "register-witness": Operation("POST", "/v1/witnesses", _register_witness, ok=201),
     "list-witnesses": Operation("GET", "/v1/witnesses", _get(lambda _: "/v1/witnesses")),
+    "request-device-link": Operation("POST", "/v1/device-links", _request_link, ok=201),
+    "get-device-link": Operation("GET", "/v1/device-links/{link_id}", _get_link),
+    "list-device-links": Operation("GET", "/v1/device-links", _get(lambda _: "/v1/device-links")),
+    "approve-device-link": Operation(
+        "POST", "/v1/device-links/{link_id}/approve", _approve_link, ok=201
+    ),
+    "revoke-device": Operation("POST", "/v1/devices/revocations", _revoke_device, ok=201),
 }
 """Every operation by name; `test_authorization.TABLE` has one row per name."""

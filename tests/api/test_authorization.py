@@ -109,6 +109,11 @@ TABLE: dict[str, Row] = {
     "cosign-directory-log":            (403,    403,    403,    403,     OK,     403,     401),
     "register-witness":                (403,    403,    403,    403,     OK,     403,     401),
     "list-witnesses":                  ENROLLED,
+    "request-device-link":             ANYONE,
+    "get-device-link":                 ANYONE,
+    "list-device-links":               ENROLLED,
+    "approve-device-link":             ENROLLED,
+    "revoke-device":                   ENROLLED,
 }
 # fmt: on
 

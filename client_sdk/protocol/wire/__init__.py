@@ -20,6 +20,11 @@ Which model answers which route (request body in brackets)::
     GET  /v1/accounts?role=                        list[identity.AccountSummary]
     POST /v1/enrollment-tokens [EnrollmentTokenRequest]  identity.EnrollmentTokenResponse
     POST /v1/devices/me/encryption-keys [RotateKeyRequest]  logs.LoggedOut
+    POST /v1/devices/revocations [devices.RevokeDeviceRequest]  logs.LoggedOut
+    POST /v1/device-links     [devices.LinkRequest]   devices.LinkOut (no credentials)
+    GET  /v1/device-links                          list[devices.LinkOut] (the caller's account's)
+    GET  /v1/device-links/{id}                     devices.LinkOut (with ``grant`` once approved)
+    POST /v1/device-links/{id}/approve [ApproveLinkRequest]  devices.LinkOut
     POST /v1/rooms            [rooms.CreateRoomRequest]  rooms.RoomOut
     GET  /v1/rooms                                 list[rooms.RoomSummary]
     GET  /v1/rooms/{id}                            rooms.RoomOut

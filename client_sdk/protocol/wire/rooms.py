@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import StrictBool
+from pydantic import Field, StrictBool
 
 from client_sdk.protocol.mediation import Status
 from client_sdk.protocol.models import B64, Ident, Int, Name, Side, WireModel
 from client_sdk.protocol.statements import Mode, SignedStatement
 from client_sdk.protocol.wire.base import Answer
+from client_sdk.protocol.wire.devices import RekeyOut
 from client_sdk.protocol.wire.logs import LoggedOut
 
 
@@ -67,6 +68,9 @@ class RoomOut(Answer):
     roster: SignedStatement
     logged: LoggedOut | None = None
     """After a roster change: the roster's leaf and its proof."""
+    rekey: list[RekeyOut] = Field(default_factory=list)
+    """Devices the roster lists that were revoked, or that members linked since: the
+    room needs a new roster version (`parley room rekey`)."""
 
 
 class RoomSummary(Answer):
