@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from client_sdk.audit import verify_log
+from client_sdk.audit import AuditFailure, verify_log
 from client_sdk.client import ParleyClient, RekeyNotice
 from client_sdk.client.verify import verify_account
 from client_sdk.protocol.encoding import b64e
@@ -20,14 +20,15 @@ from client_sdk.protocol.errors import (
     RevokedDeviceError,
     VerificationError,
 )
-from client_sdk.protocol.keys import SigningKey
+from client_sdk.protocol.keys import EncryptionKey, SigningKey
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.linking import CODE_ALPHABET
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Revocation, sign_statement
 from client_sdk.protocol.wire.identity import AccountOut
 from server.services.devices import DeviceService
-from tests.api.factories import assert_error, dump, now_ms
+from server.services.directory import append_directory
+from tests.api.factories import Keys, assert_error, dump, encryption_key_cert, now_ms
 from tests.conftest import BASE_URL, PASSPHRASE, TEST_SCRYPT_N, EnrollFactory
 
 
@@ -351,3 +352,28 @@ async def test_forged_operator_revocation_is_refused(
         verify_account(
             laptop.whoami()["account_id"], served, now=now_ms(), operator_key=operator_key
         )
+
+
+async def test_key_certified_for_a_revoked_device_fails_the_directory_audit(
+    app: FastAPI, enroll: EnrollFactory, tmp_path: Path
+) -> None:
+    laptop = await enroll(name="Alice")
+    auditor = await enroll(role=Role.AUDITOR, name="Audrey")
+    phone = await link_device(app, laptop, tmp_path / "phone")
+    phone_id = phone.whoami()["device_id"]
+    await phone.aclose()
+    await laptop.devices.revoke(phone_id)
+    # A server (or a thief with the account key) logs a new key for the revoked device.
+    state = laptop.keystore.state
+    cert = encryption_key_cert(
+        Keys(state.account_key, SigningKey.generate(), EncryptionKey.generate()),
+        account_id=state.account_id,
+        device_id=phone_id,
+    )
+    identity = app.state.services.identity
+    async with identity.database.write() as conn:
+        await append_directory(
+            conn, identity.log, "encryption-key", cert, state.account_key.public_bytes(), now_ms()
+        )
+    with pytest.raises(AuditFailure, match=f"device {phone_id}, not certified"):
+        await verify_log(auditor, DIRECTORY_LOG_ID)
