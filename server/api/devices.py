@@ -13,14 +13,19 @@ from client_sdk.protocol.wire.devices import (
     RevokeDeviceRequest,
 )
 from client_sdk.protocol.wire.logs import LoggedOut
-from server.api.deps import CurrentPrincipal, DevicesDep, PathId
+from server.api.deps import LIMIT_BY_ADDRESS, CurrentPrincipal, DevicesDep, PathId
+from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, PUBLIC, error_responses
 from server.api.identity import logged_out
 from server.services.devices import LinkView
 
 router = APIRouter(prefix="/v1")
 
 
-@router.post("/devices/revocations", status_code=201)
+@router.post(
+    "/devices/revocations",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, 403, 404, 409),
+)
 async def revoke(
     body: RevokeDeviceRequest, principal: CurrentPrincipal, devices: DevicesDep
 ) -> LoggedOut:
@@ -30,26 +35,39 @@ async def revoke(
     return logged_out(done.appended)
 
 
-@router.post("/device-links", status_code=201)
+@router.post(
+    "/device-links",
+    status_code=201,
+    dependencies=[LIMIT_BY_ADDRESS],
+    responses=error_responses(*PUBLIC, *JSON_BODY, 404, 409),
+)
 async def request_link(body: LinkRequest, devices: DevicesDep) -> LinkOut:
     """A new device asks to join an account; a device of the account approves it."""
     row = await devices.request_link(body.account_id, body.signing_key, body.encryption_key)
     return link_out(row)
 
 
-@router.get("/device-links")
+@router.get("/device-links", responses=error_responses(*AUTHENTICATED))
 async def pending_links(principal: CurrentPrincipal, devices: DevicesDep) -> list[LinkOut]:
     """The caller's account's link requests waiting for approval."""
     return [link_out(row) for row in await devices.pending_links(principal)]
 
 
-@router.get("/device-links/{link_id}")
+@router.get(
+    "/device-links/{link_id}",
+    dependencies=[LIMIT_BY_ADDRESS],
+    responses=error_responses(*PUBLIC, *PARAMETERS, 404),
+)
 async def link(link_id: PathId, devices: DevicesDep) -> LinkOut:
     """A link request by id (the new device polls it until it is approved)."""
     return link_out(await devices.link(link_id))
 
 
-@router.post("/device-links/{link_id}/approve", status_code=201)
+@router.post(
+    "/device-links/{link_id}/approve",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *JSON_BODY, *PARAMETERS, 404, 409),
+)
 async def approve_link(
     link_id: PathId, body: ApproveLinkRequest, principal: CurrentPrincipal, devices: DevicesDep
 ) -> LinkOut:

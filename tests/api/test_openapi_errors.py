@@ -17,6 +17,8 @@ NO_TOKEN = {
     ("post", "/v1/enroll"),
     ("post", "/v1/auth/challenge"),
     ("post", "/v1/auth/token"),
+    ("post", "/v1/device-links"),
+    ("get", "/v1/device-links/{link_id}"),
 }
 """Routes that need no bearer token (limited per address instead)."""
 UNLIMITED = {("get", "/healthz")}
