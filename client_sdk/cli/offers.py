@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,7 +18,7 @@ from client_sdk.cli.common import out, print_json
 from client_sdk.cli.jsonerrors import USAGE, failure, with_client_json
 
 if TYPE_CHECKING:
-    from client_sdk.client import OfferAct, OfferRound
+    from client_sdk.client import OfferAct, OfferRound, ParleyClient
 
 offer_app = typer.Typer(help="Sealed-offer rounds: commit, reveal, escrow, settle.")
 
@@ -131,6 +132,19 @@ def round_json(found: OfferRound) -> dict[str, Any]:
     }
 
 
+def _act(
+    work: Callable[[ParleyClient], Awaitable[OfferAct]],
+    say: Callable[[OfferAct], str],
+    json_output: bool,
+) -> None:
+    """Run one act of a round and print what was logged: `say`'s line, or the act's JSON."""
+    done = with_client_json(work, json_output=json_output)
+    if json_output:
+        print_json(act_json(done))
+    else:
+        out.print(say(done), markup=False, highlight=False)
+
+
 @offer_app.command("open")
 def open_round(
     room_id: RoomArg,
@@ -187,42 +201,34 @@ def commit(
 ) -> None:
     """Commit your side's offer: a salted hash is logged, the offer itself stays in this
     profile (and in escrow to the mediators) until you reveal it."""
-    done = with_client_json(
-        lambda c: c.offers.commit(room_id, round_id, value, note), json_output=json_output
+    _act(
+        lambda c: c.offers.commit(room_id, round_id, value, note),
+        lambda done: f"committed side {done.side}'s offer in round {round_id} as #{done.seq}",
+        json_output,
     )
-    if json_output:
-        print_json(act_json(done))
-    else:
-        out.print(
-            f"committed side {done.side}'s offer in round {round_id} as #{done.seq}",
-            markup=False,
-            highlight=False,
-        )
 
 
 @offer_app.command("reveal")
 def reveal(room_id: RoomArg, round_id: RoundArg, json_output: JsonOption = False) -> None:
     """Reveal your side's offer (once every side committed, or after the deadline)."""
-    done = with_client_json(lambda c: c.offers.reveal(room_id, round_id), json_output=json_output)
-    if json_output:
-        print_json(act_json(done))
-    else:
-        out.print(
-            f"revealed side {done.side}'s offer {done.value} in round {round_id} as #{done.seq}",
-            markup=False,
-            highlight=False,
-        )
+    _act(
+        lambda c: c.offers.reveal(room_id, round_id),
+        lambda done: (
+            f"revealed side {done.side}'s offer {done.value} in round {round_id} as #{done.seq}"
+        ),
+        json_output,
+    )
 
 
 @offer_app.command("close")
 def close(room_id: RoomArg, round_id: RoundArg, json_output: JsonOption = False) -> None:
     """Log the round's close: anyone, once its deadline passed; a mediator, any time, if
     it has none. Reveals no longer wait for every side, and escrows can be opened."""
-    done = with_client_json(lambda c: c.offers.close(room_id, round_id), json_output=json_output)
-    if json_output:
-        print_json(act_json(done))
-    else:
-        out.print(f"closed round {round_id} as #{done.seq}", markup=False, highlight=False)
+    _act(
+        lambda c: c.offers.close(room_id, round_id),
+        lambda done: f"closed round {round_id} as #{done.seq}",
+        json_output,
+    )
 
 
 @offer_app.command("open-escrow")
@@ -233,32 +239,25 @@ def open_escrow(
     json_output: JsonOption = False,
 ) -> None:
     """(Mediators) after the deadline, open a side's escrowed offer and log it."""
-    done = with_client_json(
+    _act(
         lambda c: c.offers.open_escrow(room_id, round_id, side.value),
-        json_output=json_output,
+        lambda done: (
+            f"opened side {done.side}'s escrow in round {round_id} as #{done.seq}: {done.value}"
+        ),
+        json_output,
     )
-    if json_output:
-        print_json(act_json(done))
-    else:
-        out.print(
-            f"opened side {done.side}'s escrow in round {round_id} as #{done.seq}: {done.value}",
-            markup=False,
-            highlight=False,
-        )
 
 
 @offer_app.command("settle")
 def settle(room_id: RoomArg, round_id: RoundArg, json_output: JsonOption = False) -> None:
     """(Mediators) announce whether a blind round's offers overlap (and the midpoint)."""
-    done = with_client_json(lambda c: c.offers.settle(room_id, round_id), json_output=json_output)
-    if json_output:
-        print_json(act_json(done))
-    else:
-        out.print(
-            f"settled round {round_id} as #{done.seq}: {_outcome(done.overlap, done.midpoint)}",
-            markup=False,
-            highlight=False,
-        )
+    _act(
+        lambda c: c.offers.settle(room_id, round_id),
+        lambda done: (
+            f"settled round {round_id} as #{done.seq}: {_outcome(done.overlap, done.midpoint)}"
+        ),
+        json_output,
+    )
 
 
 def _outcome(overlap: bool | None, midpoint: str | None) -> str:
