@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tests.support import zygote
 from tests.support.server import parley_command
 
 RUN_TIMEOUT = 60.0
@@ -73,7 +74,13 @@ def run_parley(
     stdin: str | None = None,
     timeout: float = RUN_TIMEOUT,
 ) -> CliResult:
-    """Run `parley ARGS...` to completion and capture its output."""
+    """Run `parley ARGS...` to completion and capture its output (forked from the
+    warm zygote, tests/support/zygote.py, unless ``PARLEY_TEST_ZYGOTE=0``)."""
+    if zygote.ENABLED:
+        status, stdout, stderr = zygote.ZYGOTE.run(
+            args, env=env, base_env=cli_env(), stdin=stdin or "", timeout=timeout
+        )
+        return CliResult(tuple(args), status, stdout, stderr)
     completed = subprocess.run(
         [*parley_command(), *args],
         env=dict(env),
