@@ -18,6 +18,7 @@ from client_sdk.cli.common import fail, out, print_json
 from client_sdk.cli.documents import human_size, progress_bar
 from client_sdk.cli.dossier import when
 from client_sdk.cli.jsonerrors import USAGE, failure, run_json, with_client_json
+from client_sdk.cli.render import inline, who
 from client_sdk.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def propose(
     if json_output:
         print_json(view.to_json())
     else:
-        out.print(view.agreement_id, markup=False, highlight=False)
+        out.line(inline(view.agreement_id))
 
 
 @agree_app.command("sign")
@@ -96,10 +97,9 @@ def sign(
         print_json(view.to_json())
         return
     state = "complete" if view.complete else f"waiting for {_waiting(view)}"
-    out.print(
-        f"signed agreement {view.agreement_id} (sha256 {view.document_sha256}); {state}",
-        markup=False,
-        highlight=False,
+    out.line(
+        f"signed agreement {inline(view.agreement_id)} (sha256 {inline(view.document_sha256)}); "
+        f"{state}"
     )
 
 
@@ -119,7 +119,7 @@ def download(
     if json_output:
         print_json({"output": str(output), **view.to_json()})
     else:
-        out.print(f"wrote {output}", markup=False, highlight=False)
+        out.line(f"wrote {inline(output)}")
 
 
 @agree_app.command("show")
@@ -145,7 +145,7 @@ def show(
         print_json([view.to_json() for view in every])
         return
     if not every:
-        out.print("no agreements", highlight=False)
+        out.line("no agreements")
     for view in every:
         _print(view)
 
@@ -205,56 +205,62 @@ def verify(
         pinned = (
             "the log key given" if log_key else "the bundle's own log key (pin one with --log-key)"
         )
-        out.print(
-            f"the bundle verifies against {pinned}: log of room {view.room_id}, "
-            f"{check.report.size} entries",
-            markup=False,
-            highlight=False,
+        out.line(
+            f"the bundle verifies against {pinned}: log of room {inline(view.room_id)}, "
+            f"{check.report.size} entries"
         )
         _print(view)
     if reason is not None:
         if json_output:
             raise typer.Exit(1)
-        raise fail(f"agreement {view.agreement_id} is {reason}")
+        raise fail(f"agreement {inline(view.agreement_id)} is {reason}")
 
 
 def _waiting(view: AgreementView) -> str:
     return ", ".join(
-        (s.name or s.account_id or "") if s.account_id else f"side {s.side}"
+        who(s.name or "", side=s.side, account_id=s.account_id)
+        if s.account_id
+        else f"side {inline(s.side)}"
         for s in view.signers
         if s.signature is None
     )
 
 
 def _print(view: AgreementView) -> None:
-    title = f'"{view.title}"' if view.title is not None else "(title sealed)"
+    title = f'"{inline(view.title)}"' if view.title is not None else "(title sealed)"
+    proposer = who(view.proposer_name, account_id=view.proposer_account_id)
     lines = [
-        f"agreement {view.agreement_id} {title}: #{view.seq}, proposed by "
-        f"{view.proposer_name} at {when(view.proposed_at)}",
+        f"agreement {inline(view.agreement_id)} {title}: #{view.seq}, proposed by "
+        f"{proposer} at {when(view.proposed_at)}",
     ]
     if view.document is not None:
         lines.append(
-            f"  document     {view.document.name} ({human_size(view.document.size)}, "
-            f"{view.document.media_type})"
+            f"  document     {inline(view.document.name)} ({human_size(view.document.size)}, "
+            f"{inline(view.document.media_type)})"
         )
-    lines.append(f"  sha256       {view.document_sha256}")
+    lines.append(f"  sha256       {inline(view.document_sha256)}")
     if view.supersedes:
-        lines.append(f"  supersedes   {view.supersedes}")
+        lines.append(f"  supersedes   {inline(view.supersedes)}")
     if view.superseded_by:
-        lines.append(f"  superseded   by {view.superseded_by}: it takes no more signatures")
+        lines.append(f"  superseded   by {inline(view.superseded_by)}: it takes no more signatures")
     for signer in view.signers:
-        who = f"side {signer.side}" if signer.account_id is None else f"{signer.name}"
+        slot = (
+            f"side {inline(signer.side)}"
+            if signer.account_id is None
+            else who(signer.name or "", side=signer.side, account_id=signer.account_id)
+        )
         found = signer.signature
         if found is None:
-            lines.append(f"  {who:<12} waiting")
+            lines.append(f"  {slot:<12} waiting")
         else:
+            signed_by = who(found.name, side=found.side, account_id=found.account_id)
             lines.append(
-                f"  {who:<12} signed by {found.name} ({found.account_id}) at "
-                f"{when(found.server_time)} (#{found.seq}), sha256 {found.document_sha256}"
+                f"  {slot:<12} signed by {signed_by} ({inline(found.account_id)}) at "
+                f"{when(found.server_time)} (#{found.seq}), sha256 {inline(found.document_sha256)}"
             )
     lines.append(f"  complete     {'yes' if view.complete else 'no'}")
     for line in lines:
-        out.print(line, markup=False, highlight=False)
+        out.line(line)
 
 
 def read_line(message: Message) -> str | None:
@@ -270,14 +276,16 @@ def read_line(message: Message) -> str | None:
         try:
             content = AgreementContent.model_validate(message.content)
         except ValueError:
-            return f"[agreement {act.instrument_id} proposed (sealed)]"
+            return f"[agreement {inline(act.instrument_id)} proposed (sealed)]"
         return (
-            f"[agreement proposed] {content.title!r}: {content.document.name} "
+            f"[agreement proposed] {inline(repr(content.title))}: {inline(content.document.name)} "
             f"({human_size(content.document.size)}) - parley agree sign "
-            f"{message.room_id} {act.instrument_id}"
+            f"{inline(message.room_id)} {inline(act.instrument_id)}"
         )
     if isinstance(act, AgreementSignAct):
-        return f"[signed agreement {act.agreement_id}, sha256 {act.document_sha256}]"
+        return (
+            f"[signed agreement {inline(act.agreement_id)}, sha256 {inline(act.document_sha256)}]"
+        )
     return None
 
 

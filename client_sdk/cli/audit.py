@@ -21,6 +21,7 @@ from typer._click.core import Context  # typer vendors click: its Context type
 from typer.core import TyperGroup
 
 from client_sdk.cli.common import err, fail, out, print_json
+from client_sdk.cli.render import inline
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError, WitnessError
 
@@ -119,24 +120,31 @@ class _ProgressBar:
 
 
 def _print_report(report: AuditReport, *, offline: bool, pinned: bool) -> None:
-    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.entries.items()))
-    out.print(f"[bold green]verified[/] log {report.log_id} ({report.origin})", highlight=False)
-    out.print(f"  entries      {report.size}: {counts or 'none'}", highlight=False)
-    out.print(f"  tree         size {report.size}, root {b64e(report.root)}", highlight=False)
+    from rich.text import Text
+
+    counts = ", ".join(f"{n} {inline(kind)}" for kind, n in sorted(report.entries.items()))
+    out.emit(
+        Text("verified", style="bold green").append(
+            f" log {inline(report.log_id)} ({inline(report.origin)})"
+        ),
+        "",
+    )
+    out.line(f"  entries      {report.size}: {counts or 'none'}")
+    out.line(f"  tree         size {report.size}, root {b64e(report.root)}")
     sizes = ", ".join(str(s) for s in report.checkpoints)
-    out.print(f"  checkpoints  {len(report.checkpoints)} checked (sizes {sizes})", highlight=False)
+    out.line(f"  checkpoints  {len(report.checkpoints)} checked (sizes {sizes})")
     for size, names in report.cosignatures.items():
-        out.print(f"  cosigned     size {size} by {', '.join(names)}", highlight=False)
+        out.line(f"  cosigned     size {size} by {', '.join(inline(n) for n in names)}")
     for seen in report.consistent_with:
-        out.print(f"  consistent   with {seen}", highlight=False)
+        out.line(f"  consistent   with {inline(seen)}")
     if report.quorum is not None:
         size, names = report.quorum
-        out.print(f"  quorum       met at size {size} ({', '.join(names)})", highlight=False)
+        out.line(f"  quorum       met at size {size} ({', '.join(inline(n) for n in names)})")
     if offline:
         key = "pinned with --log-key" if pinned else "the bundle's own (pin it with --log-key)"
-        out.print(f"  log key      {report.log_vkey}, {key}", highlight=False)
+        out.line(f"  log key      {inline(report.log_vkey)}, {key}")
     mode = "in a process pool" if report.parallel else "in process"
-    out.print(f"  time         {report.seconds:.2f} s, signatures checked {mode}", highlight=False)
+    out.line(f"  time         {report.seconds:.2f} s, signatures checked {mode}")
 
 
 @audit_app.command("verify")
@@ -276,7 +284,7 @@ def export(
         return len(bundle.entries)
 
     count = _run(work)
-    out.print(f"wrote {count} entries of log {log_id} to {output}", highlight=False)
+    out.line(f"wrote {count} entries of log {inline(log_id)} to {inline(output)}")
 
 
 def _witnessed_json(done: WitnessedCheckpoint, witness: str) -> dict[str, object]:
@@ -344,15 +352,14 @@ def witness(
                     if json_output:
                         print_json(_witnessed_json(done, own.name))
                     else:
-                        out.print(
-                            f"cosigned log {log_id} size {done.size} root {b64e(done.root)} "
-                            f"as {own.name}",
-                            highlight=False,
+                        out.line(
+                            f"cosigned log {inline(log_id)} size {done.size} "
+                            f"root {b64e(done.root)} as {inline(own.name)}"
                         )
                     if count is not None and cosigned >= count:
                         return
                 elif not follow:
-                    err.print(f"log {log_id}: nothing new to cosign", highlight=False)
+                    err.line(f"log {inline(log_id)}: nothing new to cosign")
                 if not follow:
                     return
                 await asyncio.sleep(interval)  # polling: the log read API has no push

@@ -17,6 +17,7 @@ from client_sdk.protocol.errors import ParleyError, TransportError, Verification
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from client_sdk.client import ParleyClient
 
@@ -41,8 +42,21 @@ class LazyConsole:
         return self._console
 
     def print(self, *objects: Any, **options: Any) -> None:
-        """`Console.print`."""
+        """`Console.print`, for Parley's own words only: remote text goes through
+        `line` or `emit` (`client_sdk.cli.render`)."""
         self.console.print(*objects, **options)
+
+    def line(self, text: str, *, style: str = "") -> None:
+        """One line of Parley's words with remote parts in it (`render.line`)."""
+        from client_sdk.cli import render
+
+        render.line(self.console, text, style=style)
+
+    def emit(self, header: Text | str, body: str) -> None:
+        """A header and remote running text indented under it (`render.emit`)."""
+        from client_sdk.cli import render
+
+        render.emit(self.console, header, body)
 
 
 out = LazyConsole()
@@ -52,10 +66,12 @@ err = LazyConsole(stderr=True, soft_wrap=True)
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error on stderr and return the exit to raise."""
-    from rich.markup import escape
+    from rich.text import Text
 
-    # The message may quote input (a path, a server's words): never read it as markup.
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    from client_sdk.cli.render import inline
+
+    # The message may quote input (a path, a server's words, a name): one line, made safe.
+    err.emit(Text("error:", style="bold red").append(f" {inline(message)}"), "")
     return typer.Exit(code)
 
 

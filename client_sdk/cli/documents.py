@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli.common import err, fail, out, print_json, with_client
+from client_sdk.cli.render import inline
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -112,10 +113,9 @@ def send_file(room_id: str, file: Path, channel: str, json_output: bool) -> None
         )
         return
     resumed = f", resumed after chunk {sent.resumed_from_chunk}" if sent.resumed_from_chunk else ""
-    out.print(
-        f"sent {sent.document.name} ({human_size(sent.document.size)}) as #{receipt.seq}{resumed}",
-        highlight=False,
-        markup=False,
+    out.line(
+        f"sent {inline(sent.document.name)} ({human_size(sent.document.size)}) "
+        f"as #{receipt.seq}{resumed}"
     )
 
 
@@ -140,10 +140,9 @@ def download(
     if json_output:
         print_json({"seq": seq, "path": str(output), "document": document_json(document)})
     else:
-        out.print(
-            f"wrote {output} ({human_size(document.size)}, {document.name}); every chunk checked",
-            highlight=False,
-            markup=False,
+        out.line(
+            f"wrote {inline(output)} ({human_size(document.size)}, {inline(document.name)}); "
+            "every chunk checked"
         )
 
 
@@ -179,10 +178,9 @@ def uploads(
         return
     for p in pending:
         state = "uploaded, message not sent" if p.document is not None else "unfinished"
-        out.print(
-            f"{p.upload_id}  {p.room_id} {p.channel}  {p.path} ({human_size(p.size)}, {state})",
-            highlight=False,
-            markup=False,
+        out.line(
+            f"{inline(p.upload_id)}  {inline(p.room_id)} {inline(p.channel)}  {inline(p.path)} "
+            f"({human_size(p.size)}, {state})"
         )
 
 
@@ -204,4 +202,4 @@ def abandon(
 
     if not with_client(work):
         raise fail(f"no upload {upload_id} on this profile (see parley uploads)")
-    out.print(f"abandoned {upload_id}", highlight=False, markup=False)
+    out.line(f"abandoned {inline(upload_id)}")

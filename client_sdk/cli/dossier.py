@@ -12,6 +12,7 @@ import typer
 
 from client_sdk.cli.common import out, print_json
 from client_sdk.cli.jsonerrors import failure, with_client_json
+from client_sdk.cli.render import inline, who
 from client_sdk.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def commit(
             }
         )
     else:
-        out.print(done.dossier_id, highlight=False)
+        out.line(inline(done.dossier_id))
 
 
 @dossier_app.command("disclose")
@@ -133,12 +134,15 @@ def disclose(
             }
         )
     else:
-        phase_text = f" ({sent.phase})" if sent.phase else ""
-        out.print(
-            f"disclosed {len(sent.records)} records ({', '.join(sent.fields)}) on "
-            f"{sent.channel} as #{sent.seq}{phase_text}",
-            highlight=False,
+        phase_text = f" ({inline(sent.phase)})" if sent.phase else ""
+        out.line(
+            f"disclosed {len(sent.records)} records ({_names(sent.fields)}) on "
+            f"{inline(sent.channel)} as #{sent.seq}{phase_text}"
         )
+
+
+def _names(names: Any) -> str:
+    return ", ".join(inline(name) for name in names)
 
 
 def _issued_json(client: ParleyClient, dossier: StoredDossier) -> dict[str, Any]:
@@ -248,32 +252,29 @@ def show(
 
 
 def _print_dossier(d: dict[str, Any]) -> None:
-    issuer = d["issuer"]["name"]
-    out.print(
-        f"[bold]{d['title']}[/] ({d['dossier_id']}) by {issuer}, committed #{d['commit_seq']}"
-        f" at {d['committed_at']}",
-        highlight=False,
+    issuer = who(d["issuer"]["name"], account_id=d["issuer"]["account_id"])
+    out.line(
+        f"{inline(d['title'])} ({inline(d['dossier_id'])}) by {issuer}, "
+        f"committed #{d['commit_seq']} at {d['committed_at']}"
     )
     if d["role"] == "issuer":
-        out.print(f"  {d['records']} records, fields {', '.join(d['fields'])}", highlight=False)
+        out.line(f"  {d['records']} records, fields {_names(d['fields'])}")
         for e in d["disclosures"]:
-            phase = f", phase {e['phase']}" if e["phase"] else ""
-            out.print(
-                f"  #{e['seq']} {e['sent_at']} to {e['channel']} ({', '.join(e['to'])}){phase}: "
-                f"records {e['records']}, fields {', '.join(e['fields'])}",
-                highlight=False,
+            phase = f", phase {inline(e['phase'])}" if e["phase"] else ""
+            out.line(
+                f"  #{e['seq']} {e['sent_at']} to {inline(e['channel'])} ({_names(e['to'])})"
+                f"{phase}: records {inline(e['records'])}, fields {_names(e['fields'])}"
             )
         return
     for e in d["disclosures"]:
-        status = "verified" if e["verified"] else f"REFUSED: {e['refused']}"
-        out.print(
-            f"  #{e['seq']} {e['disclosed_at']} {e['channel']} phase {e['phase'] or '-'}: "
-            f"{e['records']} records, {status}",
-            highlight=False,
+        status = "verified" if e["verified"] else f"REFUSED: {inline(e['refused'])}"
+        out.line(
+            f"  #{e['seq']} {e['disclosed_at']} {inline(e['channel'])} "
+            f"phase {inline(e['phase'] or '-')}: {e['records']} records, {status}"
         )
     for record in d["records"]:
-        values = ", ".join(f"{k}={v}" for k, v in record["fields"].items())
-        out.print(f"  record {record['number']}: {values}", markup=False, highlight=False)
+        values = ", ".join(f"{inline(k)}={inline(v)}" for k, v in record["fields"].items())
+        out.line(f"  record {record['number']}: {values}")
 
 
 @dossier_app.command("verify")
@@ -306,11 +307,11 @@ def verify(
             }
         )
     else:
-        out.print(
-            f"verified: {len(result.records)} records ({', '.join(result.field_names)}) of "
-            f"{result.title!r} by {result.sender_name}, committed #{result.commit_seq} at "
-            f"{when(result.committed_at)}",
-            highlight=False,
+        issuer = who(result.sender_name, account_id=result.sender_account_id)
+        out.line(
+            f"verified: {len(result.records)} records ({_names(result.field_names)}) of "
+            f"{inline(repr(result.title))} by {issuer}, committed #{result.commit_seq} at "
+            f"{when(result.committed_at)}"
         )
 
 
@@ -319,13 +320,14 @@ def read_line(seen: SeenCommit | ReceivedDisclosure) -> str:
     from client_sdk.client.dossier_models import SeenCommit
 
     if isinstance(seen, SeenCommit):
-        return f"[dossier] committed {seen.title!r} ({seen.dossier_id})"
+        return f"[dossier] committed {inline(repr(seen.title))} ({inline(seen.dossier_id)})"
     if seen.refused is not None:
-        return f"[dossier] REFUSED disclosure of {seen.dossier_id}: {seen.refused}"
+        return f"[dossier] REFUSED disclosure of {inline(seen.dossier_id)}: {inline(seen.refused)}"
     fields = seen.field_names
     return (
-        f"[dossier] {seen.sender_name} discloses {seen.title!r}, phase {seen.phase or '-'}: "
-        f"{len(seen.records)} records, {len(fields)} fields ({', '.join(fields)}), verified"
+        f"[dossier] {inline(seen.sender_name)} discloses {inline(repr(seen.title))}, "
+        f"phase {inline(seen.phase or '-')}: {len(seen.records)} records, {len(fields)} fields "
+        f"({_names(fields)}), verified"
     )
 
 

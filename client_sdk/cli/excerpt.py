@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from client_sdk.cli.common import out, print_json
 from client_sdk.cli.dossier import when
 from client_sdk.cli.jsonerrors import USAGE, failure, with_client_json
+from client_sdk.cli.render import inline, who
 from client_sdk.protocol.errors import ProtocolError, VerificationError
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ def make(
     if json_output:
         print_json({"out": str(out_file), "messages": len(excerpt.messages), "log_key": log_key})
     else:
-        out.print(f"wrote {len(excerpt.messages)} messages to {out_file}", highlight=False)
-        out.print(f"log key: {log_key}", highlight=False)
+        out.line(f"wrote {len(excerpt.messages)} messages to {inline(out_file)}")
+        out.line(f"log key: {inline(log_key)}")
 
 
 def _message_json(m: VerifiedExcerptMessage) -> dict[str, Any]:
@@ -83,10 +84,16 @@ def _summary(content: dict[str, Any]) -> str:
     if kind in ("text", "relay") and isinstance(content.get("text"), str):
         return str(content["text"])
     if kind == "dossier-commit":
-        return f"[dossier commitment {content.get('title')!r} ({content.get('dossier_id')})]"
+        return (
+            f"[dossier commitment {inline(repr(content.get('title')))} "
+            f"({inline(content.get('dossier_id'))})]"
+        )
     if kind == "dossier-disclosure":
-        return f"[dossier disclosure of {content.get('dossier_id')}, phase {content.get('phase')}]"
-    return f"[content of type {kind!r}]"
+        return (
+            f"[dossier disclosure of {inline(content.get('dossier_id'))}, "
+            f"phase {inline(content.get('phase'))}]"
+        )
+    return f"[content of type {inline(repr(kind))}]"
 
 
 @excerpt_app.command("verify")
@@ -127,16 +134,12 @@ def verify(
         )
         return
     pinned = "the log key given" if log_key else "its own log key (pin one with --log-key)"
-    out.print(
-        f"verified: {len(messages)} messages of room {excerpt.room_id}, against {pinned}",
-        highlight=False,
+    out.line(
+        f"verified: {len(messages)} messages of room {inline(excerpt.room_id)}, against {pinned}"
     )
     for m in messages:
-        out.print(
-            f"#{m.leaf_index + 1} {when(m.sent_at)} {m.sender_name} (side {m.side.value}) "
-            f"in {m.channel}: ",
-            end="",
-            highlight=False,
-            markup=False,
+        sender = who(m.sender_name, side=m.side.value, account_id=m.sender_account)
+        out.emit(
+            f"#{m.leaf_index + 1} {when(m.sent_at)} {sender} in {inline(m.channel)}: ",
+            _summary(dict(m.content)),
         )
-        out.print(_summary(dict(m.content)), markup=False, highlight=False)

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli.common import fail, out, print_json, run, with_client
+from client_sdk.cli.jsonerrors import with_client_json
+from client_sdk.cli.render import inline
 from client_sdk.protocol.enums import Role
 
 if TYPE_CHECKING:
-    from client_sdk.client import ParleyClient
+    from client_sdk.client import ContactFingerprint, ParleyClient
 
 auth_app = typer.Typer(help="Bearer tokens for scripting.")
 keys_app = typer.Typer(help="This device's encryption keys.")
@@ -45,8 +47,11 @@ def enroll(
     if json_output:
         print_json(me)
     else:
-        out.print(f"Enrolled [bold]{me['name']}[/] ({me['role']}) as account {me['account_id']}")
-        out.print(f"Keys stored in {profile}")
+        out.line(
+            f"Enrolled {inline(me['name'])} ({inline(me['role'])}) "
+            f"as account {inline(me['account_id'])}"
+        )
+        out.line(f"Keys stored in {inline(profile)}")
 
 
 def whoami(
@@ -66,13 +71,64 @@ def whoami(
         print_json(me)
     else:
         for key, value in me.items():
-            out.print(f"{key:12} {value}", highlight=False)
+            out.line(f"{key:12} {inline(value)}")
 
 
-def fingerprint(account_id: Annotated[str, typer.Argument(help="The other account.")]) -> None:
-    """Print the safety number you share with ACCOUNT_ID; compare it out of band."""
-    number = with_client(lambda c: c.safety_number(account_id))
-    print(number)
+def fingerprint(
+    account_id: Annotated[str, typer.Argument(help="The other account.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the safety number you share with ACCOUNT_ID; compare it out of band.
+
+    If the key the server shows for ACCOUNT_ID is not the one pinned for it, say so,
+    name both safety numbers, print no number on stdout, and exit 1.
+    """
+    found = with_client_json(lambda c: c.fingerprint(account_id), json_output=json_output)
+    show_fingerprint(found, json_output=json_output)
+
+
+def show_fingerprint(found: ContactFingerprint, *, json_output: bool) -> None:
+    """Print what `parley fingerprint` found; raise the exit 1 of a substituted key."""
+    substituted = substitution_message(found)
+    if json_output:
+        print_json(fingerprint_json(found, substituted))
+    elif substituted is None:
+        print(inline(found.safety_number))
+    if substituted is not None:
+        raise typer.Exit(1) if json_output else fail(substituted)
+
+
+def substitution_message(found: ContactFingerprint) -> str | None:
+    """The warning `parley fingerprint` gives when the key shown is not the pinned one."""
+    if found.matches_pinned is not False:
+        return None
+    account = inline(found.account_id)
+    return (
+        f"the key of account {account} differs from the one pinned: pinned key "
+        f"{inline(found.pinned_key_id)} (safety number {inline(found.pinned_safety_number)}), "
+        f"the server now shows key {inline(found.key_id)} (safety number "
+        f"{inline(found.safety_number)}). Account keys never change: the server may have "
+        "substituted it. Compare the new safety number out of band before "
+        f"`parley verify {account} NUMBER`"
+    )
+
+
+def fingerprint_json(found: ContactFingerprint, substituted: str | None) -> dict[str, object]:
+    """`parley fingerprint --json`: the number, the key ids and whether they match the pin."""
+    shown: dict[str, object] = {
+        "ok": substituted is None,
+        "account_id": found.account_id,
+        "safety_number": found.safety_number,
+        "key_id": found.key_id,
+        "pinned": found.pinned_key_id is not None,
+        "matches_pinned": found.matches_pinned,
+        "pinned_key_id": found.pinned_key_id,
+        "pinned_safety_number": found.pinned_safety_number,
+        "verified": found.verified,
+    }
+    if substituted is not None:
+        shown["error"] = substituted
+    return shown
 
 
 def verify(
@@ -81,7 +137,7 @@ def verify(
 ) -> None:
     """Mark ACCOUNT_ID verified if SAFETY_NUMBER matches the one you share."""
     with_client(lambda c: c.verify_contact(account_id, safety_number))
-    out.print(f"Account {account_id} is verified.")
+    out.line(f"Account {inline(account_id)} is verified.")
 
 
 def accounts(
@@ -94,7 +150,7 @@ def accounts(
         print_json(rows)
         return
     for row in rows:
-        out.print(f"{row['account_id']}  {row['role']:9} {row['name']}", highlight=False)
+        out.line(f"{inline(row['account_id'])}  {inline(row['role']):9} {inline(row['name'])}")
 
 
 def invite(
@@ -106,20 +162,20 @@ def invite(
     if json_output:
         print_json(ticket)
     else:
-        print(ticket["token"])
+        print(inline(ticket["token"]))
 
 
 @auth_app.command("token")
 def auth_token() -> None:
     """Print a currently valid bearer token (for curl: -H "Authorization: Bearer ...")."""
-    print(with_client(lambda c: c.token()))
+    print(inline(with_client(lambda c: c.token())))
 
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Publish a new encryption key now (the SDK also rotates weekly by itself)."""
     key = with_client(lambda c: c.rotate_encryption_key())
-    out.print(f"New encryption key {key}.")
+    out.line(f"New encryption key {inline(key)}.")
 
 
 @keys_app.command("list")
@@ -152,4 +208,4 @@ def keys_list(
             if row["retired_at"] is None
             else "retired"
         )
-        out.print(f"{row['key_id']}  {state}", highlight=False)
+        out.line(f"{inline(row['key_id'])}  {state}")

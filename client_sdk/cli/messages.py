@@ -14,9 +14,12 @@ import typer
 from client_sdk.cli import agreements, documents, dossier
 from client_sdk.cli.common import fail, out, print_json, with_client
 from client_sdk.cli.receipts import acknowledgement_json
+from client_sdk.cli.render import inline, label, who
 from client_sdk.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from client_sdk.client import Message, OfferEvent, ParleyClient
     from client_sdk.client.dossier_models import ReceivedDisclosure, SeenCommit
     from client_sdk.protocol.documents import DocumentContent
@@ -131,29 +134,39 @@ def read(
                 else:
                     held.append(shown)
             else:
-                when = datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
-                out.print(
-                    f"[dim]#{message.seq} {when}[/] [bold]{message.sender_name}[/]: ",
-                    end="",
-                    highlight=False,
-                )
-                if message.relay is not None:
-                    relay = message.relay
-                    note = "edited" if relay.edited else "unedited"
-                    checked = ", checked" if relay.checked else ""
-                    out.print(
-                        f"[italic](relaying #{relay.original_seq} from {relay.original_sender_name}"
-                        f" in {relay.original_channel}, {note}{checked})[/] ",
-                        end="",
-                        highlight=False,
-                    )
-                out.print(_body(message, seen, offer), markup=False, highlight=False)
+                out.emit(message_header(message), _body(message, seen, offer))
         for shown in held:
             seq = shown["seq"]
             assert isinstance(seq, int)
             print_json({**shown, "receipts": receipt_list(client, room_id, seq)})
 
     with_client(work)
+
+
+def message_header(message: Message) -> Text:
+    """``#12 09:14:03 [party a · 3f9c2a] Alice: ``: what `parley read` puts before a
+    message. The sender's side (from the signed roster) and account tag come before the
+    name the sender chose; a relay says whose message it passes on."""
+    from rich.text import Text
+
+    when = datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
+    header = Text.assemble(
+        (f"#{message.seq} {when} ", "dim"),
+        label(side=message.sender_side, account_id=message.sender_account_id) + " ",
+        (inline(message.sender_name), "bold"),
+        ": ",
+    )
+    relay = message.relay
+    if relay is not None:
+        note = "edited" if relay.edited else "unedited"
+        checked = ", checked" if relay.checked else ""
+        original = who(relay.original_sender_name, account_id=relay.original_sender_account_id)
+        header.append(
+            f"(relaying #{relay.original_seq} from {original} in "
+            f"{inline(relay.original_channel)}, {note}{checked}) ",
+            style="italic",
+        )
+    return header
 
 
 def receipt_list(client: ParleyClient, room_id: str, seq: int) -> list[dict[str, object]]:
@@ -182,20 +195,22 @@ def _body(
     if seen is not None:
         return dossier.read_line(seen)
     if offer is not None:
-        return f"[{offer.text}]"
+        return f"[{inline(offer.text)}]"
     if message.instrument is not None:
-        return agreements.read_line(message) or f"[{message.instrument.act}]"
+        return agreements.read_line(message) or f"[{inline(message.instrument.act)}]"
     kind = content_type(message.content)
     if kind == "document":
         document = _document(message)
         if document is None:
             return "[a malformed document]"
         return (
-            f"[document] {document.name} ({documents.human_size(document.size)}, "
-            f"{document.media_type}) - parley download {message.room_id} {message.seq} "
-            f"-o {shlex.quote(document.name)}"
+            f"[document] {inline(document.name)} ({documents.human_size(document.size)}, "
+            f"{inline(document.media_type)}) - parley download {message.room_id} {message.seq} "
+            f"-o {inline(shlex.quote(document.name))}"
         )
-    return message.text if kind in ("text", "relay", "expired") else f"[content of type {kind!r}]"
+    if kind in ("text", "relay", "expired"):
+        return message.text  # running text: `emit` shows it safely, indented
+    return f"[content of type {inline(repr(kind))}]"
 
 
 def relay(
@@ -216,4 +231,4 @@ def relay(
             {"seq": receipt.seq, "leaf_index": receipt.leaf_index, "message_id": receipt.message_id}
         )
     else:
-        out.print(f"relayed #{seq} to {to} as #{receipt.seq}")
+        out.line(f"relayed #{seq} to {inline(to)} as #{receipt.seq}")

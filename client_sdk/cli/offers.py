@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from client_sdk.cli.common import out, print_json
+from client_sdk.cli.render import inline
 from client_sdk.cli.jsonerrors import USAGE, failure, with_client_json
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ def _act(
     if json_output:
         print_json(act_json(done))
     else:
-        out.print(say(done), markup=False, highlight=False)
+        out.line(say(done))  # what this device just logged; made safe all the same
 
 
 @offer_app.command("open")
@@ -188,7 +189,7 @@ def open_round(
     if json_output:
         print_json({**act_json(opened), "deadline": when(due)})
     else:
-        out.print(opened.round_id, markup=False, highlight=False)
+        out.line(inline(opened.round_id))
 
 
 @offer_app.command("commit")
@@ -262,7 +263,7 @@ def settle(room_id: RoomArg, round_id: RoundArg, json_output: JsonOption = False
 
 def _outcome(overlap: bool | None, midpoint: str | None) -> str:
     text = "the offers overlap" if overlap else "the offers do not overlap"
-    return text + (f", midpoint {midpoint}" if midpoint is not None else "")
+    return text + (f", midpoint {inline(midpoint)}" if midpoint is not None else "")
 
 
 @offer_app.command("show")
@@ -279,7 +280,7 @@ def show(
         print_json(shown[0] if round_id is not None and shown else shown)
         return
     if not found:
-        out.print("no offer rounds", highlight=False)
+        out.line("no offer rounds")
     for each in found:
         _print_round(each)
 
@@ -287,29 +288,31 @@ def show(
 def _print_round(found: OfferRound) -> None:
     kind = "blind, " if found.blind else ""
     due = f", deadline {when(found.deadline)}" if found.deadline is not None else ""
+    question = inline(found.question) if found.question is not None else "(not readable here)"
     lines = [
-        f"round {found.round_id} ({kind}{found.rule}, {found.status}{due}, "
-        f"opened by {found.opened_by} at #{found.opened_seq})",
-        f"  question: {found.question if found.question is not None else '(not readable here)'}",
+        f"round {inline(found.round_id)} ({kind}{inline(found.rule)}, {inline(found.status)}"
+        f"{due}, opened by {inline(found.opened_by)} at #{found.opened_seq})",
+        f"  question: {question}",
     ]
     for offer in found.offers:
         if offer.value is not None:
-            note = f" ({offer.note})" if offer.note else ""
-            shown = f"{offer.value}{note} [{_source(offer.opened_from)}]"
+            note = f" ({inline(offer.note)})" if offer.note else ""
+            shown = f"{inline(offer.value)}{note} [{_source(offer.opened_from)}]"
         else:
             shown = "sealed"
         lines.append(
-            f"  side {offer.side} ({offer.name}): {shown}, committed at #{offer.commit_seq}"
+            f"  side {inline(offer.side)} ({inline(offer.name)}): {shown}, "
+            f"committed at #{offer.commit_seq}"
         )
         if offer.refused is not None:
-            lines.append(f"    REFUSED: {offer.refused}")
+            lines.append(f"    REFUSED: {inline(offer.refused)}")
     for side in found.sides:
         if side not in {o.side for o in found.offers}:
-            lines.append(f"  side {side}: no commitment")
+            lines.append(f"  side {inline(side)}: no commitment")
     settlement = found.settlement
     if settlement is not None:
         if settlement.refused is not None:
-            lines.append(f"  settlement #{settlement.seq}: REFUSED, {settlement.refused}")
+            lines.append(f"  settlement #{settlement.seq}: REFUSED, {inline(settlement.refused)}")
         elif settlement.overlap is None:
             lines.append(f"  settlement #{settlement.seq}: not readable here")
         else:
@@ -317,7 +320,7 @@ def _print_round(found: OfferRound) -> None:
             outcome = _outcome(settlement.overlap, settlement.midpoint)
             lines.append(f"  settlement #{settlement.seq}: {outcome} ({checked})")
     for line in lines:
-        out.print(line, markup=False, highlight=False)
+        out.line(line)
 
 
 def _source(opened_from: str | None) -> str:

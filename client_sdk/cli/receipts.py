@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli.common import fail, open_client, out, print_json, with_client
+from client_sdk.cli.render import inline, who
 from client_sdk.protocol.errors import ParleyError
 
 if TYPE_CHECKING:
@@ -47,10 +48,8 @@ def ack(
     if json_output:
         print_json(acknowledgement_json(found))
     else:
-        out.print(
-            f"acknowledged #{found.seq} (receipt #{found.receipt_seq}, {_when(found.server_time)})",
-            markup=False,
-            highlight=False,
+        out.line(
+            f"acknowledged #{found.seq} (receipt #{found.receipt_seq}, {_when(found.server_time)})"
         )
 
 
@@ -65,13 +64,11 @@ def receipts(
         print_json([acknowledgement_json(a) for a in found])
         return
     if not found:
-        out.print("no receipts", highlight=False)
+        out.line("no receipts")
     for a in found:
-        out.print(
-            f"#{a.seq} received by {a.name} ({a.account_id}) at {_when(a.server_time)} "
-            f"(receipt #{a.receipt_seq})",
-            markup=False,
-            highlight=False,
+        out.line(
+            f"#{a.seq} received by {who(a.name, account_id=a.account_id)} "
+            f"({inline(a.account_id)}) at {_when(a.server_time)} (receipt #{a.receipt_seq})"
         )
 
 
@@ -99,7 +96,7 @@ def auto_receipts(
     """Acknowledge every message read (on), or only instruments, disclosures and
     documents (off, the default)."""
     if value not in ("on", "off"):
-        raise fail(f"auto-receipts is on or off, not {value!r}")
+        raise fail(f"auto-receipts is on or off, not {inline(repr(value))}")
     client = open_client()
     try:
         client.keystore.set_auto_receipts(value == "on")

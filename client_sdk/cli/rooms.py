@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli.common import out, print_json, with_client
+from client_sdk.cli.render import inline
 from client_sdk.protocol.enums import Action, Mode, Side
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def create(
     if json_output:
         print_json(room_json(room))
     else:
-        print(room.room_id)
+        print(inline(room.room_id))
 
 
 @room_app.command("add")
@@ -122,30 +123,27 @@ def show(
     if json_output:
         print_json(room_json(room))
         return
-    out.print(f"[bold]{room.title}[/]  ({room.room_id})", highlight=False)
-    out.print(
-        f"status {room.status} · mode {room.mode} · roster version {room.roster_version} · "
-        f"{room.last_seq} events · you are on side {room.side}",
-        highlight=False,
+    out.line(f"{inline(room.title)}  ({inline(room.room_id)})", style="bold")
+    out.line(
+        f"status {inline(room.status)} · mode {inline(room.mode)} · "
+        f"roster version {room.roster_version} · {room.last_seq} events · "
+        f"you are on side {inline(room.side)}"
     )
-    caucuses = ", ".join(room.caucuses) or "none"
+    caucuses = ", ".join(inline(c) for c in room.caucuses) or "none"
     source = "verified from the log" if room.state_verified else "as the server says"
-    out.print(
-        f"channels: plenary; open caucuses: {caucuses} · muted: {len(room.muted)} ({source})",
-        highlight=False,
-    )
-    out.print(
+    out.line(f"channels: plenary; open caucuses: {caucuses} · muted: {len(room.muted)} ({source})")
+    out.line(
         f"policy: require_verified={room.require_verified} · "
-        f"finality needs {room.witness_quorum} of {len(room.witnesses)} witnesses",
-        highlight=False,
+        f"finality needs {room.witness_quorum} of {len(room.witnesses)} witnesses"
     )
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("account", "name", "side", "devices", "verified", "muted")
-    for m in room.members:
+    for m in room.members:  # cells as Text: a name is never read as markup
         table.add_row(
-            m.account_id,
-            m.name,
+            Text(inline(m.account_id)),
+            Text(inline(m.name)),
             m.side.value,
             str(len(m.device_ids)),
             "yes" if m.verified else "no",
@@ -184,7 +182,7 @@ def list_rooms(json_output: JsonOption = False) -> None:
         print_json(rooms)
         return
     for r in rooms:
-        out.print(f"{r['room_id']}  {r['status']:7} {r['title']}", highlight=False)
+        out.line(f"{inline(r['room_id'])}  {inline(r['status']):7} {inline(r['title'])}")
 
 
 def _moderate(room_id: str, action: Action, json_output: bool, **params: object) -> None:
@@ -192,15 +190,15 @@ def _moderate(room_id: str, action: Action, json_output: bool, **params: object)
     if json_output:
         print_json(dataclasses.asdict(view))
         return
-    caucuses = ", ".join(view.caucuses) or "none"
-    out.print(
-        f"#{view.seq}: {action.value} done · status {view.status} · mode {view.mode} · "
-        f"open caucuses: {caucuses}",
-        highlight=False,
+    caucuses = ", ".join(inline(c) for c in view.caucuses) or "none"
+    out.line(
+        f"#{view.seq}: {action.value} done · status {inline(view.status)} · "
+        f"mode {inline(view.mode)} · open caucuses: {caucuses}"
     )
     if view.status == "closed":
         out.print("Final checkpoint:")
-        out.print(view.checkpoint, markup=False, highlight=False)
+        for note_line in view.checkpoint.splitlines():  # a signed note: each line made safe
+            out.line(inline(note_line))
 
 
 @room_app.command("mode")

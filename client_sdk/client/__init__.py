@@ -45,6 +45,7 @@ from client_sdk.client.lifecycle import ClientState
 from client_sdk.client.linking import PendingLink
 from client_sdk.client.models import (
     Acknowledgement,
+    ContactFingerprint,
     Member,
     Message,
     Receipt,
@@ -64,6 +65,7 @@ __all__ = [
     "AgreementSignatureView",
     "AgreementView",
     "ClientState",
+    "ContactFingerprint",
     "Member",
     "Message",
     "OfferAct",

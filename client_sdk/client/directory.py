@@ -7,6 +7,7 @@ from __future__ import annotations
 from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
 from client_sdk.client.logs import LogVerifier
+from client_sdk.client.models import ContactFingerprint
 from client_sdk.client.verify import VerifiedAccount, verify_account
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e
@@ -124,6 +125,25 @@ class Directory:
         state = self._keystore.state
         return safety_number(
             state.account_id, state.account_key.public_bytes(), account_id, other.account_key
+        )
+
+    async def fingerprint(self, account_id: str) -> ContactFingerprint:
+        """The safety number shared with `account_id`, set against the key pinned for it
+        (nothing is pinned or trusted here: `parley verify` does that)."""
+        other = await self.fetch(account_id)
+        state = self._keystore.state
+        me, my_key = state.account_id, state.account_key.public_bytes()
+        pin = state.pins.get(account_id)
+        pinned = None if pin is None else pin.account_key
+        return ContactFingerprint(
+            account_id=account_id,
+            safety_number=safety_number(me, my_key, account_id, other.account_key),
+            key_id=key_id(other.account_key),
+            pinned_key_id=None if pinned is None else key_id(pinned),
+            pinned_safety_number=(
+                None if pinned is None else safety_number(me, my_key, account_id, pinned)
+            ),
+            verified=pinned == other.account_key and self._keystore.is_verified(account_id),
         )
 
     async def verify_contact(self, account_id: str, number: str) -> None:

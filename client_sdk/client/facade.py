@@ -47,7 +47,14 @@ from client_sdk.client.linking import (
     wait_for_grant,
 )
 from client_sdk.client.logs import LogVerifier
-from client_sdk.client.models import Acknowledgement, Message, Receipt, Room, RoomStateView
+from client_sdk.client.models import (
+    Acknowledgement,
+    ContactFingerprint,
+    Message,
+    Receipt,
+    Room,
+    RoomStateView,
+)
 from client_sdk.client.offer_store import OfferStore
 from client_sdk.client.offers import Offers
 from client_sdk.client.reader import Reader
@@ -292,6 +299,12 @@ class ParleyClient:
         """The safety number this account shares with `account_id`, to compare out of band."""
         self._life.use()
         return await self._directory.safety_number(account_id)
+
+    async def fingerprint(self, account_id: str) -> ContactFingerprint:
+        """The safety number shared with `account_id`, and whether the key it is computed
+        from is the one pinned for that contact (False: the key was substituted)."""
+        self._life.use()
+        return await self._directory.fingerprint(account_id)
 
     async def verify_contact(self, account_id: str, number: str) -> None:
         """Mark `account_id` verified if `number` is your shared safety number."""

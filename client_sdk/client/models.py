@@ -89,6 +89,9 @@ class Message:
     """For an instrument event (an offer, an agreement...): the act, checked against the
     room's rules; `content` is then what its sealed part says (``{"type": "instrument"}``
     if it has none or this device cannot read it)."""
+    sender_side: str | None = None
+    """The sender's side in the signed roster its message names (``mediator``, ``a``,
+    ``b``, ``observer``): what the sender cannot choose, unlike its display name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +130,28 @@ class Relay:
     edited: bool
     checked: bool
     """True when this device read the original and the claim matches it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFingerprint:
+    """The safety number shared with a contact, and whether the key behind it is the one
+    this profile pinned (docs/design.md §3).
+
+    `safety_number` is computed with the key the directory shows now. When a key was
+    pinned before (first sight, or verified), `pinned_key_id` and `pinned_safety_number`
+    name it; `matches_pinned` is False when the two differ, which means the server
+    substituted a key (account keys never change) unless the contact re-enrolled.
+    """
+
+    account_id: str
+    safety_number: str
+    key_id: str
+    pinned_key_id: str | None
+    pinned_safety_number: str | None
+    verified: bool
+    """Whether the user verified the key shown now."""
+
+    @property
+    def matches_pinned(self) -> bool | None:
+        """False if the key shown now differs from the pinned one; None if none was pinned."""
+        return None if self.pinned_key_id is None else self.pinned_key_id == self.key_id

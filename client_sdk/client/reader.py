@@ -222,6 +222,7 @@ class Reader:
             signed_sha256=b64e(signed.body_hash()),
             relay=None,
             instrument=act,
+            sender_side=signer.side.value,
         )
 
     async def _open(
@@ -287,6 +288,7 @@ class Reader:
             content=content,
             signed_sha256=b64e(sha256(envelope.signed_bytes())),
             relay=None,
+            sender_side=sender.side.value,
         )
         if content.get("type") == "relay":
             relay = opening.check_relay(room_id, message, sender.side, chain.readable)

@@ -203,6 +203,40 @@ async def test_a_safety_number_does_not_verify_a_key_the_server_substituted(
     assert not talks.alice.is_verified(bob)
 
 
+async def test_fingerprint_after_a_key_substitution_names_the_pinned_and_the_substituted_key(
+    talks: Talks,
+) -> None:
+    alice, bob = account_id(talks.alice), account_id(talks.bob)
+    await talks.alice.send(talks.room_id, "Our first offer.")  # pins Bob's key on first sight
+    before = await talks.alice.fingerprint(bob)
+    real_number = await talks.bob.safety_number(alice)
+    impostor = await impersonate(talks, talks.server, talks.bob)
+
+    after = await talks.alice.fingerprint(bob)
+
+    assert (before.matches_pinned, before.safety_number) == (True, real_number)
+    assert after.matches_pinned is False
+    assert after.pinned_safety_number == real_number
+    assert after.safety_number != real_number
+    assert after.key_id == key_id(b64d(impostor["account_key"]))
+    assert after.pinned_key_id == before.key_id
+    assert not after.verified
+
+
+async def test_fingerprint_of_a_verified_contact_whose_key_was_substituted_is_not_verified(
+    talks: Talks,
+) -> None:
+    alice, bob = account_id(talks.alice), account_id(talks.bob)
+    await talks.alice.verify_contact(bob, await talks.bob.safety_number(alice))
+    assert (await talks.alice.fingerprint(bob)).verified
+    await impersonate(talks, talks.server, talks.bob)
+
+    after = await talks.alice.fingerprint(bob)
+
+    assert (after.matches_pinned, after.verified) == (False, False)
+    assert after.pinned_safety_number == await talks.bob.safety_number(alice)
+
+
 async def test_a_room_requiring_verification_refuses_an_unverified_recipient_by_name(
     talks: Talks,
 ) -> None:

@@ -29,7 +29,7 @@ async def test_a_receipt_from_the_command_line_is_listed_and_shown_beside_its_me
     assert acked["name"] == "Bob"
     assert acked["receipt_seq"] > sent.seq
     assert listed == [acked]
-    assert f"#{sent.seq} received by Bob" in only.stdout
+    assert f"#{sent.seq} received by [{cast.bob.account_id[:6]}] Bob" in only.stdout
     [message] = [m for m in read if m["seq"] == sent.seq]
     assert message["receipts"] == [acked]
 

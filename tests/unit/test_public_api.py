@@ -50,6 +50,7 @@ PUBLIC: dict[str, list[str]] = {
         "AgreementSignatureView",
         "AgreementView",
         "ClientState",
+        "ContactFingerprint",
         "Member",
         "Message",
         "OfferAct",
