@@ -429,14 +429,14 @@ def serve(
         raise fail(f"cannot listen on {listen}: {exc.strerror}", 2) from exc
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    out.print(f"witness key: {own.vkey}", highlight=False, soft_wrap=True)
-    out.print(
-        f"serving http://{shown}:{bound_port}{ADD_CHECKPOINT_PATH} for {len(own.logs())} logs",
-        highlight=False,
-        soft_wrap=True,
+    out.line(f"witness key: {inline(own.vkey)}")
+    out.line(
+        f"serving http://{inline(shown)}:{bound_port}{ADD_CHECKPOINT_PATH} "
+        f"for {len(own.logs())} logs"
     )
     sys.stdout.flush()
-    app = witness_app(own, report=lambda line: err.print(line, highlight=False, soft_wrap=True))
+    # A report quotes what a remote log operator sent: one safe line, never markup.
+    app = witness_app(own, report=lambda line: err.line(inline(line)))
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
