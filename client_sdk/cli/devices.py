@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli.common import fail, out, print_json, run, with_client
+from client_sdk.cli.render import inline
 
 if TYPE_CHECKING:
     from client_sdk.client import ParleyClient
@@ -31,11 +32,11 @@ def list_devices(json_output: JsonOption = False) -> None:
     for view in views:
         mark = " (this device)" if view.this_device else ""
         if view.status == "revoked":
-            why = f": {view.reason}" if view.reason else ""
-            status = f"revoked by the {view.revoked_by}{why}"
+            why = f": {inline(view.reason)}" if view.reason else ""
+            status = f"revoked by the {inline(view.revoked_by)}{why}"
         else:
             status = "active"
-        out.print(f"{view.device_id}  {status}{mark}", highlight=False, markup=False)
+        out.line(f"{inline(view.device_id)}  {status}{mark}")
 
 
 @device_app.command("revoke")
@@ -55,11 +56,9 @@ def revoke(
     if json_output:
         print_json(done)
     else:
-        out.print(
-            f"Revoked {device_id} (directory leaf {done['leaf_index']}). Mediators of its "
-            "rooms must re-key them (`parley room rekey ROOM`).",
-            highlight=False,
-            markup=False,
+        out.line(
+            f"Revoked {inline(device_id)} (directory leaf {done['leaf_index']}). Mediators of "
+            "its rooms must re-key them (`parley room rekey ROOM`)."
         )
 
 
@@ -89,9 +88,10 @@ def add(
         if json_output:
             print_json({"link_id": pending.link_id, "code": pending.code, "status": "pending"})
         else:
+            code = inline(pending.code)
             print(
-                f"Code: {pending.code}\nOn a device of this account run: "
-                f"parley device approve {pending.code}\nWaiting for approval...",
+                f"Code: {code}\nOn a device of this account run: "
+                f"parley device approve {code}\nWaiting for approval...",
                 flush=True,
             )
         client = await ParleyClient.complete_link(pending, home=profile, passphrase=passphrase)
@@ -102,11 +102,10 @@ def add(
     if json_output:
         print_json({**me, "status": "linked"})
     else:
-        out.print(
-            f"Linked: device {me['device_id']} of {me['name']} ({me['account_id']}); "
-            f"keys stored in {profile}. Mediators re-key your rooms to include it.",
-            highlight=False,
-            markup=False,
+        out.line(
+            f"Linked: device {inline(me['device_id'])} of {inline(me['name'])} "
+            f"({inline(me['account_id'])}); keys stored in {inline(profile)}. "
+            "Mediators re-key your rooms to include it."
         )
     sys.stdout.flush()
 
@@ -122,6 +121,4 @@ def approve(
     if json_output:
         print_json({"device_id": view.device_id, "code": view.code, "link_id": view.link_id})
     else:
-        out.print(
-            f"Approved device {view.device_id} (code {view.code}).", highlight=False, markup=False
-        )
+        out.line(f"Approved device {inline(view.device_id)} (code {inline(view.code)}).")

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from client_sdk.cli.common import out, print_json
-from client_sdk.cli.render import inline
 from client_sdk.cli.jsonerrors import USAGE, failure, with_client_json
+from client_sdk.cli.render import inline
 
 if TYPE_CHECKING:
     from client_sdk.client import OfferAct, OfferRound, ParleyClient

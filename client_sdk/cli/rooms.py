@@ -152,11 +152,9 @@ def show(
     out.print(table)
     for notice in room.rekey:
         why = "was revoked" if notice.reason == "revoked" else "was linked since"
-        out.print(
-            f"re-key needed: device {notice.device_id} of {notice.account_id} {why} "
-            f"(a mediator runs `parley room rekey {room.room_id}`)",
-            highlight=False,
-            markup=False,
+        out.line(
+            f"re-key needed: device {inline(notice.device_id)} of {inline(notice.account_id)} "
+            f"{why} (a mediator runs `parley room rekey {inline(room.room_id)}`)"
         )
 
 
