@@ -8,6 +8,7 @@ devices) before storing and logging it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -192,20 +193,25 @@ async def _view(conn: AsyncConnection, room_id: str, account_id: str) -> RoomVie
         raise NotFound("no such room")
     roster = await rooms.roster(room_id, room.roster_version)
     assert roster is not None
-    current = _parse_roster(SignedStatement.model_validate_json(roster.statement))
-    return RoomView(room=room, roster=roster, side=side, rekey=await rekey_needs(conn, current))
+    return RoomView(room=room, roster=roster, side=side, rekey=await rekey_needs(conn, roster))
 
 
-async def rekey_needs(conn: AsyncConnection, roster: Roster) -> list[RekeyNeed]:
+async def rekey_needs(conn: AsyncConnection, roster: RosterRow) -> list[RekeyNeed]:
     """Every listed device that was revoked, and every active device of a member that
-    the roster lacks (linked since): a mediator re-keys by signing a new version."""
-    active = await AccountRepository(conn).devices_of([m.account_id for m in roster.members])
+    the roster lacks (linked since): a mediator re-keys by signing a new version.
+
+    Read on every room read (each send reads its room): the stored roster was checked
+    when it was stored, so its member and device ids are read from its JSON as is."""
+    members = json.loads(roster.statement)["body"]["members"]
+    listed = {m["account_id"]: {d["device_id"] for d in m["devices"]} for m in members}
+    active: dict[str, set[str]] = {}
+    for device_id, account_id in await RoomRepository(conn).active_member_devices(roster.room_id):
+        active.setdefault(account_id, set()).add(device_id)
     needs = []
-    for member in roster.members:
-        listed = {d.device_id for d in member.devices}
-        now_active = {d.id for d in active if d.account_id == member.account_id}
-        needs += [RekeyNeed(member.account_id, d, "revoked") for d in sorted(listed - now_active)]
-        needs += [RekeyNeed(member.account_id, d, "linked") for d in sorted(now_active - listed)]
+    for account_id, devices in listed.items():
+        now_active = active.get(account_id, set())
+        needs += [RekeyNeed(account_id, d, "revoked") for d in sorted(devices - now_active)]
+        needs += [RekeyNeed(account_id, d, "linked") for d in sorted(now_active - devices)]
     return needs
 
 

@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.prepared import Prepared
 from server.storage.rows import from_row
-from server.storage.tables import events, room_auditors, room_members, room_mutes, rooms, rosters
+from server.storage.tables import (
+    devices,
+    events,
+    room_auditors,
+    room_members,
+    room_mutes,
+    rooms,
+    rosters,
+)
 
 _ROOM_COLUMNS = (
     rooms.c.id,
@@ -62,6 +70,11 @@ _SEND_CONTEXT = Prepared(
     )
     .where(rooms.c.id == bindparam("room_id"))
     .with_for_update(of=rooms)
+)
+_MEMBER_DEVICES = Prepared(
+    select(devices.c.id, devices.c.account_id)
+    .select_from(room_members.join(devices, devices.c.account_id == room_members.c.account_id))
+    .where(room_members.c.room_id == bindparam("room_id"), devices.c.revoked_at.is_(None))
 )
 _SIDE = Prepared(
     select(room_members.c.side).where(
@@ -202,6 +215,11 @@ class RoomRepository:
             .order_by(rooms.c.created_at.desc(), rooms.c.id)
         )
         return [from_row(RoomRow, r) for r in rows]
+
+    async def active_member_devices(self, room_id: str) -> list[tuple[str, str]]:
+        """``(device id, account id)`` of every active device of the room's members (read
+        with each room, so one prepared statement)."""
+        return [(str(d), str(a)) for d, a in await _MEMBER_DEVICES.rows(self.conn, room_id=room_id)]
 
     async def side_of(self, room_id: str, account_id: str) -> str | None:
         """The account's side in the room, or None if it is not a member."""
