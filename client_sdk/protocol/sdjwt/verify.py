@@ -237,9 +237,10 @@ def load_issued(issuance: str, *, issuer_key: bytes, room_id: str) -> IssuedDoss
 
     Every record must be disclosed, or the issuer could not present it later: the
     numbers run from 1 without a gap, and there is at least one (a dossier has a
-    record; an issuance stripped of every disclosure fails closed). Records cut
-    from the end cannot be told from a smaller dossier when it has decoys; the
-    issuer's sealed store (`client_sdk.client.sealed_file`) is what keeps them.
+    record; an issuance stripped of every disclosure fails closed). A record cut
+    from the end, or a field's disclosure removed, cannot be told from a decoy
+    (that is what decoys are for); the issuer's sealed store
+    (`client_sdk.client.sealed_file`, authenticated encryption) keeps them whole.
     """
     verified, opened = _verify(
         issuance, issuer_key=issuer_key, room_id=room_id, committed_jwt=None, issuer=None
