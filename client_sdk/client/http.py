@@ -2,13 +2,22 @@
 
 The SDK logs in by itself (challenge-response with the device key) and logs
 in again when its token is about to expire or is refused.
+
+A request that cannot reach the server fails at once with `TransportError`,
+except inside `patiently()`: there it is sent again, with the event stream's
+backoff, until the server answers (or the stream would give up too). A
+follower checks each streamed batch that way, so a server that dies while a
+batch is being checked is waited for instead of ending the follow.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import httpx
@@ -31,6 +40,30 @@ from client_sdk.protocol.wire.identity import ChallengeResponse, TokenResponse
 M = TypeVar("M", bound=BaseModel)
 
 TOKEN_MARGIN_MS = 60_000
+MAX_BACKOFF_SECONDS = 5.0
+PATIENT_ATTEMPTS = 50
+"""Tries of one request inside `patiently()` (as many as the stream's reconnections)."""
+
+_patient: ContextVar[bool] = ContextVar("parley_http_patient", default=False)
+
+
+def backoff_delay(failures: int) -> float:
+    """Seconds to wait after `failures` failed tries in a row: doubling from 0.1 s up to
+    `MAX_BACKOFF_SECONDS`, with jitter so that many clients do not retry in step."""
+    delay: float = min(MAX_BACKOFF_SECONDS, 0.05 * 2.0 ** min(failures, 10))
+    return delay * (0.5 + random.random() / 2)  # noqa: S311 (jitter, not a secret)
+
+
+@contextmanager
+def patiently() -> Iterator[None]:
+    """Within the block (in this task), requests that cannot reach the server are
+    retried with backoff. Every write the SDK makes carries its client-chosen id
+    (message, instrument), so a request repeated after a lost answer lands once."""
+    token = _patient.set(True)
+    try:
+        yield
+    finally:
+        _patient.reset(token)
 
 
 def raise_for_error(response: httpx.Response) -> None:
@@ -70,12 +103,17 @@ class HttpSession:
         await self._client.aclose()
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        if self._client.is_closed:
-            raise ClientClosedError("the client is closed")
-        try:
-            return await self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach {self.server}: {exc}") from exc
+        failures = 0
+        while True:
+            if self._client.is_closed:
+                raise ClientClosedError("the client is closed")
+            try:
+                return await self._client.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                failures += 1
+                if not _patient.get() or failures >= PATIENT_ATTEMPTS:
+                    raise TransportError(f"cannot reach {self.server}: {exc}") from exc
+            await asyncio.sleep(backoff_delay(failures))
 
     async def login(self) -> str:
         """Log in with the device key and keep the bearer token."""

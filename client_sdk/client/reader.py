@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from client_sdk.client import opening
 from client_sdk.client.chains import RoomChain, RoomChains
 from client_sdk.client.helpers import b64, signed_statement
-from client_sdk.client.http import HttpSession
+from client_sdk.client.http import HttpSession, patiently
 from client_sdk.client.keys import KeyRotation
 from client_sdk.client.logs import LogVerifier
 from client_sdk.client.models import Message
@@ -88,8 +88,12 @@ class Reader:
         if not follow:
             return
         async for batch in self._stream(room_id).batches(after=cursor):
-            messages, cursor = await self._process_batch(room_id, batch, cursor)
-            await self._opened(room_id, messages)
+            # What checking a batch asks the server (a consistency proof, a roster, an
+            # account) waits for a server that went away, as the stream itself does:
+            # a half-checked batch cannot be resumed, and nothing in it is lost.
+            with patiently():
+                messages, cursor = await self._process_batch(room_id, batch, cursor)
+                await self._opened(room_id, messages)
             for message in messages:
                 yield message
 

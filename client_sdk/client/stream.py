@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
 from collections.abc import AsyncIterator, Callable
 
-from client_sdk.client.http import HttpSession
+from client_sdk.client.http import HttpSession, backoff_delay
 from client_sdk.protocol.errors import ProtocolError, TransportError, api_error
 from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, ReadyFrame, parse_server_frame
 
-MAX_BACKOFF_SECONDS = 5.0
 MAX_CONSECUTIVE_FAILURES = 50
 
 
@@ -134,8 +132,7 @@ class EventStream:
                 if self.state is StreamState.CONNECTING:
                     failures += 1
                 self._move(StreamState.BACKING_OFF)
-                delay = min(MAX_BACKOFF_SECONDS, 0.05 * 2 ** min(failures, 10))
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                await asyncio.sleep(backoff_delay(failures))
         finally:
             if self.state is not StreamState.CLOSED:
                 self.state = StreamState.CLOSED
