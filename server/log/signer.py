@@ -5,11 +5,20 @@ origin as key name (``HOST/rooms/ROOM_ID``, ``HOST/directory``), so each log
 has its own verifier key string. The key comes from ``PARLEY_LOG_SIGNING_KEY``
 (a C2SP signer key string; replicas must share it) or is generated on first
 start into ``DATA_DIR/log-signing-key`` (mode 0600).
+
+The generated key is written whole or not at all: into a temporary file,
+fsync'd, then linked into place (which fails if another process got there
+first: its key is used) and the directory fsync'd, before it signs anything.
+A process killed while writing it leaves no key file, so the next start
+makes one; never an empty file that stops every later start, and never a
+checkpoint signed by a key a power cut could take back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,14 +49,9 @@ class CheckpointSigner:
         if signer_key:
             return cls(parse_signer_key(signer_key).private_key)
         path = data_dir / KEY_FILE
-        if path.exists():
-            return cls(parse_signer_key(path.read_text().strip()).private_key)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(format_signer_key(_STORED_NAME, key) + "\n")
-        return cls(key)
+        if not path.exists():
+            _generate(path)
+        return cls(parse_signer_key(path.read_text().strip()).private_key)
 
     def statement_key(self) -> SigningKey:
         """The same key for the statements the operator signs (a revocation), under
@@ -62,3 +66,24 @@ class CheckpointSigner:
     def sign(self, checkpoint: Checkpoint) -> str:
         """The checkpoint as a signed note, under its origin as key name."""
         return sign_note(checkpoint.to_text(), checkpoint.origin, self._key)
+
+
+def _generate(path: Path) -> None:
+    """Write a new key to `path` durably, unless another process wrote one first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = format_signer_key(_STORED_NAME, Ed25519PrivateKey.generate()) + "\n"
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp makes it 0600
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's key stands
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
