@@ -6,7 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from client_sdk.protocol.errors import AuditFailure, ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    AuditFailure,
+    ProtocolError,
+    UnwitnessedError,
+    VerificationError,
+)
 from client_sdk.protocol.note import (
     SIG_COSIGNATURE_V1,
     Checkpoint,
@@ -155,7 +160,7 @@ def check_quorum(
     if signer_names(note) & names:  # open_note refuses a note none of the keys signed
         _, cosigned = open_note(note, list(keys.values()))
     if len(cosigned) < k:
-        raise VerificationError(
+        raise UnwitnessedError(
             f"log {origin}: the checkpoint of size {checkpoint.size} has {len(cosigned)} of the "
             f"{k} witness cosignatures required"
             + (f" (by {', '.join(sorted(cosigned))})" if cosigned else "")

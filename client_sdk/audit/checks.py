@@ -44,6 +44,22 @@ from client_sdk.protocol.statements import (
 Failure = tuple[int, str]
 """The index of an entry that failed and why."""
 
+REBUILT = "the log was rebuilt or forked"
+"""How a message's failure ends when its gossip shows the log was rebuilt around it."""
+
+Gossip = tuple[int, int, bytes]
+"""A message's gossip: its index, and the size and root of the newest checkpoint of the
+room's log its sender had verified (what the envelope header says it saw)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """What checking a chunk found: the first failure, and the gossip of its messages."""
+
+    failure: Failure | None
+    gossip: tuple[Gossip, ...] = ()
+
+
 ENVELOPE_FIELDS = frozenset({"header", "wraps", "signature"})
 DIRECTORY_LEAF_TYPES = {
     "registration": "registration",
@@ -131,18 +147,22 @@ def check_leaf(
     # Canonical (parse_leaf checks) and as expected: the server time was not read above.
 
 
-def check_chunk(context: ChunkContext, jobs: list[EntryJob]) -> Failure | None:
-    """Check each job in order; return the first failure, or None."""
+def check_chunk(context: ChunkContext, jobs: list[EntryJob]) -> ChunkResult:
+    """Check each job in order: the first failure (or None), and the gossip of the
+    messages checked."""
+    gossip: list[Gossip] = []
     for job in jobs:
         try:
             if job.leaf_type == "message":
-                _check_message(context, job)
+                seen = _check_message(context, job)
+                if seen is not None:
+                    gossip.append(seen)
             else:
                 _check_statement(context, job)
         except (ParleyError, ValueError, TypeError, KeyError) as exc:
             # Whatever made the entry impossible to check, it is not verified.
-            return job.index, str(exc) or type(exc).__name__
-    return None
+            return ChunkResult((job.index, str(exc) or type(exc).__name__), tuple(gossip))
+    return ChunkResult(None, tuple(gossip))
 
 
 def _wraps(value: Any) -> dict[str, str]:
@@ -154,7 +174,8 @@ def _wraps(value: Any) -> dict[str, str]:
     return value
 
 
-def _check_message(context: ChunkContext, job: EntryJob) -> None:
+def _check_message(context: ChunkContext, job: EntryJob) -> Gossip | None:
+    """Check a message entry; its gossip, if its header names a checkpoint."""
     signed = job.signed
     if isinstance(signed, bytes):
         signed = json.loads(signed)
@@ -207,6 +228,7 @@ def _check_message(context: ChunkContext, job: EntryJob) -> None:
         signature=signed["signature"],
     )
     verify_signature(signer_key, SigLabel.ENVELOPE, data, signature)
+    return _gossip(job.index, header)
 
 
 def _check_statement(context: ChunkContext, job: EntryJob) -> None:
@@ -241,3 +263,16 @@ def _check_statement(context: ChunkContext, job: EntryJob) -> None:
         payload_hash=signed.body_hash(),
         signature=signed.signature,
     )
+
+
+def _gossip(index: int, header: Header) -> Gossip | None:
+    """The checkpoint a message's sender saw, which must be of a log before the message:
+    one larger than the message's own index means the log was rebuilt around it."""
+    seen = header.checkpoint
+    if seen is None:
+        return None
+    if seen.size > index:
+        raise VerificationError(
+            f"its sender saw the log at size {seen.size}, but it is entry {index}: {REBUILT}"
+        )
+    return index, seen.size, b64d(seen.root)

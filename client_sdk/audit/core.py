@@ -23,7 +23,14 @@ from client_sdk.audit.pool import make_pool, worker_count
 from client_sdk.audit.signers import check_roster_signers
 from client_sdk.audit.tiles import Roots, StreamTree
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import AuditFailure, ParleyError, ProtocolError
+from client_sdk.protocol.errors import (
+    AuditFailure,
+    ForkedError,
+    ParleyError,
+    ProtocolError,
+    RolledBackError,
+    UnwitnessedError,
+)
 from client_sdk.protocol.instruments.ledger import Ledger
 from client_sdk.protocol.note import parse_verifier_key
 from client_sdk.protocol.statements import Roster
@@ -126,7 +133,11 @@ class AuditRun:
         checkpoint = self.checker.check(note, size=size)
         known = self.checkpoints.get(checkpoint.size)
         if known is not None and known.root != checkpoint.root:
-            raise AuditFailure(self.log_id, f"two different roots for size {checkpoint.size}")
+            raise AuditFailure(
+                self.log_id,
+                f"two different roots for size {checkpoint.size}",
+                kind=ForkedError.kind,
+            )
         self.checkpoints[checkpoint.size] = checkpoint
         return checkpoint
 
@@ -143,6 +154,7 @@ class AuditRun:
                     self.log_id,
                     f"the newest checkpoint has size {self.newest.size}, but {seen.source} has "
                     f"size {seen.size}: the log was rolled back",
+                    kind=RolledBackError.kind,
                 )
 
     def entries(
@@ -212,7 +224,8 @@ class AuditRun:
                 failures.append((lo, hi - 1, _changed(lo, hi)))
         if failures:
             first, last, reason = min(failures)
-            raise AuditFailure(self.log_id, reason, index=first, last=last)
+            kind = ForkedError.kind if first in outcome.forks else None
+            raise AuditFailure(self.log_id, reason, index=first, last=last, kind=kind)
         tree = outcome.tree
         consistent = []
         for seen in known:
@@ -223,6 +236,7 @@ class AuditRun:
                     self.log_id,
                     f"the log's history differs from {seen.source} (size {seen.size}): "
                     "the log was rewritten or forked",
+                    kind=ForkedError.kind,
                 )
             consistent.append(f"{seen.source} (size {seen.size})")
         checkpoints = sorted(self.checkpoints.items())
@@ -249,7 +263,11 @@ class AuditRun:
             return None
         cosigned = [c for c in self.checkpoints.values() if c.cosigners]
         if not cosigned:
-            raise AuditFailure(self.log_id, "no checkpoint is cosigned: no witness quorum is met")
+            raise AuditFailure(
+                self.log_id,
+                "no checkpoint is cosigned: no witness quorum is met",
+                kind=UnwitnessedError.kind,
+            )
         newest = max(cosigned, key=lambda c: c.size)
         k = policy.quorum if policy.quorum is not None else len(set(policy.witnesses))
         check_quorum(newest.note, self.log_vkey, self.origin, list(policy.witnesses), k)

@@ -23,7 +23,9 @@ from pydantic import ValidationError
 
 from client_sdk.audit.checks import (
     DIRECTORY_LEAF_TYPES,
+    REBUILT,
     ChunkContext,
+    ChunkResult,
     EntryJob,
     Failure,
     check_chunk,
@@ -39,7 +41,7 @@ from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.errors import NotPermitted, ParleyError, ProtocolError, VerificationError
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.mediation import RoomState, Status
-from client_sdk.protocol.merkle import leaf_hash
+from client_sdk.protocol.merkle import CompactRange, leaf_hash
 from client_sdk.protocol.models import Side
 from client_sdk.protocol.statements import (
     Moderation,
@@ -87,8 +89,12 @@ class LogAuditor:
         self._hashes: list[bytes] | LeafHashFile = [] if stream is None else LeafHashFile()
         self._counts: Counter[str] = Counter()
         self._failures: list[Failure] = []
+        self._gossip: dict[int, tuple[bytes, int]] = {}
+        """Size -> the root a message's sender saw there, and that message's index."""
+        self._forks: set[int] = set()
+        """Indexes whose failure shows a fork (gossip that disagrees)."""
         self._pending: list[EntryJob] = []
-        self._futures: list[Future[Failure | None]] = []
+        self._futures: list[Future[ChunkResult]] = []
         self._lock = threading.Lock()
         self._chunk_failed = False
         # Room logs: the roster chain so far.
@@ -147,24 +153,28 @@ class LogAuditor:
     def finish(self) -> AuditOutcome:
         """Wait for every check; the tree, the counts and the first failure."""
         self._flush()
-        failures = list(self._failures)
         for future in self._futures:
             try:
                 result = future.result()
             except BrokenExecutor as exc:
                 raise ParleyError(f"the processes checking signatures failed: {exc}") from exc
-            if result is not None:
-                failures.append(result)
+            self._harvest(result)
+        self._futures = []
         tree: Roots
         if self._stream is not None:
             tree = self._stream
         else:
             assert isinstance(self._hashes, list)
             tree = TreeRoots(self._hashes)
+        failures = list(self._failures)
+        fork = self._gossip_failure(tree if isinstance(tree, TreeRoots) else None)
+        if fork is not None:
+            failures.append(fork)
         return AuditOutcome(
             tree=tree,
             counts=dict(self._counts),
             failure=min(failures, default=None),
+            forks=frozenset(self._forks),
             roster_signers=list(self._signers),
             ledger=self._instruments.ledger,
             rosters=list(self._rosters),
@@ -378,17 +388,16 @@ class LogAuditor:
         if self._executor is None:
             result = check_chunk(context, jobs)
             self._report(len(jobs))
-            if result is not None:
-                self._failures.append(result)
+            self._harvest(result)
             return
         self._wait_for_room()
         future = self._executor.submit(check_chunk, context, jobs)
         count = len(jobs)
 
-        def done(finished: Future[Failure | None]) -> None:
+        def done(finished: Future[ChunkResult]) -> None:
             if finished.cancelled() or finished.exception() is not None:
                 return
-            if finished.result() is not None:
+            if finished.result().failure is not None:
                 with self._lock:
                     self._chunk_failed = True
             self._report(count)
@@ -403,12 +412,71 @@ class LogAuditor:
         for future in self._futures:
             if not future.done() or future.cancelled() or future.exception() is not None:
                 kept.append(future)
-            elif future.result() is not None:
+            elif future.result().failure is not None:
                 kept.append(future)
+            else:
+                self._harvest(future.result())
         self._futures = kept
         limit = self._max_in_flight
         while limit is not None and sum(not f.done() for f in self._futures) >= limit:
             wait([f for f in self._futures if not f.done()], return_when=FIRST_COMPLETED)
+
+    def _harvest(self, result: ChunkResult) -> None:
+        """Keep a chunk's failure and its messages' gossip: one root per size claimed (a
+        second root for a size is a fork at once)."""
+        if result.failure is not None:
+            self._failures.append(result.failure)
+            if result.failure[1].endswith(REBUILT):
+                self._forks.add(result.failure[0])
+        for index, size, root in result.gossip:
+            claimed = self._gossip.setdefault(size, (root, index))
+            if claimed[0] != root:
+                self._fork(
+                    max(index, claimed[1]),
+                    f"its sender saw the log at size {size} with another root than the sender "
+                    f"of entry {min(index, claimed[1])} did",
+                )
+
+    def _fork(self, index: int, reason: str) -> None:
+        self._forks.add(index)
+        self._failures.append(
+            (index, f"{reason}: the server showed its members different histories (a fork)")
+        )
+
+    def _gossip_failure(self, tree: TreeRoots | None) -> Failure | None:
+        """The first message whose sender saw a root at some size that this log does not
+        have there: the log the members were shown is not the one audited. Roots come
+        from `tree` (kept whole online), else from one pass over the leaf hashes."""
+        if not self._gossip:
+            return None
+        sizes = sorted(size for size in self._gossip if size <= self._size)
+        if tree is not None:
+            roots = {size: tree.root(size) for size in sizes}
+        else:
+            roots, frontier, wanted = {}, CompactRange(), iter(sizes)
+            next_size = next(wanted, None)
+            for i in range(self._size + 1):
+                while next_size == i:
+                    roots[i] = frontier.root()
+                    next_size = next(wanted, None)
+                if next_size is None or i == self._size:
+                    break
+                frontier, _ = frontier.append(self._hashes[i])
+        bad = [
+            (index, size)
+            for size, (root, index) in self._gossip.items()
+            if size in roots and roots[size] != root
+        ]
+        if not bad:
+            return None
+        index, size = min(bad)
+        self._forks.add(index)
+        return (
+            index,
+            f"its sender saw the log at size {size} with root {b64e(self._gossip[size][0])}, "
+            f"but this log's root there is {b64e(roots[size])}: the server showed its members "
+            "different histories (a fork), or rebuilt the log",
+        )
 
     def _report(self, count: int) -> None:
         if self._progress is not None:

@@ -47,3 +47,5 @@ class AuditOutcome:
     """What the room's instrument acts built (agreements, receipts...), replayed."""
     rosters: list[Roster] = field(default_factory=list)
     """Every roster version, in order (room logs)."""
+    forks: frozenset[int] = frozenset()
+    """Indexes whose failure shows the server forked the log (members' gossip)."""

@@ -20,10 +20,13 @@ T = TypeVar("T")
 USAGE = 2
 
 
-def failure(message: str, *, code: int = 1, json_output: bool = False) -> typer.Exit:
-    """Print one error line and return the exit to raise."""
+def failure(
+    message: str, *, code: int = 1, json_output: bool = False, kind: str | None = None
+) -> typer.Exit:
+    """Print one error line and return the exit to raise; `kind` (a failed check's
+    `VerificationError.kind`) goes into the JSON object."""
     if json_output:
-        print_json({"ok": False, "error": message})
+        print_json({"ok": False, "error": message, **({"kind": kind} if kind else {})})
         return typer.Exit(code)
     return fail(message, code)
 
@@ -37,7 +40,9 @@ def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool) -> T:
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except VerificationError as exc:
-        raise failure(f"verification failed: {exc}", json_output=json_output) from exc
+        raise failure(
+            f"verification failed: {exc}", json_output=json_output, kind=exc.kind
+        ) from exc
     except TransportError as exc:
         raise failure(str(exc), code=USAGE, json_output=json_output) from exc
     except ParleyError as exc:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli import agreements, documents, dossier
-from client_sdk.cli.common import fail, out, print_json, with_client
+from client_sdk.cli.common import err, fail, out, print_json, with_client
+from client_sdk.cli.jsonerrors import with_client_json
 from client_sdk.cli.receipts import acknowledgement_json
 from client_sdk.cli.render import inline, label, who
 from client_sdk.protocol.errors import ProtocolError
@@ -52,7 +53,9 @@ def send(
         return
     assert text is not None
     body = sys.stdin.read() if text == "-" else text
-    receipt = with_client(lambda c: c.send(room_id, body, channel=channel))
+    receipt = with_client_json(
+        lambda c: c.send(room_id, body, channel=channel), json_output=json_output
+    )
     if json_output:
         print_json(
             {"seq": receipt.seq, "leaf_index": receipt.leaf_index, "message_id": receipt.message_id}
@@ -78,6 +81,9 @@ def message_json(message: Message) -> dict[str, object]:
         "relay": None if message.relay is None else dataclasses.asdict(message.relay),
         "document": _document_json(message),
         "agreement": agreements.read_json(message),
+        "refused": None
+        if message.refused is None
+        else {"kind": message.refused.kind, "reason": str(message.refused)},
     }
 
 
@@ -120,6 +126,8 @@ def read(
         dossiers = client.dossiers.tracker(room_id)
         held: list[dict[str, object]] = []
         async for message in client.messages(room_id, after=after, follow=follow, channel=channel):
+            if message.refused is not None:  # reported, never opened; the room reads on
+                err.emit(f"warning: #{message.seq}: {inline(str(message.refused))}", "")
             seen = await dossiers.see(message)
             offer = client.offers.event(message)
             if json_output:
@@ -140,7 +148,7 @@ def read(
             assert isinstance(seq, int)
             print_json({**shown, "receipts": receipt_list(client, room_id, seq)})
 
-    with_client(work)
+    with_client_json(work, json_output=json_output)
 
 
 def message_header(message: Message) -> Text:
@@ -192,6 +200,8 @@ def _body(
 ) -> str:
     from client_sdk.protocol.content import content_type
 
+    if message.refused is not None:
+        return f"[refused: {inline(str(message.refused))}]"
     if seen is not None:
         return dossier.read_line(seen)
     if offer is not None:

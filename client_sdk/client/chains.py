@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,7 +21,15 @@ from client_sdk.client.models import Message
 from client_sdk.client.verify import verify_roster_step
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import NotPermitted, ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    ForkedError,
+    MemberAddedError,
+    NotPermitted,
+    ProtocolError,
+    ReplayedError,
+    StaleRosterError,
+    VerificationError,
+)
 from client_sdk.protocol.instruments.acts import parse_act, verify_act
 from client_sdk.protocol.instruments.base import Act, check_sealed
 from client_sdk.protocol.instruments.ledger import Ledger, judge
@@ -43,6 +52,8 @@ class RoomChain:
     rosters: dict[int, tuple[Roster, SignedStatement]] = field(default_factory=dict)
     roster_seqs: dict[int, int] = field(default_factory=dict)
     """Roster version -> the event that carried it, as read in the event sequence."""
+    claimed_seqs: dict[int, int] = field(default_factory=dict)
+    """Roster version -> the event the server says carried it (checked when read)."""
     message_seqs: dict[str, int] = field(default_factory=dict)
     """Message (or moderation) id -> the event that carried it: each is delivered once."""
     state: RoomState = field(default_factory=RoomState)
@@ -100,13 +111,19 @@ class RoomChains:
         head = self._keystore.roster_head(room_id)
         newest = max(self.chain(room_id).newest, 0 if head is None else head.version)
         if version < newest:
-            raise VerificationError(
+            raise StaleRosterError(
                 f"room {room_id}: the server shows roster version {version}, older than "
                 f"version {newest} already verified"
             )
         roster, signed = await self.roster(room_id, version)
         if data.roster.body != signed.body:
-            raise VerificationError(f"room {room_id}: the server's roster differs from the chain")
+            raise _roster_change(
+                room_id,
+                roster,
+                data.roster.body,
+                f"room {room_id}: the server's roster differs from the chain",
+                otherwise=ForkedError,
+            )
         return roster, signed
 
     async def current(self, room_id: str) -> tuple[Roster, SignedStatement]:
@@ -118,6 +135,12 @@ class RoomChains:
         """Roster `version` of a room, verifying every version up to it once."""
         async with self._roster_lock(room_id):
             return await self._roster(room_id, version)
+
+    def carried_at(self, room_id: str, version: int) -> int:
+        """The event that carried roster `version`: as read in the events, else as the
+        server said when it served the version (0 if neither is known)."""
+        chain = self.chain(room_id)
+        return chain.roster_seqs.get(version) or chain.claimed_seqs.get(version, 0)
 
     async def accept(self, room_id: str, signed: SignedStatement) -> Roster:
         """Verify a roster version served as an event (and every version before it)."""
@@ -134,6 +157,7 @@ class RoomChains:
             if data.version != v:
                 raise ProtocolError(f"room {room_id}: asked for roster {v}, got {data.version}")
             await self._accept(room_id, data.roster)
+            chain.claimed_seqs[v] = data.seq
         if version not in chain.rosters:
             raise VerificationError(f"room {room_id}: no verified roster version {version}")
         return chain.rosters[version]
@@ -145,14 +169,17 @@ class RoomChains:
             raise VerificationError(f"room {room_id}: roster without a valid version")
         if version in chain.rosters:
             if chain.rosters[version][1].body != signed.body:
-                raise VerificationError(
-                    f"room {room_id}: two different rosters for version {version}"
-                )
+                raise ForkedError(f"room {room_id}: two different rosters for version {version}")
             return chain.rosters[version][0]
         if version > chain.newest + 1:
             await self._roster(room_id, version - 1)
         previous = chain.rosters.get(version - 1)
-        roster = verify_roster_step(signed, room_id=room_id, previous=previous)
+        try:
+            roster = verify_roster_step(signed, room_id=room_id, previous=previous)
+        except VerificationError as exc:
+            if previous is None:
+                raise
+            raise _roster_change(room_id, previous[0], signed.body, str(exc)) from exc
         signer = (previous[0] if previous else roster).device_owner(roster.signer_device)
         assert signer is not None
         directory = await self._directory.account(signer.account_id)
@@ -189,7 +216,7 @@ class RoomChains:
         roster = await self.accept(room_id, signed)
         seen = chain.roster_seqs.setdefault(roster.version, seq)
         if seen != seq:
-            raise VerificationError(
+            raise ReplayedError(
                 f"room {room_id}: event {seq} replays roster version {roster.version} "
                 f"of event {seen}"
             )
@@ -223,7 +250,7 @@ class RoomChains:
             raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
         first = chain.message_seqs.setdefault(act.moderation_id, seq)
         if first != seq:
-            raise VerificationError(
+            raise ReplayedError(
                 f"room {room_id}: event {seq} replays moderation act of event {first}"
             )
         if chain.state_known:
@@ -277,7 +304,7 @@ class RoomChains:
             raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
         first = chain.message_seqs.setdefault(found.instrument_id, seq)
         if first != seq:
-            raise VerificationError(
+            raise ReplayedError(
                 f"room {room_id}: event {seq} replays the instrument act of event {first}"
             )
         return found
@@ -301,26 +328,45 @@ class RoomChains:
                 ) from exc
 
     @staticmethod
-    def message_event(
-        room_id: str, chain: RoomChain, seq: int, *, message_id: str, roster_version: int
-    ) -> None:
-        """A message carried by event `seq` is sealed to the roster in force and carried
-        by no other event."""
-        superseded = [
-            (v, at) for v, at in chain.roster_seqs.items() if v > roster_version and at < seq
-        ]
-        if superseded:
-            version, at = min(superseded)
-            raise VerificationError(
-                f"room {room_id}: event {seq} is sealed to roster version "
-                f"{roster_version}, but version {version} took effect at event {at}"
-            )
+    def superseded(chain: RoomChain, seq: int, roster_version: int) -> tuple[int, int] | None:
+        """The first roster version newer than `roster_version` that took effect before
+        event `seq`, and the event that carried it (None if the version was in force)."""
+        newer = [(v, at) for v, at in chain.roster_seqs.items() if v > roster_version and at < seq]
+        return min(newer, default=None)
+
+    @staticmethod
+    def message_event(room_id: str, chain: RoomChain, seq: int, *, message_id: str) -> None:
+        """A message carried by event `seq` is carried by no other event."""
         first = chain.message_seqs.setdefault(message_id, seq)
         if first != seq:
-            raise VerificationError(
+            raise ReplayedError(
                 f"room {room_id}: event {seq} replays message {message_id}, "
                 f"first seen at event {first}"
             )
+
+
+def _roster_change(
+    room_id: str,
+    previous: Roster,
+    body: dict[str, Any],
+    reason: str,
+    *,
+    otherwise: type[VerificationError] = VerificationError,
+) -> VerificationError:
+    """The error for a roster the chain refuses: `MemberAddedError` if it lists a device
+    `previous` (the version verified before) does not, else `otherwise`."""
+    try:
+        served = Roster.model_validate(body)
+    except ValidationError:
+        return otherwise(reason)
+    added = sorted(set(served.device_ids()) - set(previous.device_ids()))
+    if not added:
+        return otherwise(reason)
+    names = sorted({m.name for m in served.members for d in m.devices if d.device_id in added})
+    return MemberAddedError(
+        f"{reason}; it would add {', '.join(names)} (device {', '.join(added)}) to room "
+        f"{room_id} without a mediator's signature"
+    )
 
 
 def _keys_of(signed: SignedStatement) -> list[str]:

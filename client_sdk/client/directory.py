@@ -11,7 +11,12 @@ from client_sdk.client.models import ContactFingerprint
 from client_sdk.client.verify import VerifiedAccount, verify_account
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import UntrustedKeyError, VerificationError
+from client_sdk.protocol.errors import (
+    KeySubstitutedError,
+    ServerMisbehaved,
+    UntrustedKeyError,
+    VerificationError,
+)
 from client_sdk.protocol.fingerprint import check_safety_number, safety_number
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
@@ -58,9 +63,18 @@ class Directory:
             AccountOut, "GET", f"/v1/accounts/{account_id}", params={"since": since}
         )
         operator = (await self._logs.identity(DIRECTORY_LOG_ID)).key.public_key
-        account = verify_account(
-            account_id, data.model_dump(mode="json"), now=self._clock(), operator_key=operator
-        )
+        try:
+            account = verify_account(
+                account_id, data.model_dump(mode="json"), now=self._clock(), operator_key=operator
+            )
+        except (ServerMisbehaved, UntrustedKeyError):
+            raise
+        except VerificationError as exc:
+            # What the directory serves must be signed by the account's key: anything
+            # else is a key the server put there.
+            where = f"account {account_id}"
+            detail = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
+            raise KeySubstitutedError(detail) from exc
         await self._check_logged(account, data, operator)
         return account
 
@@ -82,7 +96,7 @@ class Directory:
             statement = entry.statement
             logged_key = statement.body.get("account_key")
             if entry.kind == "registration" and logged_key != b64e(account.account_key):
-                raise VerificationError(
+                raise KeySubstitutedError(
                     f"account {account.account_id}: the directory log holds a registration "
                     f"with another account key ({logged_key}); account keys never change, so "
                     "the server registered a second key for this account"
@@ -110,7 +124,7 @@ class Directory:
                 served.append(device.encryption_key.cert)
         for statement in served:
             if statement.body_hash() not in logged:
-                raise VerificationError(
+                raise KeySubstitutedError(
                     f"account {account.account_id}: a key statement is not in the directory log"
                 )
 

@@ -113,7 +113,14 @@ class ParleyClient:
             on_batch=lambda room_id, opened: self._receipts.automatic(room_id, opened),
         )
         self._sender = Sender(
-            self.http, self.logs, self._chains, self._directory, self._keys, keystore, clock
+            self.http,
+            self.logs,
+            self._chains,
+            self._directory,
+            self._keys,
+            keystore,
+            clock,
+            self._reader.check_in_force,
         )
         self._acts = InstrumentActs(
             self.http, self.logs, self._chains, self._sender, keystore, clock

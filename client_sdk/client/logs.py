@@ -14,7 +14,15 @@ from typing import Protocol
 from client_sdk.client.http import HttpSession
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    AlteredError,
+    ForkedError,
+    InvalidRequestError,
+    KeySubstitutedError,
+    ProtocolError,
+    RolledBackError,
+    VerificationError,
+)
 from client_sdk.protocol.leaf import LogLeaf, parse_leaf
 from client_sdk.protocol.merkle import (
     CompactRange,
@@ -93,7 +101,7 @@ class LogVerifier:
         vkey = info.vkey
         pinned = self.keystore.log_key(log_id)
         if pinned is not None and pinned != vkey:
-            raise VerificationError(
+            raise KeySubstitutedError(
                 f"log {log_id}: the server's log key changed from {pinned} to {vkey}"
             )
         try:
@@ -137,6 +145,51 @@ class LogVerifier:
             await self._advance(log_id, checkpoint, note, since=since, proof=proof)
         return checkpoint
 
+    async def accept_newest(
+        self,
+        log_id: str,
+        note: str,
+        *,
+        asked: int,
+        since: int | None = None,
+        proof: Sequence[str] | None = None,
+    ) -> Checkpoint:
+        """Verify a checkpoint the server gave as its newest when asked for what came
+        after size `asked` (the size this device had verified when it asked).
+
+        The server's log only grows, so its newest checkpoint is never smaller than
+        one this device verified: a smaller one, even a true prefix, means it rolled
+        the log back for this member, withholding the newest events
+        (`RolledBackError`).
+        """
+        checkpoint = await self.accept(log_id, note, since=since, proof=proof)
+        if checkpoint.size < asked:
+            raise RolledBackError(
+                f"log {log_id}: the server calls a checkpoint of size {checkpoint.size} its "
+                f"newest, but this device verified size {asked} before: the last "
+                f"{asked - checkpoint.size} entries are hidden from you"
+            )
+        return checkpoint
+
+    async def refused_since(self, log_id: str, asked: int, refusal: InvalidRequestError) -> None:
+        """The server refused to prove its log from size `asked` (the size this device
+        verified): raise `RolledBackError` if its newest checkpoint is smaller, else
+        return (the caller re-raises `refusal`)."""
+        if asked == 0:
+            return
+        identity = await self.identity(log_id)
+        note = await self.http.text(f"/v1/logs/{log_id}/checkpoint")
+        try:
+            checkpoint = verify_checkpoint(note, identity.origin, identity.key)
+        except VerificationError:
+            return  # nothing signed to show: the refusal stands as it is
+        if checkpoint.size < asked:
+            raise RolledBackError(
+                f"log {log_id}: the server's log now has {checkpoint.size} entries, but this "
+                f"device verified a signed checkpoint of size {asked}: entries were deleted "
+                f"or the log was replaced (the server said: {refusal.message})"
+            ) from refusal
+
     async def _advance(
         self,
         log_id: str,
@@ -152,7 +205,7 @@ class LogVerifier:
             old, new = stored.size, checkpoint.size
             if old == new:
                 if stored.root != checkpoint.root_hash:
-                    raise VerificationError(
+                    raise ForkedError(
                         f"log {log_id}: two different roots for size {new}: the log forked"
                     )
             elif old < new:
@@ -198,7 +251,7 @@ class LogVerifier:
         try:
             verify_consistency(size1, size2, proof, root1, root2)
         except VerificationError as exc:
-            raise VerificationError(
+            raise ForkedError(
                 f"log {log_id}: checkpoint of size {size2} is not consistent with size "
                 f"{size1}: {exc} (the log was rewritten or forked)"
             ) from exc
@@ -234,11 +287,11 @@ class LogVerifier:
         }
         for field, value in expected.items():
             if getattr(leaf, field) != value:
-                raise VerificationError(
+                raise AlteredError(
                     f"log {log_id} index {index}: the leaf's {field} does not match the event"
                 )
         if server_time is not None and leaf.server_time != server_time:
-            raise VerificationError(f"log {log_id} index {index}: the leaf's time differs")
+            raise AlteredError(f"log {log_id} index {index}: the leaf's time differs")
         try:
             verify_inclusion(
                 leaf_hash(raw),
@@ -310,7 +363,7 @@ class LogVerifier:
         known = self.roots.get(log_id, {}).get(size)
         if known is not None:
             if known != root:
-                raise VerificationError(
+                raise ForkedError(
                     f"log {log_id}: {who} saw root {b64e(root)} at size {size}, "
                     f"we saw {b64e(known)}: the server shows different histories"
                 )
@@ -321,7 +374,7 @@ class LogVerifier:
         try:
             verify_consistency(size, stored.size, proof, root, stored.root)
         except VerificationError as exc:
-            raise VerificationError(
+            raise ForkedError(
                 f"log {log_id}: {who} saw a checkpoint of size {size} that is not a prefix "
                 "of ours: the server shows different histories"
             ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.instruments.base import Act
 from client_sdk.protocol.models import Side
 
@@ -92,6 +93,10 @@ class Message:
     sender_side: str | None = None
     """The sender's side in the signed roster its message names (``mediator``, ``a``,
     ``b``, ``observer``): what the sender cannot choose, unlike its display name."""
+    refused: VerificationError | None = None
+    """Set for an event reported, not opened: what the server did (a message it accepted
+    against a newer roster). Its `text` is empty and its `content` ``{"type":
+    "refused"}``; nothing of it is verified content."""
 
 
 @dataclass(frozen=True, slots=True)

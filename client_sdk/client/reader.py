@@ -19,14 +19,24 @@ from client_sdk.client.stream import EventStream
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e, sha256
 from client_sdk.protocol.envelope import Envelope, check_envelope
-from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.errors import (
+    AlteredError,
+    DroppedEventError,
+    InvalidRequestError,
+    ProtocolError,
+    ReorderedError,
+    StaleRosterError,
+    VerificationError,
+    WithheldError,
+)
 from client_sdk.protocol.instruments.base import Act
 from client_sdk.protocol.instruments.receipts import ReceiptAct
 from client_sdk.protocol.mediation import PLENARY, channel_devices, channel_sides
 from client_sdk.protocol.merkle import leaf_hash
 from client_sdk.protocol.note import Checkpoint
-from client_sdk.protocol.statements import SignedStatement
+from client_sdk.protocol.statements import RosterMember, SignedStatement
 from client_sdk.protocol.wire.events import EventKind, EventOut, EventsPage
+from client_sdk.protocol.wire.stream import BatchFrame
 
 PAGE = 200
 OnBatch = Callable[[str, list[Message]], Awaitable[None]]
@@ -108,31 +118,101 @@ class Reader:
                 return message
         raise ProtocolError(f"room {room_id}: no message #{seq} this device can read")
 
+    async def check_in_force(self, room_id: str, roster_version: int, seq: int) -> None:
+        """Check that no roster newer than `roster_version` took effect before event
+        `seq` (a message this device just sealed to that version, and the server logged).
+
+        The events from the one that carried `roster_version` (or from where this
+        client's replay of the room stands) through `seq` are read and checked as
+        any reader would; a roster among them means the server showed this device
+        a stale roster: `StaleRosterError`, before the send is reported a success.
+        """
+        chain = self._chains.chain(room_id)
+        carried = self._chains.carried_at(room_id, roster_version)
+        start = chain.position if chain.state_known else max(carried - 1, 0)
+        if start < seq:
+            async for _, cursor in self._pages(room_id, start, decrypt=False):
+                if cursor >= seq:
+                    break
+        if chain.roster_seqs.get(roster_version, carried) != carried:
+            raise VerificationError(
+                f"room {room_id}: the server said event {carried} carried roster version "
+                f"{roster_version}, but event {chain.roster_seqs[roster_version]} did"
+            )
+        superseded = RoomChains.superseded(chain, seq, roster_version)
+        if superseded is not None:
+            version, at = superseded
+            raise StaleRosterError(
+                f"room {room_id}: your message was logged as event {seq} sealed to roster "
+                f"version {roster_version}, the roster the server showed you, but version "
+                f"{version} took effect at event {at}, before it; members that version "
+                "removed may read it, and other members' devices will refuse it"
+            )
+
     async def _pages(
         self, room_id: str, cursor: int, *, decrypt: bool = True
     ) -> AsyncIterator[tuple[list[Message], int]]:
-        """Pages of checked events after `cursor`, up to the end of the room."""
+        """Pages of checked events after `cursor`, up to the end of the room.
+
+        Every leaf of a room's log is an event, so the room ends where the newest
+        checkpoint does: pages continue until they reach it, and a server that
+        stops short of its own checkpoint, or shows a checkpoint older than one
+        this device verified, is withholding events (`WithheldError`); one whose
+        log shrank below it has rolled back (`RolledBackError`).
+        """
         while True:
-            page = await self._http.call(
-                EventsPage,
-                "GET",
-                f"/v1/rooms/{room_id}/events",
-                params={"after": cursor, "limit": PAGE, "since": self._logs.since(room_id)},
+            asked = self._logs.since(room_id)
+            try:
+                page = await self._http.call(
+                    EventsPage,
+                    "GET",
+                    f"/v1/rooms/{room_id}/events",
+                    params={"after": cursor, "limit": PAGE, "since": asked},
+                )
+            except InvalidRequestError as exc:
+                await self._logs.refused_since(room_id, asked, exc)
+                raise
+            checkpoint = await self._logs.accept_newest(
+                room_id,
+                page.checkpoint,
+                asked=asked,
+                since=page.since,
+                proof=page.consistency_proof,
             )
-            messages, cursor = await self._process_batch(room_id, page, cursor, decrypt=decrypt)
+            messages, cursor = await self._check_events(
+                room_id, page.events, cursor, checkpoint, decrypt=decrypt
+            )
             yield messages, cursor
-            if len(page.events) < PAGE:
+            if cursor >= checkpoint.size:
                 return
+            if not page.events:
+                raise WithheldError(
+                    f"room {room_id}: the server's signed checkpoint covers "
+                    f"{checkpoint.size} events, but it serves none after event {cursor}: "
+                    f"events {cursor + 1}..{checkpoint.size} are hidden from you"
+                )
 
     async def _process_batch(
-        self, room_id: str, batch: EventsPage, cursor: int, *, decrypt: bool = True
+        self, room_id: str, batch: BatchFrame, cursor: int
     ) -> tuple[list[Message], int]:
         checkpoint = await self._logs.accept(
             room_id, batch.checkpoint, since=batch.since, proof=batch.consistency_proof
         )
+        return await self._check_events(room_id, batch.events, cursor, checkpoint)
+
+    async def _check_events(
+        self,
+        room_id: str,
+        events: list[EventOut],
+        cursor: int,
+        checkpoint: Checkpoint,
+        *,
+        decrypt: bool = True,
+    ) -> tuple[list[Message], int]:
+        _check_order(room_id, [event.seq for event in events], cursor)
         messages = []
         async with self._chains.replaying(room_id) as chain:
-            for event in batch.events:
+            for event in events:
                 message = await self._process(
                     room_id, chain, event, cursor, checkpoint, decrypt=decrypt
                 )
@@ -152,8 +232,19 @@ class Reader:
         decrypt: bool = True,
     ) -> Message | None:
         seq = event.seq
-        if seq != cursor + 1 or event.leaf_index != seq - 1:
-            raise VerificationError(f"room {room_id}: event {seq} does not follow {cursor}")
+        if seq > cursor + 1:
+            raise DroppedEventError(
+                f"room {room_id}: event {seq} does not follow {cursor}: "
+                f"events {cursor + 1}..{seq - 1} are missing"
+            )
+        if seq <= cursor:
+            raise ReorderedError(
+                f"room {room_id}: event {seq} does not follow {cursor}: it came after it"
+            )
+        if event.leaf_index != seq - 1:
+            raise AlteredError(
+                f"room {room_id}: event {seq} names leaf {event.leaf_index}, not {seq - 1}"
+            )
         kind = event.kind
         payload = event.payload
         if kind in (EventKind.ROSTER, EventKind.MODERATION, EventKind.INSTRUMENT):
@@ -257,14 +348,19 @@ class Reader:
         try:  # every event, even one this device cannot open
             check_envelope(envelope, b64d(sender_key))
         except VerificationError as exc:
-            raise VerificationError(f"room {room_id}: event {seq}: {exc}") from exc
-        self._chains.message_event(
-            room_id,
-            chain,
-            seq,
-            message_id=header.message_id,
-            roster_version=header.roster_version,
-        )
+            raise AlteredError(f"room {room_id}: event {seq}: {exc}") from exc
+        self._chains.message_event(room_id, chain, seq, message_id=header.message_id)
+        superseded = self._chains.superseded(chain, seq, header.roster_version)
+        if superseded is not None:
+            # The sender was shown a stale roster (its SDK says so when it sends);
+            # reported here, never opened, and the room reads on past it.
+            version, at = superseded
+            refusal = StaleRosterError(
+                f"room {room_id}: event {seq} from {sender.name} is sealed to roster "
+                f"version {header.roster_version}, but version {version} took effect at "
+                f"event {at}; it is not shown"
+            )
+            return None if not decrypt else _refused(room_id, event, envelope, sender, refusal)
         if header.checkpoint is not None:
             await self._logs.check_prefix(
                 room_id,
@@ -299,3 +395,47 @@ class Reader:
             message = replace(message, relay=relay)
         self._chains.remember(chain, message)
         return message
+
+
+def _refused(
+    room_id: str,
+    event: EventOut,
+    envelope: Envelope,
+    sender: RosterMember,
+    refusal: VerificationError,
+) -> Message:
+    """A message event reported, not opened: `refused` says what the server did."""
+    header = envelope.header
+    return Message(
+        room_id=room_id,
+        seq=event.seq,
+        leaf_index=event.leaf_index,
+        channel=header.channel,
+        message_id=header.message_id,
+        sender_account_id=sender.account_id,
+        sender_name=sender.name,
+        sender_device=header.sender_device,
+        sent_at=header.sent_at,
+        server_time=event.created_at,
+        text="",
+        content={"type": "refused"},
+        signed_sha256=b64e(sha256(envelope.signed_bytes())),
+        relay=None,
+        refused=refusal,
+    )
+
+
+def _check_order(room_id: str, seqs: list[int], cursor: int) -> None:
+    """Events come numbered one after another from `cursor`: name a gap as dropped, and
+    the same events out of order (or one twice) as reordered."""
+    expected = list(range(cursor + 1, cursor + 1 + len(seqs)))
+    if seqs == expected:
+        return
+    if sorted(seqs) == expected or len(set(seqs)) < len(seqs):
+        first = next(
+            i for i, (got, want) in enumerate(zip(seqs, expected, strict=True)) if got != want
+        )
+        raise ReorderedError(
+            f"room {room_id}: event {seqs[first]} does not follow "
+            f"{expected[first] - 1}: it came before event {expected[first]}"
+        )

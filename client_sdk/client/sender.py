@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from client_sdk.client.chains import RoomChains
@@ -15,6 +16,7 @@ from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e, sha256
 from client_sdk.protocol.envelope import CheckpointRef, Envelope, Recipient, seal_envelope
 from client_sdk.protocol.errors import (
+    KeySubstitutedError,
     ProtocolError,
     RevokedDeviceError,
     TransportError,
@@ -29,6 +31,9 @@ PLENARY = "plenary"
 SEND_ATTEMPTS = 3
 SEALED_KEPT = 1024
 """Envelopes remembered by message id, so that a retried send is the same envelope."""
+CheckInForce = Callable[[str, int, int], Awaitable[None]]
+"""Checks that roster version (2nd) was in force at event (3rd) of a room (1st): raises
+`StaleRosterError` if a newer one took effect before it (`Reader.check_in_force`)."""
 
 
 class Sender:
@@ -43,7 +48,9 @@ class Sender:
         keys: KeyRotation,
         keystore: Keystore,
         clock: Clock,
+        in_force: CheckInForce,
     ) -> None:
+        self._in_force = in_force
         self._http = http
         self._logs = logs
         self._chains = chains
@@ -125,7 +132,8 @@ class Sender:
 
     async def post(self, room_id: str, envelope: Envelope) -> Receipt:
         """Post an envelope, retrying it unchanged after a lost connection (the server
-        answers a repeated message id with its first receipt), and check the receipt."""
+        answers a repeated message id with its first receipt), and check the receipt and
+        that the roster it was sealed to was still in force where it landed."""
         for attempt in range(SEND_ATTEMPTS):
             try:
                 result = await self._http.call(
@@ -151,6 +159,9 @@ class Sender:
                 f"room {room_id}: the receipt names message {result.message_id} at event "
                 f"{result.seq}, leaf {result.leaf_index}; sent {envelope.header.message_id}"
             )
+        # The receipt proves where the message landed; the events up to it prove which
+        # roster was in force there. A success is reported only if it was ours.
+        await self._in_force(room_id, envelope.header.roster_version, result.seq)
         return Receipt(
             room_id=room_id,
             seq=result.seq,
@@ -168,7 +179,7 @@ class Sender:
                 continue
             account = await self._directory.account(member.account_id)
             if b64e(account.account_key) != member.account_key:
-                raise VerificationError(
+                raise KeySubstitutedError(
                     f"account {member.account_id}: roster and directory keys differ"
                 )
             self._keystore.require_trusted(
@@ -185,7 +196,7 @@ class Sender:
                     )
                 verified = account.devices.get(device.device_id)
                 if verified is None or b64e(verified.signing_key) != device.signing_key:
-                    raise VerificationError(
+                    raise KeySubstitutedError(
                         f"device {device.device_id} of {member.account_id} is not certified"
                     )
                 if verified.encryption_key is None:

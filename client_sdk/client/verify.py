@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from client_sdk.protocol.encoding import b64d, b64e
-from client_sdk.protocol.errors import ProtocolError, VerificationError
+from client_sdk.protocol.errors import ProtocolError, RevokedServedError, VerificationError
 from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (
@@ -126,7 +126,7 @@ def verify_account(
     revoked, former, whole = _revocations(account_id, data, account_key, operator_key)
     for device_id in devices:
         if whole is not None or device_id in revoked:
-            raise VerificationError(
+            raise RevokedServedError(
                 f"account {account_id}: the server serves device {device_id} as in use, but "
                 "the directory log holds its revocation"
             )

@@ -5,10 +5,23 @@ them and the server may import only `client_sdk.protocol` from the SDK::
 
     ParleyError                     the one base class SDK users catch
     ├── ProtocolError               bytes or JSON that do not parse as the protocol says
-    ├── VerificationError           a signature, hash, proof or policy check failed
+    ├── VerificationError           a signature, hash, proof or policy check failed (``kind``)
     │   ├── UntrustedKeyError       a contact's key is unknown-and-required or changed
     │   ├── RevokedDeviceError      a roster lists a revoked device: re-key before sealing
-    │   └── AuditFailure            a log failed its audit (first failing index, if any)
+    │   ├── AuditFailure            a log failed its audit (first failing index, if any)
+    │   └── ServerMisbehaved        what the server served proves it did one of these:
+    │       ├── WithheldError       withheld events it had logged (``withheld``)
+    │       ├── RolledBackError     rolled a log back below a size seen (``rolled-back``)
+    │       ├── ForkedError         showed two histories of one log (``forked``)
+    │       ├── KeySubstitutedError served a key no owner certified (``key-substituted``)
+    │       ├── RevokedServedError  served a revoked device as in use (``revoked-device``)
+    │       ├── MemberAddedError    added a member no mediator signed (``member-added``)
+    │       ├── StaleRosterError    served a roster a newer one replaced (``stale-roster``)
+    │       ├── DroppedEventError   left an event out of a room's sequence (``dropped``)
+    │       ├── ReorderedError      served events out of order (``reordered``)
+    │       ├── ReplayedError       served an event again as a new one (``replayed``)
+    │       ├── AlteredError        changed what a member signed or sealed (``altered``)
+    │       └── UnwitnessedError    a checkpoint without its cosignatures (``unwitnessed``)
     ├── NotPermitted                an act the room's state does not allow (``reason``)
     ├── KeystoreError               no keystore, wrong passphrase, damaged file
     ├── ClientClosedError           this client was closed; open a new one
@@ -42,23 +55,36 @@ if TYPE_CHECKING:
 __all__ = [
     "SIZE_CONTENT_TYPE",
     "APIError",
+    "AlteredError",
     "AuditFailure",
     "AuthenticationError",
     "ClientClosedError",
     "ConflictError",
+    "DroppedEventError",
+    "ForkedError",
     "InvalidRequestError",
+    "KeySubstitutedError",
     "KeystoreError",
+    "MemberAddedError",
     "NotFoundError",
     "NotPermitted",
     "ParleyError",
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitedError",
+    "ReorderedError",
+    "ReplayedError",
     "RevokedDeviceError",
+    "RevokedServedError",
+    "RolledBackError",
+    "ServerMisbehaved",
+    "StaleRosterError",
     "TooLargeError",
     "TransportError",
     "UntrustedKeyError",
+    "UnwitnessedError",
     "VerificationError",
+    "WithheldError",
     "WitnessConflictError",
     "WitnessError",
     "WitnessProofError",
@@ -82,7 +108,14 @@ class ProtocolError(ParleyError):
 
 
 class VerificationError(ParleyError):
-    """A cryptographic or policy check failed; the message says which and why."""
+    """A cryptographic or policy check failed; the message says which and why.
+
+    `kind` names the failure in one word for programs (the CLI's ``--json``
+    errors carry it): ``unverified`` for a check that proves nothing more, or
+    what a `ServerMisbehaved` subclass says the server did.
+    """
+
+    kind: str = "unverified"
 
 
 class UntrustedKeyError(VerificationError):
@@ -107,10 +140,18 @@ class RevokedDeviceError(VerificationError):
 
 
 class AuditFailure(VerificationError):
-    """A log failed its audit; `index` is the first entry that fails, when one does."""
+    """A log failed its audit; `index` is the first entry that fails, when one does, and
+    `kind` what the failure shows the server did, where it shows one (``forked``,
+    ``unwitnessed``...)."""
 
     def __init__(
-        self, log_id: str, reason: str, *, index: int | None = None, last: int | None = None
+        self,
+        log_id: str,
+        reason: str,
+        *,
+        index: int | None = None,
+        last: int | None = None,
+        kind: str | None = None,
     ) -> None:
         if index is None:
             where = ""
@@ -122,6 +163,112 @@ class AuditFailure(VerificationError):
         self.log_id = log_id
         self.index = index
         self.reason = reason
+        if kind is not None:
+            self.kind = kind
+
+
+class ServerMisbehaved(VerificationError):
+    """What the server served proves it misbehaved; the message says what it did, in
+    words a mediator understands, then the evidence."""
+
+    kind = "misbehaved"
+    summary = "the server misbehaved"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{self.summary}: {detail}")
+        self.detail = detail
+
+
+class WithheldError(ServerMisbehaved):
+    """The server withheld events: it showed less of a log than it had shown before, or
+    fewer events than its own signed checkpoint covers."""
+
+    kind = "withheld"
+    summary = "the server is withholding events"
+
+
+class RolledBackError(ServerMisbehaved):
+    """The server's log is now smaller than a checkpoint this device verified."""
+
+    kind = "rolled-back"
+    summary = "the server rolled back the log"
+
+
+class ForkedError(ServerMisbehaved):
+    """The server showed two histories of one log (to this device over time, or to two
+    members): two roots for one size, or checkpoints that are not consistent."""
+
+    kind = "forked"
+    summary = "the server forked the log"
+
+
+class KeySubstitutedError(ServerMisbehaved):
+    """The server served a key that its owner's account key (or the pinned log key) does
+    not vouch for."""
+
+    kind = "key-substituted"
+    summary = "the server substituted a key"
+
+
+class RevokedServedError(ServerMisbehaved):
+    """The server served a device as in use that a revocation in its own directory log
+    ends."""
+
+    kind = "revoked-device"
+    summary = "the server served a revoked device as current"
+
+
+class MemberAddedError(ServerMisbehaved):
+    """The server added a member, device or recipient that no mediator of the room
+    signed into its roster."""
+
+    kind = "member-added"
+    summary = "the server added a member"
+
+
+class StaleRosterError(ServerMisbehaved):
+    """The server served a roster after a newer one took effect: a sender sealed to it,
+    or was about to."""
+
+    kind = "stale-roster"
+    summary = "the server served a stale roster"
+
+
+class DroppedEventError(ServerMisbehaved):
+    """The server left events out of a room's sequence."""
+
+    kind = "dropped"
+    summary = "the server dropped an event"
+
+
+class ReorderedError(ServerMisbehaved):
+    """The server served a room's events out of order."""
+
+    kind = "reordered"
+    summary = "the server reordered events"
+
+
+class ReplayedError(ServerMisbehaved):
+    """The server served an event again as a new one."""
+
+    kind = "replayed"
+    summary = "the server replayed an old event"
+
+
+class AlteredError(ServerMisbehaved):
+    """The server changed what a member signed or sealed (a header, a key wrap, a
+    ciphertext, a leaf)."""
+
+    kind = "altered"
+    summary = "the server altered an event"
+
+
+class UnwitnessedError(ServerMisbehaved):
+    """A checkpoint lacks the witness cosignatures required of it: the server stripped
+    them, or never had the log witnessed."""
+
+    kind = "unwitnessed"
+    summary = "the server served a checkpoint without its witnesses' cosignatures"
 
 
 class NotPermitted(ParleyError):

@@ -34,7 +34,7 @@ from client_sdk.protocol.instruments.agreements import (
 )
 from client_sdk.protocol.mediation import PLENARY
 from client_sdk.protocol.statements import SignedStatement
-from tests.adversarial.conftest import Talks, account_id, device_id
+from tests.support.attacks import Talks, account_id, device_id
 
 
 def _document(path: Path) -> Path:

@@ -7,7 +7,8 @@ import pytest
 
 from client_sdk.client import ClientState, ParleyClient
 from client_sdk.protocol.errors import ClientClosedError, ParleyError
-from tests.adversarial.conftest import BehindSeam, Talks
+from tests.adversarial.conftest import BehindSeam
+from tests.support.attacks import Talks
 
 
 def state_of(client: ParleyClient) -> ClientState:

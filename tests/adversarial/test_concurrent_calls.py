@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from client_sdk.client import Message
-from tests.adversarial.conftest import Talks
+from tests.support.attacks import Talks
 
 SENDS = 50
 

@@ -6,7 +6,7 @@ See docs/design.md §1.1.
 from __future__ import annotations
 
 from client_sdk.protocol.encoding import b64e
-from tests.adversarial.conftest import Talks
+from tests.support.attacks import Talks
 
 PLAINTEXT = "We can release forty detainees on Thursday if the corridor stays open."
 

@@ -17,42 +17,24 @@ import pytest
 from client_sdk import UntrustedKeyError, VerificationError
 from client_sdk.protocol.encoding import b64d, b64e
 from client_sdk.protocol.envelope import Envelope
-from client_sdk.protocol.keys import EncryptionKey, SigningKey, key_id
+from client_sdk.protocol.keys import EncryptionKey, key_id
 from client_sdk.protocol.models import Side
-from tests.adversarial.conftest import (
+from tests.adversarial.conftest import BehindSeam, EnrollThrough, open_room
+from tests.support.attacks import (
     DAY_MS,
-    BehindSeam,
-    EnrollThrough,
     Talks,
     account_id,
     device_id,
     device_json,
     impersonate,
     impostor_account,
-    now_ms,
-    open_room,
     serve_account,
 )
+from tests.support.hostile import now_ms
 
 
 def _account_path(account: str) -> str:
     return f"/v1/accounts/{account}"
-
-
-async def test_a_device_the_server_adds_under_its_own_certificate_is_refused(
-    talks: Talks,
-) -> None:
-    bob = account_id(talks.bob)
-
-    def add_device(account: dict[str, Any]) -> dict[str, Any]:
-        account["devices"].append(device_json(SigningKey.generate(), bob))
-        return account
-
-    talks.server.rewrite_response("GET", _account_path(bob), add_device)
-
-    with pytest.raises(VerificationError, match="bad device-cert signature"):
-        await talks.alice.send(talks.room_id, "Our first offer.")
-    assert talks.server.sent("POST", talks.messages_path) == []
 
 
 async def test_a_certified_device_absent_from_the_roster_is_not_encrypted_to(

@@ -12,7 +12,7 @@ from client_sdk.protocol.envelope import new_message_id
 from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.instruments.acts import sign_act
 from client_sdk.protocol.instruments.receipts import ReceiptAct
-from tests.adversarial.conftest import Talks, account_id, device_id
+from tests.support.attacks import Talks, account_id, device_id
 
 
 async def _messages(talks: Talks) -> list[int]:

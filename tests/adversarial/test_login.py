@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from tests.adversarial.conftest import Talks
 from tests.conftest import BASE_URL
+from tests.support.attacks import Talks
 
 
 async def test_a_captured_login_replayed_is_refused(app: FastAPI, talks: Talks) -> None:

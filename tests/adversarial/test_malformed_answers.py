@@ -33,8 +33,9 @@ from client_sdk.protocol.statements import Action
 from server.app import create_app
 from server.config import Settings
 from server.services.identity import IdentityService
-from tests.adversarial.conftest import account_id, open_room
+from tests.adversarial.conftest import open_room
 from tests.conftest import BASE_URL, PASSPHRASE, TEST_SCRYPT_N
+from tests.support.attacks import account_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # one app and stage for the module
 

@@ -19,7 +19,7 @@ from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.instruments.acts import sign_act
 from client_sdk.protocol.instruments.offers import ESCROW_CIPHERTEXT_LEN
 from client_sdk.protocol.instruments.rounds import OfferCommitAct
-from tests.adversarial.conftest import Talks, account_id, device_id
+from tests.support.attacks import Talks, account_id, device_id
 
 
 def _lie_in_the_store(talks: Talks, value: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from client_sdk import VerificationError
-from tests.adversarial.conftest import Talks
+from tests.support.attacks import Talks
 
 
 async def test_a_receipt_for_another_envelope_than_the_one_sent_is_refused(talks: Talks) -> None:

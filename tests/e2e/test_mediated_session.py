@@ -5,6 +5,7 @@ passes. The README's mediator walkthrough is this session."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -168,7 +169,7 @@ def test_a_removed_member_reads_nothing_sent_afterwards(played: Played) -> None:
     )
 
     assert after.returncode == 1
-    assert "no such room" in after.stderr
+    assert "no such room" in json.loads(after.stdout)["error"]  # --json: the error as JSON
     assert envelope["seq"] > max(
         m["seq"] for m in played.steps["b-reads-before-removal"].json_lines()
     )
