@@ -31,6 +31,7 @@ from client_sdk.protocol.errors import (
     MemberAddedError,
     ReorderedError,
     ReplayedError,
+    RevokedServedError,
     RolledBackError,
     StaleRosterError,
     UnwitnessedError,
@@ -227,6 +228,17 @@ async def test_readers_report_a_message_sealed_to_a_stale_roster_and_read_on(
     refused = read[0].refused
     assert isinstance(refused, StaleRosterError)
     assert "event 5 from Alice is sealed to roster version 3" in str(refused)
+
+
+async def test_server_serves_a_revoked_device_as_current(talks: Talks) -> None:
+    device = await attacks.serve_a_revoked_device_as_current(talks)
+
+    with pytest.raises(
+        RevokedServedError,
+        match=rf"revoked device as current.*serves device {device} as in use",
+    ):
+        await talks.alice.send(talks.room_id, "Our first offer.")
+    assert talks.server.sent("POST", talks.messages_path) == []
 
 
 async def test_server_strips_a_cosignature(talks: Talks, enroll_through: EnrollThrough) -> None:

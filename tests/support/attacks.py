@@ -61,6 +61,7 @@ ATTACKS = (
     "add_a_roster_member",
     "withhold_a_removal",
     "serve_a_stale_roster_to_a_sender",
+    "serve_a_revoked_device_as_current",
     "strip_cosignatures",
 )
 """Every attack below, by name: each has its test in test_hostile_server.py."""
@@ -314,6 +315,20 @@ async def serve_a_stale_roster_to_a_sender(talks: Talks) -> None:
         return await talks.operator.accept_message(talks.room_id, envelope)
 
     talks.server.respond("POST", talks.messages_path, accept)
+
+
+async def serve_a_revoked_device_as_current(talks: Talks) -> str:
+    """Bob's device is revoked (the operator's logged revocation: reported stolen); Alice
+    is served his account with that device still in use, beside the revocation the
+    directory log holds. Returns the device id."""
+    bob = account_id(talks.bob)
+    path = f"/v1/accounts/{bob}"
+    before = await talks.mediator.http.request("GET", path)
+    await talks.operator.revoke(device_id(talks.bob))
+    talks.server.rewrite_response(
+        "GET", path, lambda account: {**account, "devices": before["devices"]}
+    )
+    return device_id(talks.bob)
 
 
 def strip_cosignatures(server: MaliciousServer, log_id: str) -> None:

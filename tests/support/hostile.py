@@ -214,6 +214,11 @@ class Operator:
         self.last = (0, 0)
         """The leaf index and time of the last event stored."""
 
+    async def revoke(self, target: str) -> None:
+        """Revoke a device or account as `parley admin revoke` does (a logged revocation
+        signed with the operator's key)."""
+        await self._services.devices.operator_revoke(target, reason="reported stolen")
+
     def sign(self, checkpoint: Checkpoint) -> str:
         """A checkpoint note of any tree head, signed with the server's real log key."""
         note: str = self._services.logs.signer.sign(checkpoint)
