@@ -20,7 +20,13 @@ class WireModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-B64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]*$", max_length=1_500_000)]
+B64_PATTERN = (
+    r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
+)
+"""Canonical unpadded base64url, exactly what `encoding.b64d` accepts: no length of
+4k+1, and the unused bits of the last character zero."""
+
+B64 = Annotated[str, StringConstraints(pattern=B64_PATTERN, max_length=1_500_000)]
 """Unpadded base64url text (decode with `encoding.b64d`)."""
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]

@@ -15,7 +15,14 @@ from client_sdk.protocol.wire.documents import (
     UploadOut,
 )
 from server.api.deps import CurrentPrincipal, DocumentsDep, PathId
-from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, error_responses
+from server.api.errors import (
+    AUTHENTICATED,
+    BINARY_SCHEMA,
+    JSON_BODY,
+    PARAMETERS,
+    content_response,
+    error_responses,
+)
 from server.errors import MalformedInput
 from server.services.documents import UploadView
 
@@ -52,6 +59,12 @@ async def upload_status(
 @router.put(
     "/uploads/{upload_id}/chunks/{index}",
     responses=error_responses(*AUTHENTICATED, *PARAMETERS, 400, 404, 409, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": BINARY_SCHEMA}},
+        }
+    },
 )
 async def append_chunk(
     room_id: PathId,
@@ -107,7 +120,10 @@ async def abandon_upload(
 @router.get(
     "/blobs/{blob}",
     response_class=StreamingResponse,
-    responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404),
+    responses={
+        **content_response("application/octet-stream", "The blob's ciphertext."),
+        **error_responses(*AUTHENTICATED, *PARAMETERS, 404),
+    },
 )
 async def download_blob(
     room_id: PathId, blob: BlobName, principal: CurrentPrincipal, documents: DocumentsDep

@@ -104,6 +104,16 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 
 
+def content_response(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entry of a 200 that is not JSON (a signed note, a tile,
+    a blob's ciphertext); pair it with ``response_class=Response``."""
+    schema = {"type": "string"} if media_type.startswith("text/") else BINARY_SCHEMA
+    return {200: {"description": description, "content": {media_type: {"schema": schema}}}}
+
+
+BINARY_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     """The JSON error body every failure uses (`client_sdk.protocol.wire.errors.ErrorBody`)."""
     return wire_error_body(code, message).model_dump(mode="json")

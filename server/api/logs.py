@@ -20,7 +20,13 @@ from client_sdk.protocol.wire.logs import (
     WitnessOut,
 )
 from server.api.deps import CurrentPrincipal, LogsDep, PathId
-from server.api.errors import AUTHENTICATED, JSON_BODY, PARAMETERS, error_responses
+from server.api.errors import (
+    AUTHENTICATED,
+    JSON_BODY,
+    PARAMETERS,
+    content_response,
+    error_responses,
+)
 from server.errors import InvalidInput, NotFound
 from server.services.common import decode_b64
 
@@ -65,7 +71,12 @@ async def log_info(log_id: PathId, principal: CurrentPrincipal, logs: LogsDep) -
 
 
 @router.get(
-    "/logs/{log_id}/checkpoint", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+    "/logs/{log_id}/checkpoint",
+    response_class=Response,
+    responses={
+        **content_response("text/plain; charset=utf-8", "The signed checkpoint (a C2SP note)."),
+        **error_responses(*AUTHENTICATED, *PARAMETERS, 404),
+    },
 )
 async def checkpoint(
     log_id: PathId,
@@ -81,7 +92,12 @@ async def checkpoint(
 
 
 @router.get(
-    "/logs/{log_id}/tile/{path:path}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404)
+    "/logs/{log_id}/tile/{path:path}",
+    response_class=Response,
+    responses={
+        **content_response("application/octet-stream", "A hash tile or an entry bundle."),
+        **error_responses(*AUTHENTICATED, *PARAMETERS, 404),
+    },
 )
 async def tile(log_id: PathId, path: str, principal: CurrentPrincipal, logs: LogsDep) -> Response:
     """c2sp.org/tlog-tiles: ``tile/L/N[.p/W]`` hash tiles and ``tile/entries/N[.p/W]`` bundles."""
