@@ -243,7 +243,7 @@ def test_only_a_mediator_opens_a_round_and_only_with_a_deadline_ahead() -> None:
 def test_each_side_commits_once_as_itself_with_an_escrow_to_every_mediator_device() -> None:
     room = Room()
     room.apply(_open(), "acc-mediator")
-    a, b = "A" * 43, "B" * 43
+    a, b = "A" * 43, "B" * 42 + "A"
     missing = _act(OfferCommitAct, side="a", account_id="acc-alice", commitment=a, escrow=ESCROW)
     _refused(
         room,
@@ -283,7 +283,7 @@ def test_a_reveal_waits_for_every_commitment_and_comes_once_from_the_committer()
 
     _refused(room, reveal_a, "acc-alice", Refusal.INVALID, "not every side")
     _refused(room, _act(OfferRevealAct, side="b"), "acc-bob", Refusal.INVALID, "not committed")
-    room.apply(_commit("b", "acc-bob", "B" * 43), "acc-bob")
+    room.apply(_commit("b", "acc-bob", "B" * 42 + "A"), "acc-bob")
     _refused(room, reveal_a, "acc-mediator", Refusal.WRONG_SIDE, "committed side a")
     room.apply(reveal_a, "acc-alice")
     _refused(room, reveal_a, "acc-alice", Refusal.INVALID, "already open")
@@ -299,7 +299,7 @@ def test_the_deadline_closes_commitments_and_lets_anyone_close_the_round() -> No
     _refused(room, close, "acc-bob", Refusal.INVALID, "not passed", at=T0 + 999)
     _refused(
         room,
-        _commit("b", "acc-bob", "B" * 43),
+        _commit("b", "acc-bob", "B" * 42 + "A"),
         "acc-bob",
         Refusal.INVALID,
         "deadline",
@@ -322,7 +322,7 @@ def test_an_escrow_opens_after_the_close_once_for_a_side_that_committed() -> Non
     room = Room()
     room.apply(_open(deadline=T0 + 10), "acc-mediator")
     room.apply(_commit("a", "acc-alice", "A" * 43), "acc-alice")
-    room.apply(_commit("b", "acc-bob", "B" * 43), "acc-bob")
+    room.apply(_commit("b", "acc-bob", "B" * 42 + "A"), "acc-bob")
     room.apply(_act(OfferRevealAct, side="a"), "acc-alice")
     escrow_b = _act(EscrowOpenAct, side="b")
 
@@ -339,15 +339,15 @@ def test_a_blind_round_is_settled_once_naming_both_commitments() -> None:
     room = Room()
     room.apply(_open(blind=True, rule="midpoint"), "acc-mediator")
     room.apply(_commit("a", "acc-alice", "A" * 43), "acc-alice")
-    room.apply(_commit("b", "acc-bob", "B" * 43), "acc-bob")
-    named = {"a": "A" * 43, "b": "B" * 43}
+    room.apply(_commit("b", "acc-bob", "B" * 42 + "A"), "acc-bob")
+    named = {"a": "A" * 43, "b": "B" * 42 + "A"}
     settle_act = _act(OfferSettleAct, commitments=named)
 
     _refused(room, settle_act, "acc-mediator", Refusal.INVALID, "not open yet")
     room.apply(_act(OfferRevealAct, side="a"), "acc-alice")
     room.apply(_act(OfferRevealAct, side="b"), "acc-bob")
     _refused(room, settle_act, "acc-alice", Refusal.WRONG_SIDE, "only a mediator")
-    wrong = _act(OfferSettleAct, commitments={"a": "A" * 43, "b": "C" * 43})
+    wrong = _act(OfferSettleAct, commitments={"a": "A" * 43, "b": "C" * 42 + "A"})
     _refused(room, wrong, "acc-mediator", Refusal.MISMATCH, "other commitments")
     room.apply(settle_act, "acc-mediator")
     _refused(room, settle_act, "acc-mediator", Refusal.INVALID, "already settled")
