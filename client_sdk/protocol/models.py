@@ -20,14 +20,16 @@ class WireModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-B64_PATTERN = (
-    r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
-)
+B64_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$"
 """Canonical unpadded base64url, exactly what `encoding.b64d` accepts: no length of
 4k+1, and the unused bits of the last character zero."""
 
 B64 = Annotated[str, StringConstraints(pattern=B64_PATTERN, max_length=1_500_000)]
 """Unpadded base64url text (decode with `encoding.b64d`)."""
+
+SHA256_B64_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+"""A SHA-256 hash in canonical unpadded base64url: 43 characters, the last with its two
+unused bits zero."""
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 """An identifier: account, device, room, message or key id."""

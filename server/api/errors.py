@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from client_sdk.protocol.models import B64_PATTERN, SHA256_B64_PATTERN
 from client_sdk.protocol.wire.errors import ErrorBody
 from client_sdk.protocol.wire.errors import error_body as wire_error_body
 from client_sdk.protocol.wire.stream import CloseCode
@@ -160,7 +161,13 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     loc = tuple(first.get("loc", ()))
     # Drop the leading "body" marker only: a nested field may itself be named "body".
     where = ".".join(str(p) for p in (loc[1:] if loc[:1] == ("body",) else loc))
-    message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    what = first.get("msg", "invalid")
+    if first.get("type") == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") in (
+        B64_PATTERN,
+        SHA256_B64_PATTERN,
+    ):
+        what = "not canonical unpadded base64url"  # rather than the pattern itself
+    message = f"{where}: {what}" if where else str(what)
     return JSONResponse(error_body("invalid", message), 422)
 
 

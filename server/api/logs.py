@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.models import JSON_SAFE_INT
+from client_sdk.protocol.models import JSON_SAFE_INT, SHA256_B64_PATTERN
 from client_sdk.protocol.wire.logs import (
     ConsistencyOut,
     CosignatureIn,
@@ -32,9 +32,6 @@ from server.services.common import decode_b64
 
 router = APIRouter(prefix="/v1")
 
-SHA256_B64 = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
-"""A SHA-256 hash in canonical unpadded base64url (43 characters, the last with its two
-unused bits zero): what the query takes is what the decoder takes."""
 _SEGMENT = re.compile(r"x\d{3}")
 _LAST = re.compile(r"\d{3}")
 _LEVEL = re.compile(r"0|[1-9]\d?")
@@ -151,7 +148,7 @@ async def inclusion(
     principal: CurrentPrincipal,
     logs: LogsDep,
     index: Annotated[int | None, Query(ge=0, le=JSON_SAFE_INT)] = None,
-    leaf_hash: Annotated[str | None, Query(pattern=SHA256_B64)] = None,
+    leaf_hash: Annotated[str | None, Query(pattern=SHA256_B64_PATTERN)] = None,
     size: Annotated[int | None, Query(ge=1, le=JSON_SAFE_INT)] = None,
 ) -> InclusionOut:
     """An inclusion proof by leaf index or leaf hash (base64url), at `size` or the newest."""

@@ -273,3 +273,11 @@ async def test_rate_limited_send_writes_nothing(make_api: MakeApi) -> None:
     async with nothing_written(api.app):
         response = await api.http.post(path, json=body, headers=room.alice.headers)
     assert_error(response, 429, "rate_limited")
+
+
+async def test_a_value_that_is_not_base64url_is_named_so_not_by_its_pattern(api: Api) -> None:
+    response = await api.http.post(
+        "/v1/auth/token", json={"device_id": "d1", "nonce": "n", "signature": "AAAA"}
+    )
+
+    assert_error(response, 422, "invalid", mentions="nonce: not canonical unpadded base64url")
