@@ -233,7 +233,7 @@ class RoomChains:
             raise VerificationError(f"room {room_id}: event {seq} moderates another room")
         in_force = max((v for v, at in chain.roster_seqs.items() if at < seq), default=None)
         if in_force is not None and act.roster_version != in_force:
-            raise VerificationError(
+            raise StaleRosterError(
                 f"room {room_id}: event {seq} names roster version {act.roster_version}, "
                 f"but version {in_force} was in force"
             )
@@ -270,7 +270,7 @@ class RoomChains:
         version = signed.body.get("roster_version")
         in_force = max((v for v, at in chain.roster_seqs.items() if at < seq), default=None)
         if not isinstance(version, int) or (in_force is not None and version != in_force):
-            raise VerificationError(
+            raise StaleRosterError(
                 f"room {room_id}: event {seq} names roster version {version}, "
                 f"but version {in_force} was in force"
             )

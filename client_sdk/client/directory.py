@@ -12,6 +12,7 @@ from client_sdk.client.verify import VerifiedAccount, verify_account
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import (
+    InvalidRequestError,
     KeySubstitutedError,
     ServerMisbehaved,
     UntrustedKeyError,
@@ -59,9 +60,13 @@ class Directory:
         """The account as the directory shows it now, checked by its signatures and by
         the directory log (every statement about its keys is a proven leaf); not pinned."""
         since = self._logs.since(DIRECTORY_LOG_ID)
-        data = await self._http.call(
-            AccountOut, "GET", f"/v1/accounts/{account_id}", params={"since": since}
-        )
+        try:
+            data = await self._http.call(
+                AccountOut, "GET", f"/v1/accounts/{account_id}", params={"since": since}
+            )
+        except InvalidRequestError as exc:
+            await self._logs.refused_since(DIRECTORY_LOG_ID, since, exc)
+            raise
         operator = (await self._logs.identity(DIRECTORY_LOG_ID)).key.public_key
         try:
             account = verify_account(
@@ -75,19 +80,20 @@ class Directory:
             where = f"account {account_id}"
             detail = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
             raise KeySubstitutedError(detail) from exc
-        await self._check_logged(account, data, operator)
+        await self._check_logged(account, data, operator, asked=since)
         return account
 
     async def _check_logged(
-        self, account: VerifiedAccount, data: AccountOut, operator_key: bytes
+        self, account: VerifiedAccount, data: AccountOut, operator_key: bytes, *, asked: int
     ) -> None:
         """Every statement served about the account must be a leaf of the directory log."""
         proof = data.directory
         if proof is None:
             raise VerificationError(f"account {account.account_id}: no directory proof")
-        checkpoint = await self._logs.accept(
+        checkpoint = await self._logs.accept_newest(
             DIRECTORY_LOG_ID,
             proof.checkpoint,
+            asked=asked,
             since=proof.since,
             proof=proof.consistency_proof,
         )

@@ -174,6 +174,14 @@ async def test_server_rolls_its_log_back(talks: Talks) -> None:
         await _read(talks, [])
 
 
+async def test_server_rolls_the_directory_back(talks: Talks) -> None:
+    await attacks.roll_the_directory_back(talks)
+
+    with pytest.raises(RolledBackError, match=r"rolled back the log: log directory: .*entries"):
+        await talks.alice.send(talks.room_id, "Our first offer.")
+    assert talks.server.sent("POST", talks.messages_path) == []
+
+
 async def test_server_substitutes_a_device_key(talks: Talks) -> None:
     await attacks.substitute_a_device_key(talks)
 

@@ -57,6 +57,7 @@ ATTACKS = (
     "fork_the_log_for_another_member",
     "roll_a_checkpoint_back",
     "roll_the_log_back",
+    "roll_the_directory_back",
     "substitute_a_device_key",
     "add_a_roster_member",
     "withhold_a_removal",
@@ -245,6 +246,22 @@ async def roll_the_log_back(talks: Talks) -> None:
     refusal = {"error": {"code": "invalid", "message": "since=5 is beyond the log's size 4"}}
     talks.server.rewrite_response("GET", talks.events_path, replace_with(refusal), status=422)
     talks.server.rewrite_text("GET", f"/v1/logs/{talks.room_id}/checkpoint", lambda _: older)
+
+
+async def roll_the_directory_back(talks: Talks) -> None:
+    """Alice verified the directory log at its size; then the server's directory is the
+    one of the size before: it refuses her size as beyond its log, and serves the older,
+    real checkpoint as its newest."""
+    await talks.alice.account(account_id(talks.mediator))  # verifies the directory's size
+    stored = talks.alice.keystore.checkpoint("directory")
+    assert stored is not None
+    size = stored.size - 1
+    older = await talks.mediator.http.text("/v1/logs/directory/checkpoint", params={"size": size})
+    refusal = {"error": {"code": "invalid", "message": f"since={size + 1} is beyond the log"}}
+    talks.server.rewrite_response(
+        "GET", f"/v1/accounts/{account_id(talks.bob)}", replace_with(refusal), status=422
+    )
+    talks.server.rewrite_text("GET", "/v1/logs/directory/checkpoint", lambda _: older)
 
 
 async def substitute_a_device_key(talks: Talks) -> None:
