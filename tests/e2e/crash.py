@@ -78,11 +78,17 @@ class Crasher:
     """The deployment's server, killed and restarted by a test while clients use it."""
 
     deployment: Deployment
+    planned: int
+    """How many kills the test will make: while more are to come, the next server
+    process is prepared in the background (`ServerProcess.prepare`), so a restart
+    does not wait for its imports."""
     kills: int = 0
     _up: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._up.set()
+        if self.planned:
+            self.deployment.server.prepare()
 
     def kill(self) -> None:
         """SIGKILL the server, now."""
@@ -102,6 +108,8 @@ class Crasher:
         """Start the server again and let waiting clients go on."""
         await asyncio.to_thread(self.deployment.restart)
         self._up.set()
+        if self.kills < self.planned:
+            self.deployment.server.prepare()
 
     async def crash_and_restart(self) -> AtRest:
         """Kill, check what is at rest, restart; what was at rest."""

@@ -58,7 +58,7 @@ async def test_sends_from_three_clients_survive_sigkills_at_random_moments(
     tmp_path: Path,
 ) -> None:
     plan = CrashPlan.for_scenario("sends", rounds=3)
-    crasher, checkpoints = Crasher(deployment), Checkpoints()
+    crasher, checkpoints = Crasher(deployment, plan.rounds), Checkpoints()
     room, mediator = negotiation.room_id, negotiation.mediator
     writers = {"Mona": mediator, "Alice": negotiation.alice, "Bob": negotiation.bob}
     sends = Sends(crasher, room)
@@ -162,7 +162,7 @@ async def test_a_key_rotation_cut_by_a_sigkill_is_in_the_directory_whole_or_not_
     deployment: Deployment, negotiation: Negotiation
 ) -> None:
     plan = CrashPlan.for_scenario("key rotation", rounds=2)
-    crasher, checkpoints = Crasher(deployment), Checkpoints()
+    crasher, checkpoints = Crasher(deployment, plan.rounds), Checkpoints()
     room, alice, bob = negotiation.room_id, negotiation.alice, negotiation.bob
     me, device = alice.whoami()["account_id"], alice.whoami()["device_id"]
     started = time.monotonic()
@@ -197,7 +197,7 @@ async def test_a_roster_change_cut_by_a_sigkill_is_in_the_log_whole_or_not_at_al
     deployment: Deployment, cast: Cast, negotiation: Negotiation, open_client: OpenClient
 ) -> None:
     plan = CrashPlan.for_scenario("roster change", rounds=2)
-    crasher, checkpoints = Crasher(deployment), Checkpoints()
+    crasher, checkpoints = Crasher(deployment, plan.rounds), Checkpoints()
     room, mediator, alice = negotiation.room_id, negotiation.mediator, negotiation.alice
     olga = cast.outsider.account_id
     follower = Follower(open_client(cast.bob), room)
@@ -244,7 +244,7 @@ async def test_a_document_upload_cut_by_a_sigkill_resumes_and_is_never_half_visi
     tmp_path: Path,
 ) -> None:
     plan = CrashPlan.for_scenario("document upload", rounds=2)
-    crasher = Crasher(deployment)
+    crasher = Crasher(deployment, plan.rounds)
     room, alice = negotiation.room_id, negotiation.alice
     bob = open_client(cast.bob)
     resumed: list[int] = []
