@@ -4,6 +4,7 @@ before a message is decrypted and handed over, over HTTP pages and then the stre
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from pydantic import ValidationError
@@ -86,22 +87,23 @@ class Reader:
         checkpoint verified before; then the roster chain, the recipients, the
         signature and the sender's view of the log. With `follow`, keep
         streaming over the WebSocket, reconnecting and resuming from the last
-        event seen: no gap and no duplicate.
+        event seen: no gap and no duplicate; and what the follower asks the
+        server while it reads (a page, a consistency proof, a roster, an account)
+        waits for a server that went away, as the stream itself does, instead of
+        ending the follow (a half-checked batch cannot be resumed).
         """
         await self._keys.maintain()
         cursor = after
-        async for messages, end in self._pages(room_id, after):
+        async for messages, end in self._pages(room_id, after, patient=follow):
             cursor = end
-            await self._opened(room_id, messages)
+            with _waiting(follow):
+                await self._opened(room_id, messages)
             for message in messages:
                 yield message
         if not follow:
             return
         async for batch in self._stream(room_id).batches(after=cursor):
-            # What checking a batch asks the server (a consistency proof, a roster, an
-            # account) waits for a server that went away, as the stream itself does:
-            # a half-checked batch cannot be resumed, and nothing in it is lost.
-            with patiently():
+            with patiently():  # never across a yield: the caller's requests stay its own
                 messages, cursor = await self._process_batch(room_id, batch, cursor)
                 await self._opened(room_id, messages)
             for message in messages:
@@ -150,7 +152,7 @@ class Reader:
             )
 
     async def _pages(
-        self, room_id: str, cursor: int, *, decrypt: bool = True
+        self, room_id: str, cursor: int, *, decrypt: bool = True, patient: bool = False
     ) -> AsyncIterator[tuple[list[Message], int]]:
         """Pages of checked events after `cursor`, up to the end of the room.
 
@@ -158,30 +160,32 @@ class Reader:
         checkpoint does: pages continue until they reach it, and a server that
         stops short of its own checkpoint, or shows a checkpoint older than one
         this device verified, is withholding events (`WithheldError`); one whose
-        log shrank below it has rolled back (`RolledBackError`).
+        log shrank below it has rolled back (`RolledBackError`). `patient`: the
+        requests wait for a server that went away (see `HttpSession.patiently`).
         """
         while True:
-            asked = self._logs.since(room_id)
-            try:
-                page = await self._http.call(
-                    EventsPage,
-                    "GET",
-                    f"/v1/rooms/{room_id}/events",
-                    params={"after": cursor, "limit": PAGE, "since": asked},
+            with _waiting(patient):  # never across the yield
+                asked = self._logs.since(room_id)
+                try:
+                    page = await self._http.call(
+                        EventsPage,
+                        "GET",
+                        f"/v1/rooms/{room_id}/events",
+                        params={"after": cursor, "limit": PAGE, "since": asked},
+                    )
+                except InvalidRequestError as exc:
+                    await self._logs.refused_since(room_id, asked, exc)
+                    raise
+                checkpoint = await self._logs.accept_newest(
+                    room_id,
+                    page.checkpoint,
+                    asked=asked,
+                    since=page.since,
+                    proof=page.consistency_proof,
                 )
-            except InvalidRequestError as exc:
-                await self._logs.refused_since(room_id, asked, exc)
-                raise
-            checkpoint = await self._logs.accept_newest(
-                room_id,
-                page.checkpoint,
-                asked=asked,
-                since=page.since,
-                proof=page.consistency_proof,
-            )
-            messages, cursor = await self._check_events(
-                room_id, page.events, cursor, checkpoint, decrypt=decrypt
-            )
+                messages, cursor = await self._check_events(
+                    room_id, page.events, cursor, checkpoint, decrypt=decrypt
+                )
             yield messages, cursor
             if cursor >= checkpoint.size:
                 return
@@ -439,3 +443,8 @@ def _check_order(room_id: str, seqs: list[int], cursor: int) -> None:
             f"room {room_id}: event {seqs[first]} does not follow "
             f"{expected[first] - 1}: it came before event {expected[first]}"
         )
+
+
+def _waiting(patient: bool) -> AbstractContextManager[None]:
+    """`patiently()` for a follower's requests, nothing for a one-off read's."""
+    return patiently() if patient else nullcontext()

@@ -328,21 +328,27 @@ class Checkpoints:
         """Check every checkpoint of `log_id` any client in `seen` verified, not proven
         before, against the newest one, fetched by `prover` and checked under the
         key it pinned; the newest size."""
+        # What the clients verified so far, before the newest is fetched: sends go on
+        # meanwhile, and a checkpoint verified after it would be larger than it.
+        todo: dict[int, bytes] = {}
+        for client in seen:
+            for size, root in client.logs.roots.get(log_id, {}).items():
+                assert todo.get(size, root) == root, f"log {log_id}: two roots for size {size}"
+                todo[size] = root
         info = await prover.http.call(LogOut, "GET", f"/v1/logs/{log_id}")
         pinned = prover.keystore.log_key(log_id) or info.vkey
         assert pinned == info.vkey, f"log {log_id}: the log key changed across the crash"
         note = await prover.http.text(f"/v1/logs/{log_id}/checkpoint")
         newest = verify_checkpoint(note, info.origin, parse_verifier_key(pinned))
         proven = self.proven.setdefault(log_id, {})
-        todo: dict[int, bytes] = {}
-        for client in seen:
-            for size, root in client.logs.roots.get(log_id, {}).items():
-                assert todo.get(size, root) == root, f"log {log_id}: two roots for size {size}"
-                todo[size] = root
         for size, root in sorted(todo.items()):
             assert proven.get(size, root) == root, f"log {log_id}: two roots for size {size}"
             if size in proven or size == 0:
                 continue
+            assert size <= newest.size, (
+                f"log {log_id}: a checkpoint of size {size} was verified before, and the log "
+                f"is {newest.size} now: rolled back"
+            )
             answer = await prover.http.call(
                 ConsistencyOut,
                 "GET",

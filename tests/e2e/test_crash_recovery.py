@@ -158,6 +158,30 @@ async def test_a_follower_that_loses_an_answer_while_checking_a_roster_change_ke
     assert lossy.lost == [f"GET /v1/accounts/{cast.mediator.account_id}"]
 
 
+async def test_a_follower_that_loses_an_answer_while_catching_up_keeps_following(
+    negotiation: Negotiation, cast: Cast
+) -> None:
+    room, alice = negotiation.room_id, negotiation.alice
+    earlier = await alice.send(room, "before the follower started")
+    lossy = AnswerLost(lambda r: r.method == "GET" and r.url.path == f"/v1/rooms/{room}/events")
+    lossy.arm()  # the follower's first page of history is lost
+    bob = ParleyClient.open(cast.bob.home, PASSPHRASE, transport=lossy)
+    follower = Follower(bob, room)
+    try:
+        async with follower.running():
+            await follower.reached(earlier.seq)
+            after = await alice.send(room, "after it started")
+            await follower.reached(after.seq)
+    finally:
+        await bob.aclose()
+
+    assert [(m.seq, m.text) for m in follower.seen] == [
+        (earlier.seq, "before the follower started"),
+        (after.seq, "after it started"),
+    ]
+    assert lossy.lost == [f"GET /v1/rooms/{room}/events"]
+
+
 async def test_a_key_rotation_cut_by_a_sigkill_is_in_the_directory_whole_or_not_at_all(
     deployment: Deployment, negotiation: Negotiation
 ) -> None:
