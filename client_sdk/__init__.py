@@ -7,9 +7,9 @@ imports only part of the SDK (`parley --help`, the server's protocol code) does 
 pay for all of it; ``from client_sdk import ParleyClient`` works as before.
 """
 
-import importlib
 from typing import TYPE_CHECKING
 
+from client_sdk._lazy import lazy_names
 from client_sdk.protocol.errors import (
     APIError,
     AuditFailure,
@@ -46,14 +46,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import the client or the keystore when one of their names is first asked for."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'client_sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -27,34 +27,77 @@ each given what it needs when it is built and none calling back into the client:
                    (agreement_models.py: the views, shared with the offline check)
     offers.py      Offers: sealed-offer rounds (offer_views.py checks what is read,
                    offer_store.py keeps this device's openings; sealed_file.py)
+
+The names below are imported on first use (PEP 562): importing one part
+(``client_sdk.client.reader``) loads this package first, and an eager import of
+the facade here made every part, and the command line's every command, pay for
+all of them (issue 11, "The command line").
 """
 
-from client_sdk.client.agreement_models import (
-    AgreementSignatureView,
-    AgreementView,
-    RequiredSignerView,
-)
-from client_sdk.client.facade import ParleyClient
-from client_sdk.client.keys import (
+from typing import TYPE_CHECKING
+
+from client_sdk._lazy import lazy_names
+from client_sdk.client.keys import (  # constants, and a part every command uses
     DAY_MS,
     DEFAULT_KEY_LIFETIME_MS,
     RETIRED_KEY_GRACE_MS,
     ROTATE_AFTER_MS,
 )
-from client_sdk.client.lifecycle import ClientState
-from client_sdk.client.linking import PendingLink
-from client_sdk.client.models import (
-    Acknowledgement,
-    ContactFingerprint,
-    Member,
-    Message,
-    Receipt,
-    RekeyNotice,
-    Relay,
-    Room,
-    RoomStateView,
-)
-from client_sdk.client.offer_models import OfferAct, OfferEvent, OfferRound, RoundSide, Settlement
+
+if TYPE_CHECKING:
+    from client_sdk.client.agreement_models import (
+        AgreementSignatureView,
+        AgreementView,
+        RequiredSignerView,
+    )
+    from client_sdk.client.facade import ParleyClient
+    from client_sdk.client.lifecycle import ClientState
+    from client_sdk.client.linking import PendingLink
+    from client_sdk.client.models import (
+        Acknowledgement,
+        ContactFingerprint,
+        Member,
+        Message,
+        Receipt,
+        RekeyNotice,
+        Relay,
+        Room,
+        RoomStateView,
+    )
+    from client_sdk.client.offer_models import (
+        OfferAct,
+        OfferEvent,
+        OfferRound,
+        RoundSide,
+        Settlement,
+    )
+
+_LAZY = {
+    "Acknowledgement": "client_sdk.client.models",
+    "AgreementSignatureView": "client_sdk.client.agreement_models",
+    "AgreementView": "client_sdk.client.agreement_models",
+    "ClientState": "client_sdk.client.lifecycle",
+    "ContactFingerprint": "client_sdk.client.models",
+    "Member": "client_sdk.client.models",
+    "Message": "client_sdk.client.models",
+    "OfferAct": "client_sdk.client.offer_models",
+    "OfferEvent": "client_sdk.client.offer_models",
+    "OfferRound": "client_sdk.client.offer_models",
+    "ParleyClient": "client_sdk.client.facade",
+    "PendingLink": "client_sdk.client.linking",
+    "Receipt": "client_sdk.client.models",
+    "RekeyNotice": "client_sdk.client.models",
+    "Relay": "client_sdk.client.models",
+    "RequiredSignerView": "client_sdk.client.agreement_models",
+    "Room": "client_sdk.client.models",
+    "RoomStateView": "client_sdk.client.models",
+    "RoundSide": "client_sdk.client.offer_models",
+    "Settlement": "client_sdk.client.offer_models",
+}
+
+
+__getattr__ = lazy_names(__name__, _LAZY, globals())
+
 
 __all__ = [
     "DAY_MS",

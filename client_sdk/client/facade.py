@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from client_sdk.client.agreements import Agreements
 from client_sdk.client.chains import RoomChains
 from client_sdk.client.devices import Devices
 from client_sdk.client.directory import Directory
-from client_sdk.client.documents import Documents
-from client_sdk.client.dossier_store import DossierStore
-from client_sdk.client.dossiers import Dossiers
 from client_sdk.client.enrollment import enroll_device
-from client_sdk.client.excerpts import Excerpts
 from client_sdk.client.helpers import Clock
 from client_sdk.client.http import HttpSession
 from client_sdk.client.instruments import InstrumentActs
@@ -55,8 +51,6 @@ from client_sdk.client.models import (
     Room,
     RoomStateView,
 )
-from client_sdk.client.offer_store import OfferStore
-from client_sdk.client.offers import Offers
 from client_sdk.client.reader import Reader
 from client_sdk.client.receipts import Receipts
 from client_sdk.client.rooms import RoomOperations
@@ -69,10 +63,17 @@ from client_sdk.keystore import (
     passphrase_from_env_or_prompt,
 )
 from client_sdk.protocol.errors import VerificationError
-from client_sdk.protocol.excerpt import Excerpt
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode
 from client_sdk.protocol.wire.identity import EnrollmentTokenResponse
+
+if TYPE_CHECKING:
+    from client_sdk.client.agreements import Agreements
+    from client_sdk.client.documents import Documents
+    from client_sdk.client.dossiers import Dossiers
+    from client_sdk.client.excerpts import Excerpts
+    from client_sdk.client.offers import Offers
+    from client_sdk.protocol.excerpt import Excerpt
 
 
 def _now_ms() -> int:
@@ -131,45 +132,78 @@ class ParleyClient:
         )
         self.devices = Devices(self.http, self.logs, self._directory, keystore, clock)
         """This account's devices: list, revoke, approve a new device's link (`Devices`)."""
-        self.dossiers = Dossiers(
-            keystore=keystore,
-            store=DossierStore(keystore.home, state.device_id, state.device_key),
+
+    # The parts only some commands use are built, and their modules imported, on
+    # first use: `parley send` and `parley read` never load the dossier, excerpt,
+    # document, agreement or offer code (issue 11, "The command line").
+
+    @cached_property
+    def dossiers(self) -> Dossiers:
+        """Dossiers: commit, disclose, and check what others disclose (`Dossiers`)."""
+        from client_sdk.client.dossier_store import DossierStore
+        from client_sdk.client.dossiers import Dossiers
+
+        state = self.keystore.state
+        return Dossiers(
+            keystore=self.keystore,
+            store=DossierStore(self.keystore.home, state.device_id, state.device_key),
             send=lambda room_id, content, channel: self._sender.send(
                 room_id, content, channel=channel
             ),
             messages=lambda room_id, after: self._reader.messages(room_id, after=after),
             account=self._directory.account,
             room=self._rooms.room,
-            clock=clock,
+            clock=self.clock,
         )
-        """Dossiers: commit, disclose, and check what others disclose (`Dossiers`)."""
-        self._excerpts = Excerpts(self.http, self.logs, keystore)
-        self.documents = Documents(
+
+    @cached_property
+    def _excerpts(self) -> Excerpts:
+        from client_sdk.client.excerpts import Excerpts
+
+        return Excerpts(self.http, self.logs, self.keystore)
+
+    @cached_property
+    def documents(self) -> Documents:
+        """Documents: send a file encrypted in chunks, resume, download (`Documents`)."""
+        from client_sdk.client.documents import Documents
+
+        return Documents(
             self.http,
-            keystore,
-            clock,
+            self.keystore,
+            self.clock,
             seal=lambda room_id, content, channel, message_id, key: self._sender.seal(
                 room_id, content, channel=channel, message_id=message_id, content_key=key
             ),
             post=self._sender.post,
             message_at=self._reader.message_at,
         )
-        """Documents: send a file encrypted in chunks, resume, download (`Documents`)."""
-        self.agreements = Agreements(
-            self.http, self._acts, self._reader, self._chains, keystore, clock
-        )
+
+    @cached_property
+    def agreements(self) -> Agreements:
         """Agreements: propose a document, sign its exact hash, show who signed
         (`Agreements`)."""
-        self.offers = Offers(
+        from client_sdk.client.agreements import Agreements
+
+        return Agreements(
+            self.http, self._acts, self._reader, self._chains, self.keystore, self.clock
+        )
+
+    @cached_property
+    def offers(self) -> Offers:
+        """Sealed-offer rounds: open, commit, reveal, open escrow, settle, show (`Offers`)."""
+        from client_sdk.client.offer_store import OfferStore
+        from client_sdk.client.offers import Offers
+
+        state = self.keystore.state
+        return Offers(
             self._acts,
             self._reader,
             self._chains,
             self._sender,
-            keystore,
-            OfferStore(keystore.home, state.device_id, state.device_key),
-            clock,
+            self.keystore,
+            OfferStore(self.keystore.home, state.device_id, state.device_key),
+            self.clock,
         )
-        """Sealed-offer rounds: open, commit, reveal, open escrow, settle, show (`Offers`)."""
 
     @classmethod
     def open(

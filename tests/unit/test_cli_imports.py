@@ -27,6 +27,17 @@ CLIENT_STACK = ("client_sdk.client", "client_sdk.keystore", "client_sdk.audit", 
 
 CLIENT_COMMANDS = [entry.name for entry in COMMANDS]
 
+OPTIONAL_PARTS = (
+    "client_sdk.client.dossiers",
+    "client_sdk.client.excerpts",
+    "client_sdk.client.documents",
+    "client_sdk.client.agreements",
+    "client_sdk.client.offers",
+    "client_sdk.protocol.sdjwt",
+    "client_sdk.protocol.excerpt",
+)
+"""The client's parts `parley send` and `parley read` do not use (built on first use)."""
+
 
 def imported(args: list[str], *, env: dict[str, str] | None = None) -> set[str]:
     """The modules `parley ARGS...` imports, read from ``-X importtime``."""
@@ -79,6 +90,26 @@ def test_a_client_command_that_runs_does_not_load_the_server(tmp_path: Path) -> 
     assert "client_sdk.client" in names  # it got as far as opening the profile
     assert loaded(names, (*SERVER_STACK, "server")) == []
     assert loaded(names, ("websockets",)) == []  # only a stream (read --follow) needs it
+
+
+def test_the_client_a_command_opens_does_not_load_its_optional_parts() -> None:
+    # What `parley send` and `parley read` import to open the profile's client;
+    # the parts they do not use are built, and imported, on first use.
+    done = subprocess.run(
+        [
+            parley_command()[0],
+            "-c",
+            "import sys; from client_sdk.client import ParleyClient; print(*sys.modules)",
+        ],
+        env=cli_env(),
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+        check=True,
+    )
+    names = set(done.stdout.split())
+    assert "client_sdk.client.facade" in names
+    assert loaded(names, OPTIONAL_PARTS) == []
 
 
 def first_line(text: str | None) -> str:
