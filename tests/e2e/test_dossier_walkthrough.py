@@ -412,7 +412,13 @@ def closing(scene: Scene) -> Closing:
     room, cast, work = scene.room_id, scene.cast, scene.workdir
     mediator, alice, bob = cast.mediator.env, cast.alice.env, cast.bob.env
 
-    # The round whose deadline must pass goes first, so the others run meanwhile.
+    # The round whose deadline must pass goes first, so the others run meanwhile. Its
+    # deadline must leave time for three acts before it (a commit each and side A's
+    # reveal) and no more, since the scene waits for it: ten times what one command
+    # takes on this machine now, and at least 20 s.
+    started = time.monotonic()
+    run_parley(["offer", "show", room, "--json"], env=mediator).ok()
+    deadline_seconds = max(20, round(10 * (time.monotonic() - started)))
     opened = run_parley(
         [
             "offer",
@@ -421,7 +427,7 @@ def closing(scene: Scene) -> Closing:
             "--question",
             "Where the exchange takes place (site number)",
             "--deadline",
-            "90s",
+            f"{deadline_seconds}s",
             "--json",
         ],
         env=mediator,
