@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from client_sdk.cli.common import fail, out, print_json, run, with_client
+from client_sdk.cli.common import out, print_json
+from client_sdk.cli.jsonerrors import failure, run_json, with_client_json
 from client_sdk.cli.render import inline
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ def list_devices(json_output: JsonOption = False) -> None:
     """Every device of this account, as the directory log shows it: in use or revoked."""
     import dataclasses
 
-    views = with_client(lambda c: c.devices.all())
+    views = with_client_json(lambda c: c.devices.all(), json_output=json_output)
     if json_output:
         print_json([dataclasses.asdict(v) for v in views])
         return
@@ -52,7 +53,7 @@ def revoke(
         logged = await client.devices.revoke(device_id, reason=reason)
         return {"device_id": device_id, "leaf_index": logged.leaf_index}
 
-    done = with_client(work)
+    done = with_client_json(work, json_output=json_output)
     if json_output:
         print_json(done)
     else:
@@ -78,10 +79,12 @@ def add(
 
     profile = home or default_home()
     if Keystore.exists(profile):
-        raise fail(f"{profile} already holds a keystore; use another PARLEY_HOME")
+        raise failure(
+            f"{profile} already holds a keystore; use another PARLEY_HOME", json_output=json_output
+        )
     passphrase = passphrase_from_env_or_prompt("New keystore passphrase: ")
     if not passphrase:
-        raise fail("an empty passphrase is not allowed")
+        raise failure("an empty passphrase is not allowed", json_output=json_output)
 
     async def work() -> dict[str, str]:
         pending = await ParleyClient.request_link(server=server, account_id=account)
@@ -98,7 +101,7 @@ def add(
         async with client:
             return client.whoami()
 
-    me = run(work)
+    me = run_json(work, json_output=json_output)
     if json_output:
         print_json({**me, "status": "linked"})
     else:
@@ -117,7 +120,7 @@ def approve(
 ) -> None:
     """(On a device of the account) approve the new device that shows CODE: its keys are
     certified with the account key, and the account key sealed to it."""
-    view = with_client(lambda c: c.devices.approve(code))
+    view = with_client_json(lambda c: c.devices.approve(code), json_output=json_output)
     if json_output:
         print_json({"device_id": view.device_id, "code": view.code, "link_id": view.link_id})
     else:
