@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -380,21 +381,13 @@ class Reader:
             return None  # not sealed to this device (another channel, or before it joined)
         content = opening.decrypt(state, envelope, b64d(sender_key))
         text = content.get("text")
-        message = Message(
-            room_id=room_id,
-            seq=seq,
-            leaf_index=event.leaf_index,
-            channel=header.channel,
-            message_id=header.message_id,
-            sender_account_id=sender.account_id,
-            sender_name=sender.name,
-            sender_device=header.sender_device,
-            sent_at=header.sent_at,
-            server_time=event.created_at,
+        message = _message(
+            room_id,
+            event,
+            envelope,
+            sender,
             text=text if isinstance(text, str) else "",
             content=content,
-            signed_sha256=b64e(sha256(envelope.signed_bytes())),
-            relay=None,
             sender_side=sender.side.value,
         )
         if content.get("type") == "relay":
@@ -412,6 +405,23 @@ def _refused(
     refusal: VerificationError,
 ) -> Message:
     """A message event reported, not opened: `refused` says what the server did."""
+    return _message(
+        room_id, event, envelope, sender, text="", content={"type": "refused"}, refused=refusal
+    )
+
+
+def _message(
+    room_id: str,
+    event: EventOut,
+    envelope: Envelope,
+    sender: RosterMember,
+    *,
+    text: str,
+    content: dict[str, Any],
+    sender_side: str | None = None,
+    refused: VerificationError | None = None,
+) -> Message:
+    """The message of a checked event, as its header and the roster name it."""
     header = envelope.header
     return Message(
         room_id=room_id,
@@ -424,11 +434,12 @@ def _refused(
         sender_device=header.sender_device,
         sent_at=header.sent_at,
         server_time=event.created_at,
-        text="",
-        content={"type": "refused"},
+        text=text,
+        content=content,
         signed_sha256=b64e(sha256(envelope.signed_bytes())),
         relay=None,
-        refused=refusal,
+        sender_side=sender_side,
+        refused=refused,
     )
 
 
