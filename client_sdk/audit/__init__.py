@@ -21,7 +21,8 @@ naming the first entry that fails; a leaf changed behind the server's back is
 located by bisecting the signed checkpoints. Large logs have their
 signatures checked in a process pool. `export_log` writes the same material
 into an `AuditBundle`, which `verify_bundle` checks without any network, and
-`witness_once` runs this profile's witness (`client_sdk.audit.witness`) once.
+`witness_once` runs this profile's witness (`client_sdk.audit.witness`) once;
+`readable_logs` lists the logs the profile may read, and why.
 `verify_agreement` checks a signed agreement's file against a bundle offline
 (`client_sdk.audit.agreements`).
 """
@@ -49,6 +50,7 @@ from client_sdk.audit.witness_online import (
 )
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.errors import AuditFailure
+from client_sdk.protocol.wire.logs import LogSummary
 
 __all__ = [
     "PARALLEL_THRESHOLD",
@@ -57,6 +59,7 @@ __all__ = [
     "AuditFailure",
     "AuditReport",
     "KnownCheckpoint",
+    "LogSummary",
     "ProgressSink",
     "TiledBundle",
     "WitnessedCheckpoint",
@@ -67,6 +70,7 @@ __all__ = [
     "keystore_witness",
     "parse_bundle",
     "read_bundle",
+    "readable_logs",
     "register_witness",
     "verify_agreement",
     "verify_bundle",
@@ -98,6 +102,13 @@ async def verify_log(
         threshold=parallel_threshold,
         progress=progress,
     )
+
+
+async def readable_logs(client: ParleyClient) -> list[LogSummary]:
+    """The logs `client`'s account may read: the directory (everyone), its rooms' logs
+    (``member``), the rooms a mediator granted it (``auditor``), and the rooms whose
+    signed policy names its witness key (``witness``: checkpoints and consistency only)."""
+    return await client.http.call_list(LogSummary, "GET", "/v1/logs")
 
 
 async def export_log(client: ParleyClient, log_id: str) -> AuditBundle:

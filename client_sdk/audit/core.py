@@ -22,7 +22,6 @@ from client_sdk.audit.outcome import AuditOutcome, LogKind, check_origin, log_ki
 from client_sdk.audit.pool import make_pool, worker_count
 from client_sdk.audit.signers import check_roster_signers
 from client_sdk.audit.tiles import Roots, StreamTree
-from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import (
     AuditFailure,
     ForkedError,
@@ -32,7 +31,7 @@ from client_sdk.protocol.errors import (
     UnwitnessedError,
 )
 from client_sdk.protocol.instruments.ledger import Ledger
-from client_sdk.protocol.note import parse_verifier_key
+from client_sdk.protocol.note import format_root, parse_verifier_key
 from client_sdk.protocol.statements import Roster
 
 
@@ -79,7 +78,7 @@ class AuditReport:
             "origin": self.origin,
             "log_vkey": self.log_vkey,
             "size": self.size,
-            "root": b64e(self.root),
+            "root": format_root(self.root),
             "entries": self.entries,
             "checkpoints": list(self.checkpoints),
             "cosignatures": {str(k): list(v) for k, v in self.cosignatures.items()},

@@ -43,6 +43,7 @@ from client_sdk.protocol.keys import key_id
 from client_sdk.protocol.mediation import RoomState, Status
 from client_sdk.protocol.merkle import CompactRange, leaf_hash
 from client_sdk.protocol.models import Side
+from client_sdk.protocol.note import format_root
 from client_sdk.protocol.statements import (
     Moderation,
     Roster,
@@ -473,9 +474,10 @@ class LogAuditor:
         self._forks.add(index)
         return (
             index,
-            f"its sender saw the log at size {size} with root {b64e(self._gossip[size][0])}, "
-            f"but this log's root there is {b64e(roots[size])}: the server showed its members "
-            "different histories (a fork), or rebuilt the log",
+            f"its sender saw the log at size {size} with root "
+            f"{format_root(self._gossip[size][0])}, but this log's root there is "
+            f"{format_root(roots[size])}: the server showed its members different histories "
+            "(a fork), or rebuilt the log",
         )
 
     def _report(self, count: int) -> None:

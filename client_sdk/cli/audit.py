@@ -22,8 +22,13 @@ from typer.core import TyperGroup
 
 from client_sdk.cli.common import err, fail, out, print_json
 from client_sdk.cli.render import inline
-from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.errors import ParleyError, ProtocolError, VerificationError, WitnessError
+from client_sdk.protocol.errors import (
+    AuditFailure,
+    ParleyError,
+    ProtocolError,
+    VerificationError,
+    WitnessError,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -43,22 +48,42 @@ audit_app = typer.Typer(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 LogArgument = Annotated[str, typer.Argument(help="The log: a room id, or `directory`.")]
+UNPINNED_WARNING = (
+    "warning: no --log-key given, so the bundle is checked against the log key it carries "
+    "itself, which whoever wrote the bundle chose; give --log-key with the key you trust "
+    "(`parley audit verify LOG --json` shows it as log_vkey)"
+)
 PROGRESS_MIN_ENTRIES = 1000
 """Logs at least this long get a progress bar on stderr."""
 
 
-def _run(work: Callable[[], Coroutine[object, object, T]]) -> T:
-    """Run `work`; a failed check exits 1, any other error (usage, connection) exits 2."""
+def _run(work: Callable[[], Coroutine[object, object, T]], *, json_output: bool = False) -> T:
+    """Run `work`; a failed check exits 1, any other error (usage, connection) exits 2.
+
+    A failed audit names the first failing index (and the last of a range, when only
+    a range can be told): in its line, and as ``index`` (``last``) under `json_output`.
+    """
+    from client_sdk.cli.jsonerrors import failure
+
     try:
         return asyncio.run(work())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except AuditFailure as exc:
+        details = {} if exc.index is None else {"log_id": exc.log_id, "index": exc.index}
+        if exc.last is not None and exc.last != exc.index:
+            details["last"] = exc.last
+        raise failure(
+            f"verification failed: {exc}", json_output=json_output, kind=exc.kind, details=details
+        ) from exc
     except VerificationError as exc:
-        raise fail(f"verification failed: {exc}", 1) from exc
+        raise failure(
+            f"verification failed: {exc}", json_output=json_output, kind=exc.kind
+        ) from exc
     except WitnessError as exc:
-        raise fail(f"the witness refuses to cosign: {exc}", 1) from exc
+        raise failure(f"the witness refuses to cosign: {exc}", json_output=json_output) from exc
     except ParleyError as exc:
-        raise fail(str(exc), 2) from exc
+        raise failure(str(exc), code=2, json_output=json_output) from exc
 
 
 def _client() -> ParleyClient:
@@ -122,6 +147,8 @@ class _ProgressBar:
 def _print_report(report: AuditReport, *, offline: bool, pinned: bool) -> None:
     from rich.text import Text
 
+    from client_sdk.protocol.note import format_root
+
     counts = ", ".join(f"{n} {inline(kind)}" for kind, n in sorted(report.entries.items()))
     out.emit(
         Text("verified", style="bold green").append(
@@ -130,7 +157,7 @@ def _print_report(report: AuditReport, *, offline: bool, pinned: bool) -> None:
         "",
     )
     out.line(f"  entries      {report.size}: {counts or 'none'}")
-    out.line(f"  tree         size {report.size}, root {b64e(report.root)}")
+    out.line(f"  tree         size {report.size}, root {format_root(report.root)}")
     sizes = ", ".join(str(s) for s in report.checkpoints)
     out.line(f"  checkpoints  {len(report.checkpoints)} checked (sizes {sizes})")
     for size, names in report.cosignatures.items():
@@ -225,11 +252,50 @@ def verify(
                 progress=bar,
             )
 
-    report = _run(online if bundle is None else offline)
+    if bundle is not None and log_key is None:
+        err.line(UNPINNED_WARNING)
+    report = _run(online if bundle is None else offline, json_output=json_output)
     if json_output:
-        print_json(report.to_json())
+        shown = report.to_json()
+        if bundle is not None:
+            shown["log_key_from"] = "bundle" if log_key is None else "--log-key"
+        print_json(shown)
     else:
         _print_report(report, offline=bundle is not None, pinned=log_key is not None)
+
+
+_ACCESS = {
+    "everyone": "every account",
+    "member": "you are a member",
+    "auditor": "granted to you",
+    "witness": "your witness: checkpoints only",
+}
+"""Why a log is readable, as `parley audit logs` says it (``witness``: the room's signed
+policy names your witness key, which reads and cosigns checkpoints, not entries)."""
+
+
+@audit_app.command("logs")
+def logs(json_output: JsonOption = False) -> None:
+    """List the logs you may read (audit, export, witness), and why."""
+    from client_sdk.audit import readable_logs
+    from client_sdk.cli.jsonerrors import with_client_json
+
+    found = with_client_json(readable_logs, json_output=json_output)
+    if json_output:
+        print_json([summary.model_dump(mode="json") for summary in found])
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("log", "kind", "entries", "access")
+    for summary in found:  # cells as Text: ids and origins are the server's words
+        table.add_row(
+            Text(inline(summary.log_id)),
+            summary.kind,
+            str(summary.size),
+            _ACCESS[summary.access],
+        )
+    out.print(table)
 
 
 class BundleFormat(enum.StrEnum):
@@ -288,11 +354,13 @@ def export(
 
 
 def _witnessed_json(done: WitnessedCheckpoint, witness: str) -> dict[str, object]:
+    from client_sdk.protocol.note import format_root
+
     return {
         "log_id": done.log_id,
         "origin": done.origin,
         "size": done.size,
-        "root": b64e(done.root),
+        "root": format_root(done.root),
         "witness": witness,
         "timestamp": done.timestamp,
         "cosignature": done.cosignature.rstrip("\n"),
@@ -339,6 +407,7 @@ def witness(
     forked, rewritten or rolled back.
     """
     from client_sdk.audit import keystore_witness, register_witness, witness_once
+    from client_sdk.protocol.note import format_root
 
     async def work() -> None:
         async with _client() as client:
@@ -354,7 +423,7 @@ def witness(
                     else:
                         out.line(
                             f"cosigned log {inline(log_id)} size {done.size} "
-                            f"root {b64e(done.root)} as {inline(own.name)}"
+                            f"root {format_root(done.root)} as {inline(own.name)}"
                         )
                     if count is not None and cosigned >= count:
                         return
@@ -364,7 +433,7 @@ def witness(
                     return
                 await asyncio.sleep(interval)  # polling: the log read API has no push
 
-    _run(work)
+    _run(work, json_output=json_output)
 
 
 def _listen_address(text: str) -> tuple[str, int]:

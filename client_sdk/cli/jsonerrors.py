@@ -4,7 +4,7 @@ an unreachable server."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
@@ -21,12 +21,19 @@ USAGE = 2
 
 
 def failure(
-    message: str, *, code: int = 1, json_output: bool = False, kind: str | None = None
+    message: str,
+    *,
+    code: int = 1,
+    json_output: bool = False,
+    kind: str | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> typer.Exit:
     """Print one error line and return the exit to raise; `kind` (a failed check's
-    `VerificationError.kind`) goes into the JSON object."""
+    `VerificationError.kind`) and `details` (such as a failed audit's ``index``) go
+    into the JSON object."""
     if json_output:
-        print_json({"ok": False, "error": message, **({"kind": kind} if kind else {})})
+        extra = {**({"kind": kind} if kind else {}), **(details or {})}
+        print_json({"ok": False, "error": message, **extra})
         return typer.Exit(code)
     return fail(message, code)
 

@@ -33,6 +33,7 @@ from client_sdk.protocol.merkle import (
 from client_sdk.protocol.note import (
     Checkpoint,
     VerifierKey,
+    format_root,
     parse_verifier_key,
     verify_checkpoint,
 )
@@ -364,8 +365,8 @@ class LogVerifier:
         if known is not None:
             if known != root:
                 raise ForkedError(
-                    f"log {log_id}: {who} saw root {b64e(root)} at size {size}, "
-                    f"we saw {b64e(known)}: the server shows different histories"
+                    f"log {log_id}: {who} saw root {format_root(root)} at size {size}, "
+                    f"we saw {format_root(known)}: the server shows different histories"
                 )
             return
         if size > stored.size:

@@ -162,6 +162,7 @@ class AuditFailure(VerificationError):
         super().__init__(f"log {log_id}{where}: {reason}")
         self.log_id = log_id
         self.index = index
+        self.last = last
         self.reason = reason
         if kind is not None:
             self.kind = kind

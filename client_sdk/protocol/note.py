@@ -179,6 +179,13 @@ def parse_signer_key(skey: str) -> SignerKey:
     return signer
 
 
+def format_root(root: bytes) -> str:
+    """A tree's root hash as Parley shows it everywhere (command output, JSON, errors):
+    standard padded base64, as on a checkpoint's third line (c2sp.org/tlog-checkpoint),
+    so a printed root can be compared with a checkpoint by eye."""
+    return _b64encode(root)
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     """A log's tree head as the text of a c2sp.org/tlog-checkpoint note."""

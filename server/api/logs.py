@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from client_sdk.protocol.encoding import b64e
+from client_sdk.protocol.leaf import DIRECTORY_LOG_ID
 from client_sdk.protocol.models import JSON_SAFE_INT, SHA256_B64_PATTERN
 from client_sdk.protocol.wire.logs import (
     ConsistencyOut,
@@ -16,6 +17,7 @@ from client_sdk.protocol.wire.logs import (
     EntryOut,
     InclusionOut,
     LogOut,
+    LogSummary,
     WitnessIn,
     WitnessOut,
 )
@@ -55,6 +57,21 @@ def parse_tile_index(segments: list[str]) -> tuple[int, int | None]:
     if len(segments) > 1 and segments[0] == "x000":
         raise NotFound("tile index has leading zeros")
     return int(digits), width
+
+
+@router.get("/logs", responses=error_responses(*AUTHENTICATED))
+async def list_logs(principal: CurrentPrincipal, logs: LogsDep) -> list[LogSummary]:
+    """Every log the caller may read: the directory, then its rooms' logs, with why."""
+    return [
+        LogSummary(
+            log_id=found.head.id,
+            kind="directory" if found.head.id == DIRECTORY_LOG_ID else "room",
+            origin=found.head.origin,
+            size=found.head.size,
+            access=found.access.value,
+        )
+        for found in await logs.readable(principal)
+    ]
 
 
 @router.get("/logs/{log_id}", responses=error_responses(*AUTHENTICATED, *PARAMETERS, 404))

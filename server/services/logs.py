@@ -1,12 +1,16 @@
 """Reading logs: checkpoints, tiles, entries and proofs; accepting cosignatures.
 
 A room's log is readable by its members and by auditors a mediator granted
-it; the directory log by any enrolled account. Everything served here is
-public-key verifiable, so the service only has to decide who may see it.
+it; the directory log by any enrolled account. An auditor whose witness key the
+room's signed policy names reads the room's checkpoints and consistency proofs,
+and cosigns them, without a grant: what a witness needs, not the entries.
+Everything served here is public-key verifiable, so the service only has to
+decide who may see it.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +57,24 @@ class LogInfo:
     cosigned_size: int | None
 
 
+class LogAccess(enum.StrEnum):
+    """Why a caller may read a log: everyone reads the directory; a room's members and
+    granted auditors read its whole log; a policy witness its checkpoints."""
+
+    EVERYONE = "everyone"
+    MEMBER = "member"
+    AUDITOR = "auditor"
+    WITNESS = "witness"
+
+
+@dataclass(frozen=True, slots=True)
+class LogListing:
+    """A log the caller may read, and why (`LogAccess`)."""
+
+    head: LogHead
+    access: LogAccess
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """A leaf with what its actor signed (never content)."""
@@ -72,7 +94,11 @@ class LogService:
         self.clock = clock
         self.signer = signer
 
-    async def _head(self, conn: AsyncConnection, principal: Principal, log_id: str) -> LogHead:
+    async def _head(
+        self, conn: AsyncConnection, principal: Principal, log_id: str, *, witness: bool = False
+    ) -> LogHead:
+        """The log's head if the caller may read it (`witness`: a read a witness makes),
+        else `NotFound`, as for a log that does not exist."""
         head = await LogRepository(conn).head(log_id)
         if head is None:
             raise NotFound("no such log")
@@ -81,14 +107,29 @@ class LogService:
         rooms = RoomRepository(conn)
         if await rooms.side_of(log_id, principal.account_id) is not None:
             return head
-        if principal.role is Role.AUDITOR and await rooms.is_auditor(log_id, principal.account_id):
-            return head
+        if principal.role is Role.AUDITOR:
+            if await rooms.is_auditor(log_id, principal.account_id):
+                return head
+            if witness and await rooms.is_policy_witness(log_id, principal.account_id):
+                return head
         raise NotFound("no such log")
+
+    async def readable(self, principal: Principal) -> list[LogListing]:
+        """Every log the caller may read: the directory first, then its rooms' logs."""
+        async with self.database.read() as conn:
+            access = await RoomRepository(conn).log_access(principal.account_id)
+            if principal.role is not Role.AUDITOR:  # only auditors audit or witness
+                access = {k: v for k, v in access.items() if v == LogAccess.MEMBER}
+            heads = await LogRepository(conn).heads([DIRECTORY_LOG_ID, *access])
+        return [
+            LogListing(head, LogAccess(access.get(head.id, LogAccess.EVERYONE)))
+            for head in sorted(heads, key=lambda h: h.id != DIRECTORY_LOG_ID)
+        ]
 
     async def info(self, principal: Principal, log_id: str) -> LogInfo:
         """Origin, verifier key, size, and the newest cosigned size."""
         async with self.database.read() as conn:
-            head = await self._head(conn, principal, log_id)
+            head = await self._head(conn, principal, log_id, witness=True)
             cosigned = await LogRepository(conn).cosigned_sizes(log_id)
         return LogInfo(
             head=head,
@@ -99,7 +140,7 @@ class LogService:
     async def checkpoint(self, principal: Principal, log_id: str, size: int | None) -> str:
         """The signed checkpoint (newest, or at `size`) with every cosignature appended."""
         async with self.database.read() as conn:
-            await self._head(conn, principal, log_id)
+            await self._head(conn, principal, log_id, witness=True)
             repo = LogRepository(conn)
             row = await repo.checkpoint(log_id, size)
             if row is None:
@@ -175,7 +216,7 @@ class LogService:
     ) -> tuple[int, int, list[bytes]]:
         """(size1, size2, proof) between two sizes (size2 defaults to the current size)."""
         async with self.database.read() as conn:
-            head = await self._head(conn, principal, log_id)
+            head = await self._head(conn, principal, log_id, witness=True)
             size2 = head.size if size2 is None else size2
             if not 0 <= size1 <= size2 <= head.size:
                 raise InvalidInput(f"need 0 <= size1 <= size2 <= {head.size}")
@@ -216,7 +257,7 @@ class LogService:
         """Store a registered witness's cosignature of the checkpoint at `size`."""
         name, _, _ = line.removeprefix("\u2014 ").partition(" ")
         async with self.database.write() as conn:
-            await self._head(conn, principal, log_id)
+            await self._head(conn, principal, log_id, witness=True)
             repo = LogRepository(conn)
             witness = await repo.witness(name)
             if witness is None or witness.account_id != principal.account_id:

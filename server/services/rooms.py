@@ -319,6 +319,7 @@ async def _store_roster(
         seq=seq,
         members=members,
         require_verified=roster.policy.require_verified,
+        witness_keys=list(roster.policy.witnesses),
     )
     await rooms.set_last_seq(roster.room_id, seq)
     return seq, appended

@@ -159,6 +159,17 @@ class LogRepository:
         row = await query.first(self.conn, log_id=log_id)
         return None if row is None else LogHead(*row)
 
+    async def heads(self, log_ids: list[str]) -> list[LogHead]:
+        """The head rows of these logs (those that exist), ordered by creation."""
+        if not log_ids:
+            return []
+        rows = await self.conn.execute(
+            select(logs.c.id, logs.c.origin, logs.c.size, logs.c.created_at)
+            .where(logs.c.id.in_(log_ids))
+            .order_by(logs.c.created_at, logs.c.id)
+        )
+        return [LogHead(*r) for r in rows]
+
     async def append(self, entry: LogEntryRow) -> None:
         """Insert one entry and advance the head (caller holds the head lock)."""
         await _ADD_ENTRY.run(

@@ -16,8 +16,10 @@ from server.storage.tables import (
     room_auditors,
     room_members,
     room_mutes,
+    room_witnesses,
     rooms,
     rosters,
+    witnesses,
 )
 
 _ROOM_COLUMNS = (
@@ -240,8 +242,10 @@ class RoomRepository:
         seq: int,
         members: dict[str, str],
         require_verified: bool,
+        witness_keys: list[str],
     ) -> None:
-        """Store a new roster version and make its members the room's members."""
+        """Store a new roster version and make its members the room's members, and its
+        policy's witness keys the room's witnesses."""
         await self.conn.execute(
             rosters.insert().values(
                 room_id=room_id, version=version, statement=statement, body_hash=body_hash, seq=seq
@@ -257,6 +261,11 @@ class RoomRepository:
             room_members.insert(),
             [{"room_id": room_id, "account_id": a, "side": s} for a, s in members.items()],
         )
+        await self.conn.execute(delete(room_witnesses).where(room_witnesses.c.room_id == room_id))
+        if witness_keys:
+            await self.conn.execute(
+                room_witnesses.insert(), [{"room_id": room_id, "vkey": v} for v in witness_keys]
+            )
 
     async def roster(self, room_id: str, version: int) -> RosterRow | None:
         """One roster version."""
@@ -281,6 +290,33 @@ class RoomRepository:
             )
         ).first()
         return row is not None
+
+    async def is_policy_witness(self, room_id: str, account_id: str) -> bool:
+        """Whether a witness key the account registered is named in the room's policy."""
+        row = (
+            await self.conn.execute(
+                select(room_witnesses.c.vkey)
+                .join(witnesses, witnesses.c.vkey == room_witnesses.c.vkey)
+                .where(room_witnesses.c.room_id == room_id, witnesses.c.account_id == account_id)
+                .limit(1)
+            )
+        ).first()
+        return row is not None
+
+    async def log_access(self, account_id: str) -> dict[str, str]:
+        """Room id -> why the account may read the room's log: ``member``, ``auditor``
+        (granted), or ``witness`` (named in its policy: checkpoints only); the widest wins."""
+        found: dict[str, str] = {}
+        policy = (
+            select(room_witnesses.c.room_id)
+            .join(witnesses, witnesses.c.vkey == room_witnesses.c.vkey)
+            .where(witnesses.c.account_id == account_id)
+        )
+        granted = select(room_auditors.c.room_id).where(room_auditors.c.account_id == account_id)
+        member = select(room_members.c.room_id).where(room_members.c.account_id == account_id)
+        for access, query in (("witness", policy), ("auditor", granted), ("member", member)):
+            found |= {str(r[0]): access for r in await self.conn.execute(query)}
+        return found
 
     async def muted(self, room_id: str) -> set[str]:
         """Accounts muted in the room."""

@@ -239,6 +239,15 @@ room_auditors = Table(
 )
 """Auditors granted a room's log (never its content)."""
 
+room_witnesses = Table(
+    "room_witnesses",
+    metadata,
+    Column("room_id", String(64), ForeignKey("rooms.id"), primary_key=True),
+    Column("vkey", String(500), primary_key=True),
+)
+"""The witness keys the current roster's signed policy names: their auditors read the
+room's checkpoints and consistency proofs, and cosign them, without a grant."""
+
 directory_entries = Table(
     "directory_entries",
     metadata,

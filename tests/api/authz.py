@@ -760,6 +760,7 @@ OPERATIONS: dict[str, Operation] = {
     ),
     "register-witness": Operation("POST", "/v1/witnesses", _register_witness, ok=201),
     "list-witnesses": Operation("GET", "/v1/witnesses", _get(lambda _: "/v1/witnesses")),
+    "list-logs": Operation("GET", "/v1/logs", _get(lambda _: "/v1/logs")),
     "request-device-link": Operation("POST", "/v1/device-links", _request_link, ok=201),
     "get-device-link": Operation("GET", "/v1/device-links/{link_id}", _get_link),
     "list-device-links": Operation("GET", "/v1/device-links", _get(lambda _: "/v1/device-links")),

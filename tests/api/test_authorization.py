@@ -108,6 +108,7 @@ TABLE: dict[str, Row] = {
     "cosign-room-log":                 (403,    403,    403,    403,     OK,     404,     401),
     "cosign-directory-log":            (403,    403,    403,    403,     OK,     403,     401),
     "register-witness":                (403,    403,    403,    403,     OK,     403,     401),
+    "list-logs":                       ENROLLED,
     "list-witnesses":                  ENROLLED,
     "request-device-link":             ANYONE,
     "get-device-link":                 ANYONE,

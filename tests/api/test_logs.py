@@ -356,3 +356,75 @@ async def test_only_auditors_register_witness_keys(http: httpx.AsyncClient, room
 @pytest.fixture
 async def identity_auditor(enroll: EnrollFactory) -> ParleyClient:
     return await enroll(role=Role.AUDITOR, name="Audrey")
+
+
+async def _witness_in_policy(
+    http: httpx.AsyncClient, auditor: ParleyClient, room: Room
+) -> tuple[Ed25519PrivateKey, dict[str, str]]:
+    """The auditor registers a witness key and the mediator names it in the room's policy."""
+    key = Ed25519PrivateKey.generate()
+    vkey = format_verifier_key(
+        "witness.policy", key.public_key().public_bytes_raw(), SIG_COSIGNATURE_V1
+    )
+    headers = {"Authorization": f"Bearer {await auditor.token()}"}
+    assert (await http.post("/v1/witnesses", json={"vkey": vkey}, headers=headers)).is_success
+    await room.mediator.set_policy(room.room_id, witnesses=[vkey], witness_quorum=1)
+    return key, headers
+
+
+async def test_a_witness_named_in_a_rooms_policy_reads_and_cosigns_its_checkpoints(
+    identity_auditor: ParleyClient, http: httpx.AsyncClient, room: Room
+) -> None:
+    key, headers = await _witness_in_policy(http, identity_auditor, room)
+    base = f"/v1/logs/{room.room_id}"
+
+    info = await http.get(base, headers=headers)
+    note = (await http.get(f"{base}/checkpoint", headers=headers)).text
+    proof = await http.get(f"{base}/proof/consistency?size1=1", headers=headers)
+    text = note.partition("\n\n")[0] + "\n"
+    line = cosign(text, "witness.policy", key, timestamp=1_700_000_000)
+    cosigned = await http.post(
+        f"{base}/cosignatures",
+        json={"size": Checkpoint.parse(text).size, "cosignature": line},
+        headers=headers,
+    )
+    # A witness needs checkpoints, not the log's entries: those still take a grant.
+    refused = [
+        (await http.get(f"{base}{path}", headers=headers)).status_code
+        for path in ("/entries", "/tile/0/000.p/1", "/tile/entries/000.p/1", "/proof/inclusion")
+    ]
+
+    assert info.status_code == 200
+    assert Checkpoint.parse(text).size == info.json()["size"] == 6
+    assert proof.status_code == 200
+    assert cosigned.status_code == 201
+    assert refused == [404, 404, 404, 404]
+
+
+async def test_a_witness_dropped_from_the_policy_reads_the_room_no_more(
+    identity_auditor: ParleyClient, http: httpx.AsyncClient, room: Room
+) -> None:
+    _, headers = await _witness_in_policy(http, identity_auditor, room)
+    await room.mediator.set_policy(room.room_id, witnesses=[], witness_quorum=0)
+
+    response = await http.get(f"/v1/logs/{room.room_id}/checkpoint", headers=headers)
+
+    assert response.status_code == 404
+
+
+async def test_each_account_lists_the_logs_it_may_read_and_why(
+    identity_auditor: ParleyClient, http: httpx.AsyncClient, room: Room
+) -> None:
+    _, headers = await _witness_in_policy(http, identity_auditor, room)
+
+    def listed(answer: httpx.Response) -> list[tuple[str, str, str, int]]:
+        return [(x["log_id"], x["kind"], x["access"], x["size"]) for x in answer.json()]
+
+    as_witness = listed(await http.get("/v1/logs", headers=headers))
+    as_member = listed(await _get(http, room.alice, "/v1/logs"))
+    as_outsider = listed(await _get(http, room.outsider, "/v1/logs"))
+
+    directory = (DIRECTORY_LOG_ID, "directory", "everyone", 12)  # four accounts
+    assert as_witness == [directory, (room.room_id, "room", "witness", 6)]
+    assert as_member == [directory, (room.room_id, "room", "member", 6)]
+    assert as_outsider == [directory]

@@ -13,13 +13,14 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from client_sdk.audit import write_bundle
+from client_sdk.audit import fetch_checkpoint, keystore_witness, register_witness, write_bundle
 from client_sdk.audit.archive import is_tiled
 from client_sdk.client import ParleyClient
 from client_sdk.keystore import Keystore, KeystoreState
@@ -29,7 +30,7 @@ from server.services.identity import IdentityService
 from tests.audit import synthetic
 from tests.audit.conftest import account_id, change_leaf, grant_auditor, sqlite_only
 from tests.conftest import PASSPHRASE, TEST_SCRYPT_N
-from tests.support.cli import CliProcess, cli_env, parley, run_parallel
+from tests.support.cli import CliProcess, CliResult, cli_env, parley, run_parallel
 from tests.support.server import free_port
 
 
@@ -148,12 +149,15 @@ async def test_a_following_witness_cosigns_each_new_checkpoint(
     finally:
         follower.stop()
     assert (first["size"], second["size"]) == (5, 6)
+    note = await fetch_checkpoint(scene.auditor, scene.room_id, 6)
+    assert second["root"] == note.splitlines()[2]  # the checkpoint's own encoding
     key = await parley(["audit", "witness-key"], env=scene.env())
     verified = await parley(
         ["audit", "verify", scene.room_id, "--witness", key.ok().stdout.strip(), "--quorum", "1"],
         env=scene.env(scene.alice_home),
     )
     assert "quorum       met at size 6" in verified.ok().stdout
+    assert f"size 6, root {second['root']}" in verified.stdout
 
 
 @sqlite_only
@@ -172,11 +176,34 @@ async def test_an_exported_bundle_verifies_with_no_server_running(
     )
     assert refused.returncode == 2
     assert not (tmp_path / "x").exists()
+    online = await parley(["audit", "verify", scene.room_id, "--json"], env=scene.env())
+    log_key = online.json()["log_vkey"]
     await live.stop()
     nobody = tmp_path / "nobody"  # no keystore, no server: the bundle alone
     for bundle in (tiled, old):  # told apart by content
         result = await parley(["audit", "verify", "--bundle", str(bundle)], env=scene.env(nobody))
         assert f"verified log {scene.room_id}" in result.ok().stdout
+        assert "warning: no --log-key given" in _oneline(result.stderr)
+        assert "the bundle's own (pin it with --log-key)" in _oneline(result.stdout)
+    pinned, unpinned = await asyncio.to_thread(
+        run_parallel,
+        [
+            (["audit", "verify", "--bundle", str(tiled), "--log-key", log_key, "--json"], env)
+            for env in [scene.env(nobody)]
+        ]
+        + [(["audit", "verify", "--bundle", str(tiled), "--json"], scene.env(nobody))],
+    )
+    assert pinned.json()["log_key_from"] == "--log-key"
+    assert pinned.json()["root"] == online.json()["root"]
+    assert "warning" not in pinned.stderr
+    assert unpinned.json()["log_key_from"] == "bundle"
+    assert "warning: no --log-key given" in _oneline(unpinned.stderr)
+    other_key = await fetch_log_key_of_directory(scene)
+    refused = await parley(
+        ["audit", "verify", "--bundle", str(tiled), "--log-key", other_key], env=scene.env(nobody)
+    )
+    assert refused.returncode == 1, refused.describe()
+    assert "the bundle's log key is" in _oneline(refused.stderr)
 
 
 def test_a_tampered_bundle_fails_naming_the_index(tmp_path: Path) -> None:
@@ -192,7 +219,58 @@ def test_a_tampered_bundle_fails_naming_the_index(tmp_path: Path) -> None:
     )
     assert ok.json()["size"] == 9
     assert failed.returncode == 1, failed.describe()
-    assert f"log {talks.log.log_id} index 7: " in _oneline(failed.stderr)
+    assert f"log {talks.log.log_id} index 7: " in _oneline(failed.stdout + failed.stderr)
+    shown = _json_error(failed)
+    assert (shown["ok"], shown["log_id"], shown["index"]) == (False, talks.log.log_id, 7)
+    assert "last" not in shown
+
+
+async def test_a_failed_online_audit_names_the_first_failing_index_in_json(
+    app: FastAPI, scene: Scene
+) -> None:
+    await change_leaf(app, scene.room_id, 3, with_hash=True, server_time=1)
+    result = await parley(["audit", "verify", scene.room_id, "--json"], env=scene.env())
+    assert result.returncode == 1, result.describe()
+    shown = _json_error(result)
+    assert (shown["index"], shown["log_id"]) == (3, scene.room_id)
+    assert "index 3: the leaf was changed" in shown["error"]
+
+
+async def test_audit_logs_lists_each_readable_log_and_why(scene: Scene) -> None:
+    own = keystore_witness(scene.auditor.keystore)
+    await register_witness(scene.auditor, own)
+    witnessed = await scene.mediator.create_room("Witnessed talks", witnesses=[own.vkey])
+    as_auditor, as_alice, table = await asyncio.to_thread(
+        run_parallel,
+        [
+            (["audit", "logs", "--json"], scene.env()),
+            (["audit", "logs", "--json"], scene.env(scene.alice_home)),
+            (["audit", "logs"], scene.env()),
+        ],
+    )
+    listed = {(x["log_id"], x["kind"], x["access"]) for x in as_auditor.json()}
+    assert listed == {
+        ("directory", "directory", "everyone"),
+        (scene.room_id, "room", "auditor"),
+        (witnessed.room_id, "room", "witness"),
+    }
+    assert [(x["log_id"], x["access"]) for x in as_alice.json()] == [
+        ("directory", "everyone"),
+        (scene.room_id, "member"),
+    ]
+    rows = _oneline(table.ok().stdout)
+    assert "granted to you" in rows
+    assert "your witness: checkpoints only" in rows
+    # The policy is the grant: the witness cosigns without one, and reads no entries.
+    cosigned, audited = await asyncio.to_thread(
+        run_parallel,
+        [
+            (["audit", "witness", witnessed.room_id, "--json"], scene.env()),
+            (["audit", "verify", witnessed.room_id], scene.env()),
+        ],
+    )
+    assert cosigned.json()["size"] == 1
+    assert audited.returncode == 2, audited.describe()
 
 
 def test_usage_and_connection_errors_exit_2(tmp_path: Path) -> None:
@@ -212,10 +290,28 @@ def test_usage_and_connection_errors_exit_2(tmp_path: Path) -> None:
             (["audit", "verify", "directory"], env),
             (["audit", "verify"], env),
             (["audit", "verify", "--bundle", str(tmp_path / "none.json"), "--quorum", "1"], env),
+            (["audit", "logs"], env),
+            (["audit", "logs", "--json"], env),
         ]
     )
-    assert [r.returncode for r in results] == [2, 2, 2], [r.describe() for r in results]
+    assert [r.returncode for r in results] == [2, 2, 2, 2, 2], [r.describe() for r in results]
     assert "cannot reach" in _oneline(results[0].stderr)
+    assert "cannot reach" in _oneline(results[3].stderr)
+    assert _json_error(results[4])["ok"] is False
+
+
+def _json_error(result: CliResult) -> dict[str, Any]:
+    """The one JSON error object a failed `--json` command printed (stdout or stderr)."""
+    for text in (result.stdout, result.stderr):
+        if text.strip().startswith("{"):
+            found: dict[str, Any] = json.loads(text)
+            return found
+    raise AssertionError(result.describe())
+
+
+async def fetch_log_key_of_directory(scene: Scene) -> str:
+    """A real log key, but another log's: a bundle must not verify against it."""
+    return (await scene.auditor.logs.identity("directory")).key.to_text()
 
 
 def _oneline(text: str) -> str:

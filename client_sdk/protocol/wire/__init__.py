@@ -42,6 +42,7 @@ Which model answers which route (request body in brackets)::
     WS   /v1/rooms/{id}/stream?after=&since=       stream.ReadyFrame, BatchFrame, PongFrame
          [stream.AuthFrame, PingFrame]             (`parse_server_frame`); closes with
                                                    stream.CloseCode
+    GET  /v1/logs                                  list[logs.LogSummary] (what the caller may read)
     GET  /v1/logs/{id}                             logs.LogOut
     GET  /v1/logs/{id}/checkpoint?size=            text/plain signed note (protocol.note)
     GET  /v1/logs/{id}/tile/...                    application/octet-stream (tlog-tiles)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -18,6 +18,18 @@ class LogOut(Answer):
     vkey: str
     size: Int
     cosigned_size: Int | None
+
+
+class LogSummary(Answer):
+    """A log the caller may read: its size, and why it may (``everyone`` for the
+    directory, ``member``, ``auditor`` when granted, ``witness`` when the room's
+    signed policy names the caller's witness key: checkpoints and consistency only)."""
+
+    log_id: Ident
+    kind: Literal["room", "directory"]
+    origin: str
+    size: Int
+    access: Literal["everyone", "member", "auditor", "witness"]
 
 
 class EntryOut(Answer):
