@@ -65,7 +65,13 @@ def revoke(
 
 @device_app.command("add")
 def add(
-    server: Annotated[str, typer.Option(help="Server URL, e.g. http://127.0.0.1:8000")],
+    server: Annotated[
+        list[str],
+        typer.Option(
+            help="Server URL, e.g. http://127.0.0.1:8000; repeat it for each replica, "
+            "the preferred first."
+        ),
+    ],
     account: Annotated[str, typer.Option(help="The account this new device joins.")],
     home: Annotated[
         Path | None, typer.Option(help="Profile directory for this device (default $PARLEY_HOME).")

@@ -20,7 +20,13 @@ keys_app = typer.Typer(help="This device's encryption keys.")
 
 
 def enroll(
-    server: Annotated[str, typer.Option(help="Server URL, e.g. http://127.0.0.1:8000")],
+    server: Annotated[
+        list[str],
+        typer.Option(
+            help="Server URL, e.g. http://127.0.0.1:8000; repeat it for each replica, "
+            "the preferred first."
+        ),
+    ],
     token: Annotated[str, typer.Option(help="The one-time enrollment token.")],
     home: Annotated[
         Path | None, typer.Option(help="Profile directory (default $PARLEY_HOME).")

@@ -75,6 +75,9 @@ COMMANDS = (
         "Who acknowledged which event, and when, as the room's log proves it.",
     ),
     LazyCommand("settings", f"{_CLI}.receipts:settings_app", "This profile's settings."),
+    LazyCommand(
+        "config", f"{_CLI}.config:config_app", "This profile's configuration: its server URLs."
+    ),
     LazyCommand("auth", f"{_CLI}.identity:auth_app", "Bearer tokens for scripting."),
     LazyCommand("keys", f"{_CLI}.identity:keys_app", "This device's encryption keys."),
     LazyCommand(

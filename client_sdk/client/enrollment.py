@@ -3,6 +3,7 @@ enrollment token, and the private halves saved in a new keystore."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ from client_sdk.protocol.wire.identity import EnrollPreview, EnrollResponse
 
 async def enroll_device(
     *,
-    server: str,
+    server: str | Sequence[str],
     token: str,
     home: Path,
     passphrase: str,
@@ -81,7 +82,7 @@ async def enroll_device(
         await http.aclose()
     own_key = account_key.public_bytes()
     state = KeystoreState(
-        server=server,
+        servers=http.servers,
         account_id=account_id,
         device_id=device_id,
         role=role,

@@ -89,13 +89,19 @@ class ParleyClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = _now_ms,
+        servers: Sequence[str] | None = None,
     ) -> None:
-        """Use an opened keystore; see `open` and `enroll`."""
+        """Use an opened keystore; see `open` and `enroll`.
+
+        Requests go to the profile's server URLs (`servers` instead, if given: one
+        deployment's replicas, the preferred first); when one stops answering the
+        client fails over to the next (see `client_sdk.client.http`).
+        """
         self.keystore = keystore
         self.clock = clock
         state = keystore.state
         self.http = HttpSession(
-            state.server,
+            state.servers if servers is None else servers,
             device_id=state.device_id,
             device_key=state.device_key,
             transport=transport,
@@ -212,17 +218,19 @@ class ParleyClient:
         passphrase: str | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        servers: Sequence[str] | None = None,
     ) -> ParleyClient:
-        """Open the keystore in `home` (default `$PARLEY_HOME`) and connect as its device."""
+        """Open the keystore in `home` (default `$PARLEY_HOME`) and connect as its device
+        (to `servers` instead of the profile's server URLs, if given)."""
         home = home or default_home()
         passphrase = passphrase if passphrase is not None else passphrase_from_env_or_prompt()
-        return cls(Keystore.open(home, passphrase), transport=transport)
+        return cls(Keystore.open(home, passphrase), transport=transport, servers=servers)
 
     @classmethod
     async def enroll(
         cls,
         *,
-        server: str,
+        server: str | Sequence[str],
         token: str,
         home: Path,
         passphrase: str,
@@ -230,7 +238,11 @@ class ParleyClient:
         clock: Clock = _now_ms,
         scrypt_n: int = DEFAULT_SCRYPT_N,
     ) -> ParleyClient:
-        """Generate keys here, register their public halves, and save them in a new keystore."""
+        """Generate keys here, register their public halves, and save them in a new keystore.
+
+        `server` is one URL, or several (one deployment's replicas, the preferred
+        first): the profile keeps them all and fails over between them.
+        """
         keystore = await enroll_device(
             server=server,
             token=token,
@@ -244,7 +256,10 @@ class ParleyClient:
 
     @staticmethod
     async def request_link(
-        *, server: str, account_id: str, transport: httpx.AsyncBaseTransport | None = None
+        *,
+        server: str | Sequence[str],
+        account_id: str,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> PendingLink:
         """(A new device) make keys here and ask to join `account_id`; show
         `PendingLink.code` and have a device of the account approve that code."""

@@ -8,6 +8,19 @@ except inside `patiently()`: there it is sent again, with the event stream's
 backoff, until the server answers (or the stream would give up too). A
 follower checks each streamed batch that way, so a server that dies while a
 batch is being checked is waited for instead of ending the follow.
+
+Failover. A session may know several URLs of one deployment (replicas sharing
+one database and log key), the preferred first. A failure that says nothing
+about the request (the connection refused, reset or timed out; a 502, 503 or
+504 from a proxy in front, raised as `TransportError` too) moves the session
+to the next URL, round the list, and it stays there (sticky) until that one
+fails too; a new session starts again from the preferred one. A request that
+never reached a server, and a GET, HEAD or PUT (idempotent), is sent again at
+once to the next URL, each URL tried once; any other write whose answer was
+lost raises `TransportError` and is repeated by its caller under its
+client-chosen id (`Sender.post`), so the server that has it answers with the
+first receipt instead of logging it twice.
+Every other answer, a 4xx above all, is the server's verdict: no failover.
 """
 
 from __future__ import annotations
@@ -15,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -23,6 +36,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from client_sdk.keystore.models import server_urls
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.errors import (
     AuthenticationError,
@@ -43,6 +57,11 @@ TOKEN_MARGIN_MS = 60_000
 MAX_BACKOFF_SECONDS = 5.0
 PATIENT_ATTEMPTS = 50
 """Tries of one request inside `patiently()` (as many as the stream's reconnections)."""
+FAILOVER_STATUSES = frozenset({502, 503, 504})
+"""Answers of a gateway whose server is down or overloaded: try the next URL."""
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "PUT"})
+"""Requests sent again to the next URL even if the first may have reached its server."""
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 _patient: ContextVar[bool] = ContextVar("parley_http_patient", default=False)
 
@@ -80,23 +99,43 @@ def raise_for_error(response: httpx.Response) -> None:
 
 
 class HttpSession:
-    """Requests to one server as one device."""
+    """Requests to one deployment (one URL, or several replicas' in order of preference)
+    as one device."""
 
     def __init__(
         self,
-        server: str,
+        server: str | Sequence[str],
         *,
         device_id: str | None = None,
         device_key: SigningKey | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self.server = server.rstrip("/")
+        self.servers = server_urls([server] if isinstance(server, str) else server)
+        """The URLs, the preferred first (`ProtocolError` at construction if none is
+        an http(s) URL)."""
+        self.failovers = 0
+        """How many times the session moved to the next URL."""
+        self._current = 0
         self.device_id = device_id
         self.device_key = device_key
         self._client = httpx.AsyncClient(base_url=self.server, transport=transport, timeout=timeout)
         self._token: str | None = None
         self._token_expires_at = 0
+
+    @property
+    def server(self) -> str:
+        """The URL requests go to now."""
+        return self.servers[self._current]
+
+    def fail_over(self, failed: str) -> str:
+        """`failed` did not answer: move to the next URL if it is still the current one
+        (requests failing together move once); the URL current now."""
+        if failed == self.server and len(self.servers) > 1:
+            self._current = (self._current + 1) % len(self.servers)
+            self._client.base_url = httpx.URL(self.server)
+            self.failovers += 1
+        return self.server
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -107,13 +146,31 @@ class HttpSession:
         while True:
             if self._client.is_closed:
                 raise ClientClosedError("the client is closed")
+            server = self.server
             try:
-                return await self._client.request(method, path, **kwargs)
+                response = await self._client.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
-                failures += 1
-                if not _patient.get() or failures >= PATIENT_ATTEMPTS:
-                    raise TransportError(f"cannot reach {self.server}: {exc}") from exc
-            await asyncio.sleep(backoff_delay(failures))
+                failed: httpx.HTTPError | httpx.Response = exc
+            else:
+                if response.status_code not in FAILOVER_STATUSES:
+                    return response
+                failed = response
+            failures += 1
+            self.fail_over(server)
+            if _patient.get():
+                again = failures < PATIENT_ATTEMPTS
+            else:
+                safe = isinstance(failed, _UNSENT) or method in REPEATABLE_METHODS
+                again = safe and failures < len(self.servers)
+            if not again:
+                if isinstance(failed, httpx.Response):
+                    raise TransportError(
+                        f"cannot reach the server behind {server}: the gateway answered "
+                        f"{failed.status_code} {failed.reason_phrase}"
+                    )
+                raise TransportError(f"cannot reach {server}: {failed}") from failed
+            if failures % len(self.servers) == 0:  # every URL failed: wait before the next round
+                await asyncio.sleep(backoff_delay(failures // len(self.servers)))
 
     async def login(self) -> str:
         """Log in with the device key and keep the bearer token."""
@@ -196,17 +253,25 @@ class HttpSession:
         """GET a binary answer as a stream: its declared length and its bytes in pieces."""
         if self._client.is_closed:
             raise ClientClosedError("the client is closed")
-        for attempt in range(2):
-            token = await (self.token() if attempt == 0 else self.login())
+        relogin = False
+        failures = 0
+        while True:
+            token = await (self.login() if relogin else self.token())
+            server = self.server
             request = self._client.build_request(
                 "GET", path, headers={"Authorization": f"Bearer {token}"}
             )
             try:
                 response = await self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                raise TransportError(f"cannot reach {self.server}: {exc}") from exc
+                failures += 1
+                self.fail_over(server)
+                if failures < len(self.servers):
+                    continue  # a GET: the next URL may serve it
+                raise TransportError(f"cannot reach {server}: {exc}") from exc
             try:
-                if response.status_code == 401 and attempt == 0:
+                if response.status_code == 401 and not relogin:
+                    relogin = True
                     continue
                 if not response.is_success:
                     await response.aread()

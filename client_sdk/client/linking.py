@@ -5,6 +5,7 @@ it, the grant checked and the keys saved in a new keystore."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ POLL_SECONDS = 1.0
 class PendingLink:
     """A link request this device made, and the keys it holds until approval."""
 
-    server: str
+    servers: tuple[str, ...]
+    """The server URLs the request was made through (the preferred first)."""
     account_id: str
     link_id: str
     device_id: str
@@ -41,9 +43,14 @@ class PendingLink:
     device_key: SigningKey
     encryption_key: EncryptionKey
 
+    @property
+    def server(self) -> str:
+        """The preferred server URL."""
+        return self.servers[0]
+
 
 async def request_link(
-    *, server: str, account_id: str, transport: httpx.AsyncBaseTransport | None
+    *, server: str | Sequence[str], account_id: str, transport: httpx.AsyncBaseTransport | None
 ) -> PendingLink:
     """Make this device's keys and register a link request for `account_id`; show the
     returned code here and compare it with the one the approving device shows."""
@@ -76,7 +83,7 @@ async def request_link(
         link_id=link.link_id, account_id=account_id, signing_key=signing, encryption_key=encryption
     )
     return PendingLink(
-        server=server,
+        servers=http.servers,
         account_id=account_id,
         link_id=link.link_id,
         device_id=link.device_id,
@@ -96,7 +103,7 @@ async def wait_for_grant(
 ) -> LinkGrantOut:
     """Poll the request until a device of the account approves it (`ProtocolError` once
     it expired unapproved)."""
-    http = HttpSession(pending.server, transport=transport)
+    http = HttpSession(pending.servers, transport=transport)
     try:
         while True:
             link = await http.call(
@@ -148,7 +155,7 @@ def keystore_from_grant(
         raise VerificationError("the encryption key certificate names another key")
     now = clock()
     state = KeystoreState(
-        server=pending.server,
+        servers=pending.servers,
         account_id=pending.account_id,
         device_id=pending.device_id,
         role=registration.role,

@@ -6,6 +6,15 @@ it reconnects with capped exponential backoff and asks the server to resume
 after the last event it yielded, and to prove consistency from the newest
 checkpoint the caller verified, so the caller sees no gap and no duplicate.
 Authentication is the ``Authorization`` header, never the URL.
+
+With several server URLs (replicas of one deployment: one database, one log)
+a connection that could not be made (refused, timed out, a gateway's 502, 503
+or 504), or that ended without a close frame (the server died) or with "going
+away" (1001), "internal error" (1011), "service restart" (1012), "try again
+later" (1013) or "bad gateway" (1014), moves the session to the next URL
+(`HttpSession.fail_over`), where the stream resumes after the same event at
+once; it backs off only once every URL failed in a row. A close the server
+chose for this stream (a 44xx refusal, 4008 overflow) stays with that server.
 """
 
 from __future__ import annotations
@@ -14,11 +23,14 @@ import asyncio
 import enum
 from collections.abc import AsyncIterator, Callable
 
-from client_sdk.client.http import HttpSession, backoff_delay
+from client_sdk.client.http import FAILOVER_STATUSES, HttpSession, backoff_delay
 from client_sdk.protocol.errors import ProtocolError, TransportError, api_error
 from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, ReadyFrame, parse_server_frame
 
 MAX_CONSECUTIVE_FAILURES = 50
+"""Connections in a row that fail before a ready frame (over all URLs) before giving up."""
+FAILOVER_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+"""Close codes that say the server (not this stream) is going or gone: try the next URL."""
 
 
 class StreamState(enum.Enum):
@@ -77,7 +89,12 @@ class EventStream:
         # Imported here: a client that never streams (`parley send`, `parley read`
         # without --follow) need not load the websockets package.
         from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+        from websockets.exceptions import (
+            ConnectionClosed,
+            InvalidHandshake,
+            InvalidStatus,
+            InvalidURI,
+        )
 
         cursor = after
         failures = 0
@@ -87,10 +104,13 @@ class EventStream:
                 self._move(StreamState.CONNECTING)
                 token = await (self.http.login() if relogin else self.http.token())
                 relogin = False
+                server = self.http.server
                 url = (
-                    f"{ws_url(self.http.server)}/v1/rooms/{self.room_id}/stream"
+                    f"{ws_url(server)}/v1/rooms/{self.room_id}/stream"
                     f"?after={cursor}&since={self.since()}"
                 )
+                elsewhere = False
+                error: Exception | None = None
                 try:
                     async with connect(
                         url,
@@ -123,16 +143,24 @@ class EventStream:
                     if close is not None and close.fatal and close.http_status is not None:
                         raise api_error(close.http_status, "stream_closed", reason) from closed
                     relogin = close is CloseCode.UNAUTHENTICATED
+                    elsewhere = (code or 1006) in FAILOVER_CLOSE_CODES
+                    error = closed
+                except InvalidStatus as refused:
+                    elsewhere = refused.response.status_code in FAILOVER_STATUSES
+                    error = refused
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
-                    failures += 1
-                    if failures >= MAX_CONSECUTIVE_FAILURES:
-                        raise TransportError(f"cannot reach {self.http.server}: {exc}") from exc
+                    elsewhere, error = True, exc
                 except InvalidURI as exc:
                     raise ProtocolError(str(exc)) from exc
-                if self.state is StreamState.CONNECTING:
+                if self.state is StreamState.CONNECTING:  # no ready frame: a failed connection
                     failures += 1
+                    if failures >= MAX_CONSECUTIVE_FAILURES:
+                        raise TransportError(f"cannot reach {server}: {error}") from error
+                moved = elsewhere and self.http.fail_over(server) != server
                 self._move(StreamState.BACKING_OFF)
-                await asyncio.sleep(backoff_delay(failures))
+                if not moved or failures % len(self.http.servers) == 0:
+                    # the same server again, or every URL failed in a row: wait first
+                    await asyncio.sleep(backoff_delay(failures // len(self.http.servers)))
         finally:
             if self.state is not StreamState.CLOSED:
                 self.state = StreamState.CLOSED

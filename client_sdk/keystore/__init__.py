@@ -10,8 +10,8 @@ newest verified roster, and an auditor's witness key.
 
 Several processes may use one profile at once: every change is a
 read-modify-write under an exclusive lock beside the file (`store`, `lock`),
-and the change rules only move trust forward (`rules`). Version-1 files are
-migrated on open (`migrate`). Time is always a parameter, never read here.
+and the change rules only move trust forward (`rules`). Files of earlier
+versions are migrated on open (`migrate`). Time is always a parameter, never read here.
 It raises `KeystoreError` (no keystore, wrong passphrase, damaged file) and
 `UntrustedKeyError` (see `client_sdk.protocol.errors`).
 """
@@ -27,6 +27,7 @@ from client_sdk.keystore.models import (
     Pin,
     PinResult,
     RosterHead,
+    server_urls,
 )
 from client_sdk.keystore.profile import default_home, passphrase_from_env_or_prompt
 from client_sdk.keystore.sealed import DEFAULT_SCRYPT_N, KEYSTORE_VERSION
@@ -50,4 +51,5 @@ __all__ = [
     "UntrustedKeyError",
     "default_home",
     "passphrase_from_env_or_prompt",
+    "server_urls",
 ]

@@ -1,5 +1,11 @@
 """Reading the state of older keystores into today's `KeystoreState`.
 
+Version 3 -> 4 (several server URLs). Up to version 3 a profile held one
+server URL, ``server``; version 4 holds ``servers``, the URLs of one
+deployment's replicas in order of preference. The one URL becomes the only
+entry: an old profile works as before, and `parley config servers` adds more.
+A version-3 reader would refuse the new field, hence the new number.
+
 Version 2 -> 3 (X-Wing keys as seeds). Version 3 stores a new encryption key
 as the 32-byte X-Wing seed the draft defines; a version-2 file holds each key
 as its two parts, ML-KEM-768's ``d || z`` and an X25519 key, drawn
@@ -30,7 +36,7 @@ from client_sdk.keystore.models import KeystoreState
 from client_sdk.protocol.errors import KeystoreError
 from client_sdk.protocol.models import B64, Int, Role, WireModel
 
-__all__ = ["state_from_v1"]
+__all__ = ["state_from_v1", "state_from_v3"]
 
 
 class _V1EncryptionKey(WireModel):
@@ -76,6 +82,19 @@ class _V1State(WireModel):
     extra: _V1Extra
 
 
+def state_from_v3(value: dict[str, Any]) -> KeystoreState:
+    """The state of a version-2 or version-3 file (its decrypted JSON): its one
+    ``server`` becomes `KeystoreState.servers`; `KeystoreError` if malformed."""
+    server = value.get("server")
+    if not isinstance(server, str) or "servers" in value:
+        raise KeystoreError("the keystore holds a malformed state: no server URL")
+    rest = {name: field for name, field in value.items() if name != "server"}
+    try:
+        return KeystoreState.model_validate({**rest, "servers": [server]})
+    except ValidationError as exc:
+        raise KeystoreError(f"the keystore holds a malformed state: {exc}") from exc
+
+
 def state_from_v1(value: dict[str, Any]) -> KeystoreState:
     """The state of a version-1 file (its decrypted JSON); `KeystoreError` if malformed."""
     try:
@@ -83,7 +102,8 @@ def state_from_v1(value: dict[str, Any]) -> KeystoreState:
         extra = old.extra
         return KeystoreState.model_validate(
             {
-                **old.model_dump(exclude={"extra"}),
+                **old.model_dump(exclude={"extra", "server"}),
+                "servers": [old.server],
                 "log_keys": extra.log_keys,
                 "roster_heads": {
                     room_id: {"version": version, "body_hash": body_hash}

@@ -1,5 +1,6 @@
 """What the keystore holds: one set of frozen models that is both the state in
-memory and, through pydantic, its stored JSON (format versions 2 and 3).
+memory and, through pydantic, its stored JSON (format version 4; `migrate` reads
+the states of versions 1 to 3).
 
 Bytes and private keys are unpadded base64url in JSON; every field is typed,
 unknown fields are errors. Nothing here is changed in place: a change builds a
@@ -9,10 +10,10 @@ new `KeystoreState` (see `rules`), so an old view can never be written back.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, PlainSerializer, PlainValidator, StrictBool
+from pydantic import AfterValidator, Field, PlainSerializer, PlainValidator, StrictBool
 
 from client_sdk.protocol.documents import DocumentContent
 from client_sdk.protocol.encoding import b64d, b64e
@@ -29,6 +30,7 @@ __all__ = [
     "Pin",
     "PinResult",
     "RosterHead",
+    "server_urls",
 ]
 
 _T = TypeVar("_T")
@@ -69,6 +71,34 @@ StoredEncryptionKey = Annotated[
     PlainSerializer(lambda k: b64e(k.private_bytes()), return_type=str, when_used="json"),
 ]
 """An X-Wing private key, stored as its 32-byte seed (a legacy key as its 96 bytes)."""
+
+
+def server_urls(urls: Iterable[str]) -> tuple[str, ...]:
+    """Server URLs as a profile keeps them: each http(s), without a trailing slash, each
+    once, in the order given (the first is preferred); `ProtocolError` if there are
+    none or one is not an http(s) URL."""
+    found: list[str] = []
+    for url in urls:
+        clean = url.strip().rstrip("/")
+        scheme, sep, rest = clean.partition("://")
+        if not (sep and scheme in ("http", "https") and rest) or any(c.isspace() for c in rest):
+            raise ProtocolError(f"a server URL starts with http:// or https://, not {url!r}")
+        if clean not in found:
+            found.append(clean)
+    if not found:
+        raise ProtocolError("at least one server URL is needed")
+    return tuple(found)
+
+
+def _valid_servers(urls: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return server_urls(urls)
+    except ProtocolError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+ServerUrls = Annotated[tuple[str, ...], AfterValidator(_valid_servers)]
+"""A profile's server URLs (see `server_urls`)."""
 
 
 class PinResult(enum.Enum):
@@ -177,9 +207,11 @@ class KeystoreState(WireModel):
     (the seed of an auditor's witness key, made on first use). `auto_receipts`
     is a setting: acknowledge every message read, not only instruments,
     disclosures and documents.
+    `servers` are the URLs of one deployment's replicas, the preferred first (the
+    client fails over to the next: `client_sdk.client.http`).
     """
 
-    server: str
+    servers: ServerUrls
     account_id: str
     device_id: str
     role: Role
@@ -195,6 +227,11 @@ class KeystoreState(WireModel):
     pending_uploads: Mapping[str, PendingUpload] = Field(default_factory=dict)
     """Document uploads to resume, by upload id."""
     auto_receipts: StrictBool = False
+
+    @property
+    def server(self) -> str:
+        """The preferred server URL (the first of `servers`)."""
+        return self.servers[0]
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: a JSON object of base64url strings, integers and objects."""

@@ -1,6 +1,6 @@
 """The keystore file: a plaintext header and the sealed state.
 
-    {"version": 3,
+    {"version": 4,
      "kdf": {"name": "scrypt", "salt": b64, "n": 32768, "r": 8, "p": 1},
      "nonce": b64, "ciphertext": b64}
 
@@ -13,6 +13,8 @@ the state had typed trust anchors) have the same layout and another label;
 `migrate` reads their state. Version 2 files have the layout and state of
 version 3, each with its own label; version 3 stores a new X-Wing key as its
 32-byte seed, which a version-2 reader would refuse, hence the new number.
+Version 4 has the layout of version 3 and holds several server URLs
+(`migrate` turns the one URL of versions 2 and 3 into that list).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ __all__ = [
     "seal",
 ]
 
-KEYSTORE_VERSION: Literal[3] = 3
-"""The file format this code writes (it reads 1 to 3; older ones are migrated on open)."""
+KEYSTORE_VERSION: Literal[4] = 4
+"""The file format this code writes (it reads 1 to 4; older ones are migrated on open)."""
 DEFAULT_SCRYPT_N = 2**15
 """scrypt's cost of a new keystore (with r=8, p=1): 32 MiB and a fraction of a second."""
 SCRYPT_R = 8
@@ -60,6 +62,7 @@ _AAD_LABELS = {
     1: b"parley/v1/keystore\x00",
     2: b"parley/v2/keystore\x00",
     3: b"parley/v3/keystore\x00",
+    4: b"parley/v4/keystore\x00",
 }
 
 
@@ -76,7 +79,7 @@ class KdfParams(WireModel):
 class Header(WireModel):
     """What the file shows in the clear; all of it is bound to the ciphertext."""
 
-    version: Literal[1, 2, 3]
+    version: Literal[1, 2, 3, 4]
     kdf: KdfParams
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,13 +25,14 @@ from pydantic import ValidationError
 from client_sdk._files import write_atomically
 from client_sdk.keystore import rules
 from client_sdk.keystore.lock import exclusive_lock
-from client_sdk.keystore.migrate import state_from_v1
+from client_sdk.keystore.migrate import state_from_v1, state_from_v3
 from client_sdk.keystore.models import (
     CheckpointRecord,
     EncryptionKeyRecord,
     KeystoreState,
     PinResult,
     RosterHead,
+    server_urls,
 )
 from client_sdk.keystore.sealed import (
     DEFAULT_SCRYPT_N,
@@ -311,6 +312,12 @@ class Keystore:
         documents."""
         self.update(lambda state: state.model_copy(update={"auto_receipts": on}))
 
+    def set_servers(self, servers: Sequence[str]) -> tuple[str, ...]:
+        """Make `servers` the profile's server URLs, the preferred first (checked and
+        cleaned by `server_urls`); the URLs stored."""
+        urls = server_urls(servers)
+        return self.update(lambda state: state.model_copy(update={"servers": urls})).servers
+
     def witness_key(self) -> bytes | None:
         """The seed of this profile's witness key, if it ever made one."""
         return self.state.witness_key
@@ -351,6 +358,8 @@ def _decode(path: Path, data: bytes, key: bytes, header: Header) -> tuple[Keysto
     found, value = open_sealed(path, data, key, header)
     if found.version == 1:
         return state_from_v1(value), 1
+    if found.version in (2, 3):
+        return state_from_v3(value), found.version
     try:
         return KeystoreState.model_validate(value), found.version
     except ValidationError as exc:

@@ -38,7 +38,7 @@ async def alice_env(talks: Talks) -> AsyncIterator[dict[str, str]]:
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     def behind_proxy(state: KeystoreState) -> KeystoreState:
-        return state.model_copy(update={"server": url})
+        return state.model_copy(update={"servers": (url,)})
 
     talks.alice.keystore.update(behind_proxy)
     try:

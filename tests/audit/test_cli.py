@@ -275,7 +275,7 @@ async def test_audit_logs_lists_each_readable_log_and_why(scene: Scene) -> None:
 
 def test_usage_and_connection_errors_exit_2(tmp_path: Path) -> None:
     state = KeystoreState(
-        server=f"http://127.0.0.1:{free_port()}",
+        servers=(f"http://127.0.0.1:{free_port()}",),
         account_id="audrey",
         device_id="device",
         role=Role.AUDITOR,

@@ -24,7 +24,7 @@ def make_state(
 ) -> KeystoreState:
     """A keystore state with fresh keys and nothing pinned."""
     return KeystoreState(
-        server="https://parley.example",
+        servers=("https://parley.example",),
         account_id=account_id,
         device_id="dev-1",
         role=role,

@@ -38,17 +38,17 @@ def test_the_vector_is_a_version_2_file(home: Path) -> None:
     assert read_document(home)["version"] == 2
 
 
-def test_opening_a_version_2_file_rewrites_it_as_version_3(home: Path) -> None:
+def test_opening_a_version_2_file_rewrites_it_as_the_current_version(home: Path) -> None:
     before = read_document(home)
     Keystore.open(home, PASSPHRASE)
     after = read_document(home)
-    assert (after["version"], KEYSTORE_VERSION) == (3, 3)
+    assert (after["version"], KEYSTORE_VERSION) == (4, 4)
     assert after["kdf"] == before["kdf"]
 
 
 def test_the_keys_from_before_seeds_survive_byte_for_byte_as_legacy_keys(home: Path) -> None:
     Keystore.open(home, PASSPHRASE)
-    state = Keystore.open(home, PASSPHRASE).state  # read back from the version-3 file
+    state = Keystore.open(home, PASSPHRASE).state  # read back from the rewritten file
     assert [
         {
             "key_id": r.key_id,

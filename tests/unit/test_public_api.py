@@ -110,6 +110,7 @@ PUBLIC: dict[str, list[str]] = {
         "UntrustedKeyError",
         "default_home",
         "passphrase_from_env_or_prompt",
+        "server_urls",
     ],
     "client_sdk.protocol.errors": [
         "SIZE_CONTENT_TYPE",
