@@ -141,6 +141,11 @@ class HttpSession:
         """Close the connection pool."""
         await self._client.aclose()
 
+    def tried(self, last: str, failures: int) -> str:
+        """The URLs `failures` failures in a row ending at `last` went to, for an error
+        message: `last`, or all of them once every one failed."""
+        return last if failures < len(self.servers) else ", ".join(self.servers)
+
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         failures = 0
         while True:
@@ -163,12 +168,13 @@ class HttpSession:
                 safe = isinstance(failed, _UNSENT) or method in REPEATABLE_METHODS
                 again = safe and failures < len(self.servers)
             if not again:
+                tried = self.tried(server, failures)
                 if isinstance(failed, httpx.Response):
                     raise TransportError(
-                        f"cannot reach the server behind {server}: the gateway answered "
+                        f"cannot reach the server behind {tried}: the gateway answered "
                         f"{failed.status_code} {failed.reason_phrase}"
                     )
-                raise TransportError(f"cannot reach {server}: {failed}") from failed
+                raise TransportError(f"cannot reach {tried}: {failed}") from failed
             if failures % len(self.servers) == 0:  # every URL failed: wait before the next round
                 await asyncio.sleep(backoff_delay(failures // len(self.servers)))
 
@@ -268,7 +274,7 @@ class HttpSession:
                 self.fail_over(server)
                 if failures < len(self.servers):
                     continue  # a GET: the next URL may serve it
-                raise TransportError(f"cannot reach {server}: {exc}") from exc
+                raise TransportError(f"cannot reach {self.tried(server, failures)}: {exc}") from exc
             try:
                 if response.status_code == 401 and not relogin:
                     relogin = True

@@ -155,7 +155,8 @@ class EventStream:
                 if self.state is StreamState.CONNECTING:  # no ready frame: a failed connection
                     failures += 1
                     if failures >= MAX_CONSECUTIVE_FAILURES:
-                        raise TransportError(f"cannot reach {server}: {error}") from error
+                        tried = self.http.tried(server, failures)
+                        raise TransportError(f"cannot reach {tried}: {error}") from error
                 moved = elsewhere and self.http.fail_over(server) != server
                 self._move(StreamState.BACKING_OFF)
                 if not moved or failures % len(self.http.servers) == 0:
