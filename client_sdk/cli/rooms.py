@@ -35,8 +35,32 @@ class PartySide(enum.StrEnum):
 
 
 def room_json(room: Room) -> dict[str, object]:
-    """A room as plain JSON."""
-    return dataclasses.asdict(room)
+    """A room as plain JSON; each member's ``verified`` (directly or via the mediator),
+    ``trust`` (``direct``, ``mediator``, ``none``, ``refused``) and ``trust_reason``."""
+    shown = dataclasses.asdict(room)
+    shown["members"] = [
+        {
+            **{k: v for k, v in dataclasses.asdict(m).items() if k != "trust"},
+            "verified": m.verified,
+            "trust": m.trust.trust.value,
+            "trust_reason": m.trust.reason,
+        }
+        for m in room.members
+    ]
+    return shown
+
+
+_TRUST = {"direct": "yes", "mediator": "via mediator", "none": "no", "refused": "REFUSED"}
+"""How `room show` says a member's trust (`client_sdk.client.vouching.Trust`)."""
+
+VouchOption = Annotated[
+    bool,
+    typer.Option(
+        "--mediator-vouches",
+        help="Members who verified the mediator accept the members it verified "
+        "(shown as verified via mediator).",
+    ),
+]
 
 
 @room_app.command("create")
@@ -51,6 +75,7 @@ def create(
     quorum: Annotated[
         int, typer.Option(help="Cosignatures a checkpoint needs to count as final.")
     ] = 0,
+    mediator_vouches: VouchOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """(Mediators) create a room and print its id.
@@ -59,7 +84,11 @@ def create(
     """
     room = with_client(
         lambda c: c.create_room(
-            title, require_verified=require_verified, witnesses=witness or [], witness_quorum=quorum
+            title,
+            require_verified=require_verified,
+            witnesses=witness or [],
+            witness_quorum=quorum,
+            mediator_vouches=mediator_vouches,
         )
     )
     if json_output:
@@ -97,12 +126,23 @@ def policy(
         list[str] | None, typer.Option(help="Witness verifier keys (replaces the list).")
     ] = None,
     quorum: Annotated[int | None, typer.Option(help="Cosignatures needed for finality.")] = None,
+    mediator_vouches: Annotated[
+        bool | None,
+        typer.Option(
+            "--mediator-vouches/--no-mediator-vouches",
+            help="Members who verified the mediator accept the members it verified.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """(Mediators) change the room's policy: a new roster version, signed by you."""
     room = with_client(
         lambda c: c.set_policy(
-            room_id, require_verified=require_verified, witnesses=witness, witness_quorum=quorum
+            room_id,
+            require_verified=require_verified,
+            witnesses=witness,
+            witness_quorum=quorum,
+            mediator_vouches=mediator_vouches,
         )
     )
     if json_output:
@@ -110,8 +150,26 @@ def policy(
     else:
         out.print(
             f"Roster version {room.roster_version}: require_verified={room.require_verified}, "
+            f"mediator_vouches={room.mediator_vouches}, "
             f"{room.witness_quorum} of {len(room.witnesses)} witnesses for finality."
         )
+
+
+@room_app.command("vouch")
+def vouch(
+    room_id: Annotated[str, typer.Argument(help="The room.")], json_output: JsonOption = False
+) -> None:
+    """(Mediators) sign a roster version vouching for every member you verified.
+
+    For rooms whose policy has --mediator-vouches: the roster carries the key
+    fingerprint of each member whose safety number you compared (`parley
+    verify`), and members who verified you accept those members on that basis.
+    """
+    room = with_client(lambda c: c.vouch(room_id))
+    if json_output:
+        print_json(room_json(room))
+        return
+    out.print(f"Roster version {room.roster_version} vouches for every member you verified.")
 
 
 @room_app.command("show")
@@ -134,6 +192,7 @@ def show(
     out.line(f"channels: plenary; open caucuses: {caucuses} · muted: {len(room.muted)} ({source})")
     out.line(
         f"policy: require_verified={room.require_verified} · "
+        f"mediator_vouches={room.mediator_vouches} · "
         f"finality needs {room.witness_quorum} of {len(room.witnesses)} witnesses"
     )
     from rich.table import Table
@@ -146,10 +205,13 @@ def show(
             Text(inline(m.name)),
             m.side.value,
             str(len(m.device_ids)),
-            "yes" if m.verified else "no",
+            _TRUST[m.trust.trust.value],
             "yes" if m.account_id in room.muted else "",
         )
     out.print(table)
+    for m in room.members:
+        if m.trust.trust.value == "refused":
+            out.line(f"refused: {inline(m.trust.reason)}")
     for notice in room.rekey:
         why = "was revoked" if notice.reason == "revoked" else "was linked since"
         out.line(

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         RoundSide,
         Settlement,
     )
+    from client_sdk.client.vouching import MemberTrust, Trust
 
 _LAZY = {
     "Acknowledgement": "client_sdk.client.models",
@@ -79,6 +80,7 @@ _LAZY = {
     "ClientState": "client_sdk.client.lifecycle",
     "ContactFingerprint": "client_sdk.client.models",
     "Member": "client_sdk.client.models",
+    "MemberTrust": "client_sdk.client.vouching",
     "Message": "client_sdk.client.models",
     "OfferAct": "client_sdk.client.offer_models",
     "OfferEvent": "client_sdk.client.offer_models",
@@ -93,6 +95,7 @@ _LAZY = {
     "RoomStateView": "client_sdk.client.models",
     "RoundSide": "client_sdk.client.offer_models",
     "Settlement": "client_sdk.client.offer_models",
+    "Trust": "client_sdk.client.vouching",
 }
 
 
@@ -110,6 +113,7 @@ __all__ = [
     "ClientState",
     "ContactFingerprint",
     "Member",
+    "MemberTrust",
     "Message",
     "OfferAct",
     "OfferEvent",
@@ -124,4 +128,5 @@ __all__ = [
     "RoomStateView",
     "RoundSide",
     "Settlement",
+    "Trust",
 ]

@@ -136,6 +136,21 @@ class RoomChains:
         async with self._roster_lock(room_id):
             return await self._roster(room_id, version)
 
+    def signer(self, roster: Roster) -> RosterMember:
+        """The member whose device signed `roster`: a mediator of the version before it
+        (of itself for version 1), as this session verified the chain."""
+        if roster.version == 1:
+            signers: Roster | None = roster
+        else:
+            previous = self.chain(roster.room_id).rosters.get(roster.version - 1)
+            signers = None if previous is None else previous[0]
+        signer = None if signers is None else signers.device_owner(roster.signer_device)
+        if signer is None:
+            raise VerificationError(
+                f"room {roster.room_id}: no verified signer of roster version {roster.version}"
+            )
+        return signer
+
     def carried_at(self, room_id: str, version: int) -> int:
         """The event that carried roster `version`: as read in the events, else as the
         server said when it served the version (0 if neither is known)."""

@@ -402,11 +402,13 @@ class ParleyClient:
         require_verified: bool = False,
         witnesses: Sequence[str] = (),
         witness_quorum: int = 0,
+        mediator_vouches: bool = False,
     ) -> Room:
         """(Mediators) open a room with yourself as its only member.
 
-        The policy (`require_verified`, the witness keys and quorum) is part of
-        the signed roster, so the server cannot change it.
+        The policy (`require_verified`, the witness keys and quorum, and
+        `mediator_vouches`: members take your word for the members you verified)
+        is part of the signed roster, so the server cannot change it.
         """
         self._life.use()
         return await self._rooms.create_room(
@@ -414,6 +416,7 @@ class ParleyClient:
             require_verified=require_verified,
             witnesses=witnesses,
             witness_quorum=witness_quorum,
+            mediator_vouches=mediator_vouches,
         )
 
     async def set_policy(
@@ -423,6 +426,7 @@ class ParleyClient:
         require_verified: bool | None = None,
         witnesses: Sequence[str] | None = None,
         witness_quorum: int | None = None,
+        mediator_vouches: bool | None = None,
     ) -> Room:
         """(Mediators) change the room's policy: a new roster version, signed here."""
         self._life.use()
@@ -431,7 +435,14 @@ class ParleyClient:
             require_verified=require_verified,
             witnesses=witnesses,
             witness_quorum=witness_quorum,
+            mediator_vouches=mediator_vouches,
         )
+
+    async def vouch(self, room_id: str) -> Room:
+        """(Mediators) a new roster version vouching for every member you verified by
+        safety number (rooms whose policy has `mediator_vouches`)."""
+        self._life.use()
+        return await self._rooms.vouch(room_id)
 
     async def add_member(self, room_id: str, account_id: str, side: Side) -> Room:
         """(Mediators) add an account on `side`: a new roster version, signed here."""

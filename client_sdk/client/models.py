@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from client_sdk.client.vouching import MemberTrust
 from client_sdk.protocol.errors import VerificationError
 from client_sdk.protocol.instruments.base import Act
 from client_sdk.protocol.models import Side
@@ -12,13 +13,20 @@ from client_sdk.protocol.models import Side
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A room member as the verified roster lists it."""
+    """A room member as the verified roster lists it, and how this device trusts it."""
 
     account_id: str
     name: str
     side: Side
     device_ids: list[str]
-    verified: bool
+    trust: MemberTrust
+    """Verified directly, via the mediator (``mediator_vouches`` rooms), not at all, or
+    refused (a vouch for another key): `client_sdk.client.vouching`."""
+
+    @property
+    def verified(self) -> bool:
+        """Whether this device counts the member verified (directly or via the mediator)."""
+        return self.trust.verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,8 @@ class Room:
     state_verified: bool
     """Whether status, mode, caucuses and mutes were replayed from the signed log."""
     require_verified: bool
+    mediator_vouches: bool
+    """Members take the roster signer's vouches for the members it verified."""
     witnesses: list[str]
     witness_quorum: int
     roster_version: int

@@ -25,6 +25,7 @@ from client_sdk.client.models import (
     RoomStateView,
 )
 from client_sdk.client.reader import Reader
+from client_sdk.client.vouching import member_trust, with_vouches
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e
 from client_sdk.protocol.envelope import new_message_id
@@ -74,11 +75,13 @@ class RoomOperations:
         require_verified: bool = False,
         witnesses: Sequence[str] = (),
         witness_quorum: int = 0,
+        mediator_vouches: bool = False,
     ) -> Room:
         """(Mediators) open a room with yourself as its only member.
 
-        The policy (`require_verified`, the witness keys and quorum) is part of
-        the signed roster, so the server cannot change it.
+        The policy (`require_verified`, the witness keys and quorum, whether
+        members take the mediator's vouches, `mediator_vouches`) is part of the
+        signed roster, so the server cannot change it.
         """
         state = self._keystore.state
         me = await self._directory.account(state.account_id)
@@ -92,6 +95,7 @@ class RoomOperations:
                 require_verified=require_verified,
                 witnesses=list(witnesses),
                 witness_quorum=witness_quorum,
+                mediator_vouches=mediator_vouches,
             ),
             signer_device=state.device_id,
             issued_at=self._clock(),
@@ -108,6 +112,7 @@ class RoomOperations:
         require_verified: bool | None = None,
         witnesses: Sequence[str] | None = None,
         witness_quorum: int | None = None,
+        mediator_vouches: bool | None = None,
     ) -> Room:
         """(Mediators) change the room's policy: a new roster version, signed here."""
         current, current_signed = await self._chains.current(room_id)
@@ -115,6 +120,7 @@ class RoomOperations:
             "require_verified": require_verified,
             "witnesses": None if witnesses is None else list(witnesses),
             "witness_quorum": witness_quorum,
+            "mediator_vouches": mediator_vouches,
         }
         try:
             policy = RoomPolicy.model_validate(
@@ -155,9 +161,26 @@ class RoomOperations:
             account = await self._directory.account(member.account_id)
             if account.devices:
                 members.append(roster_member(account, member.side))
-        if [m.model_dump() for m in members] == [m.model_dump() for m in current.members]:
+        unvouched = [m.model_copy(update={"vouched_key_sha256": None}) for m in current.members]
+        if members == unvouched:
             raise ProtocolError(f"room {room_id}: every member's devices are current already")
         return await self._publish_roster(current, current_signed, members)
+
+    async def vouch(self, room_id: str) -> Room:
+        """(Mediators) sign a new roster version that vouches for every member you have
+        verified by safety number since the last one (rooms with `mediator_vouches`)."""
+        current, current_signed = await self._chains.current(room_id)
+        if not current.policy.mediator_vouches:
+            raise ProtocolError(
+                f"room {room_id}: its policy does not take vouches; set it with "
+                f"`parley room policy {room_id} --mediator-vouches`"
+            )
+        vouched = with_vouches(self._keystore, current.members, vouch=True)
+        if vouched == current.members and current.signer_device == self._keystore.state.device_id:
+            raise ProtocolError(
+                f"room {room_id}: the roster vouches for every member you verified already"
+            )
+        return await self._publish_roster(current, current_signed, current.members)
 
     async def _publish_roster(
         self,
@@ -167,13 +190,15 @@ class RoomOperations:
         policy: RoomPolicy | None = None,
     ) -> Room:
         state = self._keystore.state
+        policy = current.policy if policy is None else policy
         roster = Roster(
             room_id=current.room_id,
             version=current.version + 1,
             prev_hash=b64e(current_signed.body_hash()),
             title=current.title,
-            members=members,
-            policy=current.policy if policy is None else policy,
+            # Every version vouches afresh, for whom this signer verified (docs/design.md §3).
+            members=with_vouches(self._keystore, members, vouch=policy.mediator_vouches),
+            policy=policy,
             signer_device=state.device_id,
             issued_at=self._clock(),
         )
@@ -202,6 +227,7 @@ class RoomOperations:
     async def _room_from(self, data: RoomOut) -> Room:
         room_id = data.room_id
         roster, _ = await self._chains.served(room_id, data)
+        signer = self._chains.signer(roster)
         chain = self._chains.chain(room_id)
         known = chain.state_known and chain.position >= data.last_seq
         return Room(
@@ -213,6 +239,7 @@ class RoomOperations:
             muted=sorted(chain.state.muted) if known else [],
             state_verified=known,
             require_verified=roster.policy.require_verified,
+            mediator_vouches=roster.policy.mediator_vouches,
             witnesses=list(roster.policy.witnesses),
             witness_quorum=roster.policy.witness_quorum,
             roster_version=roster.version,
@@ -224,7 +251,7 @@ class RoomOperations:
                     name=m.name,
                     side=m.side,
                     device_ids=[d.device_id for d in m.devices],
-                    verified=self._directory.is_verified(m.account_id),
+                    trust=member_trust(self._keystore, roster, signer, m),
                 )
                 for m in roster.members
             ],

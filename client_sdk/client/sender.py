@@ -12,6 +12,7 @@ from client_sdk.client.http import HttpSession
 from client_sdk.client.keys import KeyRotation
 from client_sdk.client.logs import LogVerifier
 from client_sdk.client.models import Message, Receipt
+from client_sdk.client.vouching import member_trust
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64e, sha256
 from client_sdk.protocol.envelope import CheckpointRef, Envelope, Recipient, seal_envelope
@@ -171,8 +172,10 @@ class Sender:
 
     async def recipients(self, roster: Roster, sides: set[Side]) -> list[Recipient]:
         """Every device of `roster`'s members on `sides`, with its encryption key, each
-        account checked against the directory and trusted as the room's policy says."""
+        account checked against the directory and trusted as the room's policy says
+        (verified directly, or via the mediator where the policy lets it vouch)."""
         require_verified = roster.policy.require_verified
+        signer = self._chains.signer(roster)
         recipients = []
         for member in roster.members:
             if member.side not in sides:
@@ -182,9 +185,9 @@ class Sender:
                 raise KeySubstitutedError(
                     f"account {member.account_id}: roster and directory keys differ"
                 )
-            self._keystore.require_trusted(
-                member.account_id, account.account_key, require_verified=require_verified
-            )
+            self._keystore.require_trusted(member.account_id, account.account_key)
+            trust = member_trust(self._keystore, roster, signer, member)
+            trust.require(require_verified=require_verified)
             for device in member.devices:
                 revocation = account.revoked.get(device.device_id)
                 if revocation is not None:

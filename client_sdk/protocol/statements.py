@@ -22,7 +22,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, StrictBool, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from client_sdk.protocol.encoding import b64d, b64e, canonical_json, sha256
 from client_sdk.protocol.enums import Action as Action
@@ -97,14 +106,39 @@ class RosterDevice(WireModel):
     signing_key: B64
 
 
+def key_fingerprint(account_key: bytes) -> str:
+    """What a mediator's vouch names: the SHA-256 of an account key, base64url."""
+    return b64e(sha256(account_key))
+
+
+def _omit(handler: SerializerFunctionWrapHandler, model: BaseModel, absent: dict[str, Any]) -> Any:
+    """`model` dumped without the fields that hold their `absent` value: a field added to
+    a signed model after rosters were signed stays out of their canonical JSON."""
+    dumped = handler(model)
+    for name, value in absent.items():
+        if dumped.get(name, value) == value:
+            dumped.pop(name, None)
+    return dumped
+
+
 class RosterMember(WireModel):
-    """One account in a room, its side and the devices that may read for it."""
+    """One account in a room, its side and the devices that may read for it.
+
+    ``vouched_key_sha256`` (rooms whose policy has ``mediator_vouches``) is the
+    roster signer's vouch: the `key_fingerprint` of the account key it verified
+    by safety number before it signed (docs/design.md §3, "Vouching").
+    """
 
     account_id: Ident
     name: Name
     side: Side
     account_key: B64
     devices: list[RosterDevice] = Field(min_length=1, max_length=MAX_DEVICES_PER_MEMBER)
+    vouched_key_sha256: B64 | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_vouch(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _omit(handler, self, {"vouched_key_sha256": None})
 
     def signing_key_of(self, device_id: str) -> str:
         """The listed signing key (base64url) of one of this member's devices."""
@@ -115,13 +149,22 @@ class RoomPolicy(WireModel):
     """Rules every member's client enforces, signed with the roster so the server
     cannot change them: encrypt only to verified accounts; treat a checkpoint as
     final only when `witness_quorum` of the `witnesses` (C2SP type 0x04 verifier
-    keys) cosigned it."""
+    keys) cosigned it; take the mediator's word for the members it verified
+    (`mediator_vouches`, written only when set, so rosters signed before it
+    existed keep their canonical JSON)."""
 
     require_verified: StrictBool = False
     witnesses: list[Annotated[str, StringConstraints(min_length=1, max_length=500)]] = Field(
         default_factory=list, max_length=32
     )
     witness_quorum: Int = Field(default=0, ge=0, le=32)
+    mediator_vouches: StrictBool = False
+    """Members accept the roster signer's vouches (``vouched_key_sha256``) for the
+    members it verified, if they verified that mediator themselves."""
+
+    @model_serializer(mode="wrap")
+    def _without_default_vouching(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _omit(handler, self, {"mediator_vouches": False})
 
     @model_validator(mode="after")
     def _quorum_reachable(self) -> RoomPolicy:
@@ -144,6 +187,12 @@ class Roster(WireModel):
     policy: RoomPolicy = Field(default_factory=RoomPolicy)
     signer_device: Ident
     issued_at: Int
+
+    @model_validator(mode="after")
+    def _vouches_need_the_policy(self) -> Roster:
+        if not self.policy.mediator_vouches and any(m.vouched_key_sha256 for m in self.members):
+            raise ValueError("a roster vouches for members only under the mediator_vouches policy")
+        return self
 
     def member(self, account_id: str) -> RosterMember | None:
         """The member with this account id, if any."""

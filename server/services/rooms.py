@@ -20,6 +20,7 @@ from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import (
     Roster,
     SignedStatement,
+    key_fingerprint,
     parse_statement,
     verify_statement,
 )
@@ -260,6 +261,9 @@ async def _check_roster(
             raise InvalidInput(f"account {member.account_id} is not enrolled")
         if member.account_key != b64e(account.account_key):
             raise InvalidInput(f"account {member.account_id}: account key does not match")
+        vouched = member.vouched_key_sha256
+        if vouched is not None and vouched != key_fingerprint(account.account_key):
+            raise InvalidInput(f"account {member.account_id}: the vouch names another key")
         if member.name != account.name:
             raise InvalidInput(f"account {member.account_id}: name does not match")
         if member.side not in _SIDES_BY_ROLE[Role(account.role)]:

@@ -52,6 +52,7 @@ PUBLIC: dict[str, list[str]] = {
         "ClientState",
         "ContactFingerprint",
         "Member",
+        "MemberTrust",
         "Message",
         "OfferAct",
         "OfferEvent",
@@ -66,6 +67,7 @@ PUBLIC: dict[str, list[str]] = {
         "RoomStateView",
         "RoundSide",
         "Settlement",
+        "Trust",
     ],
     "client_sdk.audit": [
         "PARALLEL_THRESHOLD",

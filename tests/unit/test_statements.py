@@ -16,11 +16,13 @@ from client_sdk.protocol.statements import (
     DeviceCert,
     EncryptionKeyCert,
     Registration,
+    RoomPolicy,
     Roster,
     RosterDevice,
     RosterMember,
     SignedStatement,
     device_id_for,
+    key_fingerprint,
     parse_statement,
     sign_statement,
     verify_statement,
@@ -463,3 +465,70 @@ def test_device_ids_lists_devices_of_the_given_sides_sorted(
     sides: set[Side] | None, expected: list[str]
 ) -> None:
     assert make_roster().device_ids(sides) == expected
+
+
+OLD_ROSTER_BODY: dict[str, Any] = {
+    "type": "roster",
+    "room_id": "room-1",
+    "version": 1,
+    "prev_hash": None,
+    "title": "Northern crossing talks",
+    "members": [
+        {
+            "account_id": "acc-mediator",
+            "name": "acc-mediator",
+            "side": "mediator",
+            "account_key": ACCOUNT_PUBLIC,
+            "devices": [{"device_id": "mediator-laptop", "signing_key": DEVICE_PUBLIC}],
+        }
+    ],
+    "policy": {"require_verified": True, "witnesses": [], "witness_quorum": 0},
+    "signer_device": "mediator-laptop",
+    "issued_at": ISSUED_AT,
+}
+"""A roster as signed before vouching existed: no ``mediator_vouches``, no vouches."""
+
+
+def test_a_roster_signed_before_vouching_verifies_and_keeps_its_canonical_bytes(
+    signer: SigningKey,
+) -> None:
+    signed = signed_body(signer, SigLabel.ROSTER, OLD_ROSTER_BODY)
+
+    roster = verify_statement(signed, signer.public_bytes(), Roster)
+
+    assert not roster.policy.mediator_vouches
+    assert roster.members[0].vouched_key_sha256 is None
+    assert sign_statement(signer, roster).body == OLD_ROSTER_BODY  # the same bytes signed
+
+
+def test_a_vouching_roster_carries_its_policy_and_vouches_through_signing(
+    signer: SigningKey,
+) -> None:
+    fingerprint = key_fingerprint(b"\x01" * 32)
+    member = make_member(account_id="acc-alice", side=Side.A, devices=("alice-phone",))
+    roster = make_roster(members=(*DEFAULT_MEMBERS[:1], member)).model_copy(
+        update={
+            "policy": RoomPolicy(mediator_vouches=True),
+            "members": [
+                DEFAULT_MEMBERS[0],
+                member.model_copy(update={"vouched_key_sha256": fingerprint}),
+            ],
+        }
+    )
+
+    signed = sign_statement(signer, roster)
+    again = verify_statement(signed, signer.public_bytes(), Roster)
+
+    assert signed.body["policy"]["mediator_vouches"] is True
+    assert again.members[1].vouched_key_sha256 == fingerprint
+    assert "vouched_key_sha256" not in signed.body["members"][0]
+    assert fingerprint == b64e(sha256(b"\x01" * 32))
+
+
+def test_a_vouch_without_the_vouching_policy_is_refused(signer: SigningKey) -> None:
+    body = copy.deepcopy(OLD_ROSTER_BODY)
+    body["members"][0]["vouched_key_sha256"] = key_fingerprint(b"\x01" * 32)
+    signed = signed_body(signer, SigLabel.ROSTER, body)
+
+    with pytest.raises(VerificationError, match=r"malformed Roster: .*mediator_vouches policy"):
+        verify_statement(signed, signer.public_bytes(), Roster)
