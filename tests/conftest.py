@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from client_sdk.client import ParleyClient
@@ -249,6 +252,36 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=app), base_url=BASE_URL
     ) as client:
         yield client
+
+
+@dataclass(slots=True)
+class LiveServer:
+    """The app served over TCP from this event loop."""
+
+    url: str
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        self.server.should_exit = True
+        await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
+
+
+@pytest.fixture
+async def live(app: FastAPI) -> AsyncIterator[LiveServer]:
+    """The test app on a free port; connections queue on the bound socket from the start."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    running = LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, task)
+    try:
+        yield running
+    finally:
+        await running.stop()
+        sock.close()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """`parley audit ...` as a user runs it: a subprocess against the app served over TCP.
 
-The app of the `app` fixture is served by uvicorn inside the test's event loop,
+The app of the `app` fixture is served by uvicorn inside the test's event loop (`live`),
 so the test keeps its database and services at hand while the `parley`
 subprocess talks HTTP to it; profiles are enrolled in process, with that URL.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from client_sdk.audit import fetch_checkpoint, keystore_witness, register_witness, write_bundle
@@ -29,39 +27,9 @@ from client_sdk.protocol.models import Role, Side
 from server.services.identity import IdentityService
 from tests.audit import synthetic
 from tests.audit.conftest import account_id, change_leaf, grant_auditor, sqlite_only
-from tests.conftest import PASSPHRASE, TEST_SCRYPT_N
+from tests.conftest import PASSPHRASE, TEST_SCRYPT_N, LiveServer
 from tests.support.cli import CliProcess, CliResult, cli_env, parley, run_parallel
 from tests.support.server import free_port
-
-
-@dataclass(slots=True)
-class LiveServer:
-    """The app served over TCP from this event loop."""
-
-    url: str
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        """Stop serving (idempotent)."""
-        self.server.should_exit = True
-        await asyncio.wait_for(asyncio.shield(self.task), timeout=10)
-
-
-@pytest.fixture
-async def live(app: FastAPI) -> AsyncIterator[LiveServer]:
-    """The test app on a free port; connections queue on the bound socket from the start."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    running = LiveServer(f"http://127.0.0.1:{sock.getsockname()[1]}", server, task)
-    try:
-        yield running
-    finally:
-        await running.stop()
-        sock.close()
 
 
 @dataclass(frozen=True, slots=True)
