@@ -11,17 +11,21 @@ from fastapi import FastAPI
 
 from server.api.deps import Services
 from server.api.errors import install_error_handlers
+from server.api.health import metrics_router
 from server.api.limits import CHUNK_PATH, BodySizeLimit, RateLimiter
 from server.api.main import api_router
+from server.api.observe import RequestObserver
 from server.api.ws import ConnectionCounter
 from server.config import Settings
 from server.log.appender import LogWriter
 from server.log.signer import CheckpointSigner
+from server.metrics import Metrics
 from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
 from server.services.common import Clock, system_clock
 from server.services.devices import DeviceService
 from server.services.documents import DocumentService
+from server.services.health import HealthService
 from server.services.identity import IdentityService
 from server.services.instruments import InstrumentService
 from server.services.logs import LogService
@@ -37,24 +41,25 @@ from server.storage.migrate import upgrade_to_head
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
     """Build the Parley server application."""
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = create_database(settings.resolved_database_url())
+        database.group_committed = metrics.group_commit_size.observe
         async with AsyncExitStack() as stack:
             stack.push_async_callback(database.dispose)
             if settings.auto_migrate:
                 await upgrade_to_head(database)
-            fanout = Fanout(
-                RoomHub(settings.ws_queue_size),
-                postgres_dsn=asyncpg_dsn(settings.resolved_database_url()),
-            )
+            hub = RoomHub(settings.ws_queue_size)
+            fanout = Fanout(hub, postgres_dsn=asyncpg_dsn(settings.resolved_database_url()))
             signer = CheckpointSigner.load(
                 signer_key=settings.log_signing_key, data_dir=settings.data_dir
             )
             log = LogWriter(signer)
+            log.leaf_committed = metrics.appended
             identity = IdentityService(database, settings, clock, log, fanout=fanout)
             await identity.ensure_directory_log()
             await fanout.start()
@@ -85,6 +90,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 documents=documents,
                 instruments=InstrumentService(database, settings, clock, fanout, log),
                 streams=StreamService(fanout),
+                health=HealthService(database, signer, hub),
                 rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
                 address_limiter=RateLimiter(
                     settings.public_rate_limit_per_second,
@@ -96,8 +102,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             yield
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan)
+    app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(api_router)
+    if not settings.metrics_listen:
+        app.include_router(metrics_router)
     # A document chunk is streamed to disk and its exact length checked by the service.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_message_bytes, exempt=CHUNK_PATH.match)
+    # Outermost (added last): every answer, a 413 included, carries the request id.
+    app.add_middleware(RequestObserver, metrics=metrics)
     return app

@@ -12,7 +12,6 @@ this module only when one of its commands runs.
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -28,26 +27,11 @@ if TYPE_CHECKING:
 
 admin_app = typer.Typer(help="Operator commands that work on the server's database.")
 
-WS_MAX_FRAME_BYTES = 64 * 1024
-"""The largest WebSocket frame uvicorn accepts from a client."""
-
-
-class _ClientFaultFilter(logging.Filter):
-    """uvicorn closes a text frame of invalid UTF-8 with 1007, as it should, but logs it
-    as an error with a traceback: it is the client's fault, so it is one line at INFO."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
-            record.exc_info = None
-            record.exc_text = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
-        return True
-
 
 def _settings_help() -> str:
     lines = ["Settings (environment variables):"]
     for name, info in Settings.model_fields.items():
-        default = "" if info.default is None else f" [default: {info.default}]"
+        default = "" if info.default in (None, "") else f" [default: {info.default}]"
         lines.append(f"  PARLEY_{name.upper()}: {info.description}{default}")
     return "\n\n".join(lines)
 
@@ -62,34 +46,23 @@ def serve(
     migrate: Annotated[
         bool, typer.Option(help="Upgrade the schema on start (PARLEY_AUTO_MIGRATE).")
     ] = True,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="Log level (PARLEY_LOG_LEVEL; default info).")
+    ] = None,
 ) -> None:
     """Run the Parley server (SQLite in the data directory unless a database URL is set)."""
-    import uvicorn
-
     from server.app import create_app
+    from server.serving import run
 
     overrides: dict[str, object] = {"auto_migrate": migrate}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["database_url"] = database_url
+    if log_level is not None:
+        overrides["log_level"] = log_level
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.getLogger("uvicorn.error").addFilter(_ClientFaultFilter())
-    # No permessage-deflate: frames carry ciphertext, which does not compress, and each
-    # connection's zlib state cost CPU on every frame and memory on every idle stream.
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=log_level,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        # Clients send only small frames (auth, ping; the stream closes longer ones
-        # than MAX_CLIENT_FRAME with 4413): refuse anything larger at the protocol
-        # level (1009) before it is buffered.
-        ws_max_size=WS_MAX_FRAME_BYTES,
-    )
+    run(create_app(settings), settings, host=host, port=port)
 
 
 serve.__doc__ = f"{serve.__doc__}\n\n{_settings_help()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -99,6 +100,34 @@ class Settings(BaseSettings):
     upload_sweep_seconds: float = Field(
         default=300.0, gt=0, description="How often expired uploads are looked for."
     )
+
+    metrics_listen: str = Field(
+        default="",
+        pattern=r"^$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="HOST:PORT of a separate listener for /metrics (Prometheus); "
+        "empty: /metrics is served on the main listener.",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info",
+        description="Least severe level logged: debug, info (one line per request), warning, "
+        "error or critical.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="Log lines on stderr: json (one object each) or text."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="On SIGTERM: how long open streams and in-flight requests get to finish "
+        "before the process exits anyway.",
+    )
+
+    def metrics_address(self) -> tuple[str, int] | None:
+        """The host and port of the separate metrics listener, if one is set."""
+        if not self.metrics_listen:
+            return None
+        host, _, port = self.metrics_listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
     def blob_dir(self) -> Path:
         """Where finished document blobs are stored."""

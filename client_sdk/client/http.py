@@ -90,12 +90,14 @@ def raise_for_error(response: httpx.Response) -> None:
     if response.is_success:
         return
     code, message = "error", response.reason_phrase or "request failed"
+    request_id = response.headers.get("x-request-id")
     try:
         body = parse_answer(ErrorBody, response.content, what="error answer")
         code, message = body.error.code, body.error.message
+        request_id = body.error.request_id or request_id
     except ProtocolError:
         pass  # not our error body (a proxy's page, say): the status still says it
-    raise api_error(response.status_code, code, message)
+    raise api_error(response.status_code, code, message, request_id)
 
 
 class HttpSession:

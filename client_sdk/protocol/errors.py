@@ -26,7 +26,7 @@ them and the server may import only `client_sdk.protocol` from the SDK::
     ├── KeystoreError               no keystore, wrong passphrase, damaged file
     ├── ClientClosedError           this client was closed; open a new one
     ├── TransportError              the server could not be reached, or the connection broke
-    ├── APIError                    the server refused the request (status, code, message)
+    ├── APIError                    the server refused the request (status, code, request_id)
     │   ├── InvalidRequestError     400, 422
     │   ├── AuthenticationError     401
     │   ├── PermissionDeniedError   403
@@ -295,11 +295,13 @@ class TransportError(ParleyError):
 class APIError(ParleyError):
     """The server answered with an error body."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None) -> None:
         super().__init__(f"{message} ({status} {code})")
         self.status = status
         self.code = code
         self.message = message
+        self.request_id = request_id
+        """The server's id of the request (its ``X-Request-Id``), to find its log line."""
 
 
 class InvalidRequestError(APIError):
@@ -342,9 +344,9 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def api_error(status: int, code: str, message: str) -> APIError:
+def api_error(status: int, code: str, message: str, request_id: str | None = None) -> APIError:
     """The exception for an error answer: the `APIError` subclass for `status`."""
-    return _BY_STATUS.get(status, APIError)(status, code, message)
+    return _BY_STATUS.get(status, APIError)(status, code, message, request_id)
 
 
 class WitnessStateError(ParleyError):

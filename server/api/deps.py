@@ -12,6 +12,7 @@ from server.errors import NotAuthenticated
 from server.services.common import Principal
 from server.services.devices import DeviceService
 from server.services.documents import DocumentService
+from server.services.health import HealthService
 from server.services.identity import IdentityService
 from server.services.instruments import InstrumentService
 from server.services.logs import LogService
@@ -34,6 +35,7 @@ class Services:
     documents: DocumentService
     instruments: InstrumentService
     streams: StreamService
+    health: HealthService
     rate_limiter: RateLimiter
     """Requests per device."""
     address_limiter: RateLimiter
@@ -79,6 +81,10 @@ async def _documents(request: Request) -> DocumentService:
 
 async def _instruments(request: Request) -> InstrumentService:
     return _services(request).instruments
+
+
+async def _health(request: Request) -> HealthService:
+    return _services(request).health
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -130,6 +136,7 @@ LogsDep = Annotated[LogService, Depends(_logs)]
 ModerationDep = Annotated[ModerationService, Depends(_moderation)]
 DocumentsDep = Annotated[DocumentService, Depends(_documents)]
 InstrumentsDep = Annotated[InstrumentService, Depends(_instruments)]
+HealthDep = Annotated[HealthService, Depends(_health)]
 CurrentPrincipal = Annotated[Principal, Depends(_current_principal)]
 LIMIT_BY_ADDRESS = Depends(_public)
 """``dependencies=[LIMIT_BY_ADDRESS]``: a route that needs no token, limited per address."""

@@ -4,17 +4,20 @@ WebSocket close codes."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from client_sdk.protocol.models import B64_PATTERN, SHA256_B64_PATTERN
 from client_sdk.protocol.wire.errors import ErrorBody
 from client_sdk.protocol.wire.errors import error_body as wire_error_body
 from client_sdk.protocol.wire.stream import CloseCode
+from server.api.observe import request_id
 from server.errors import (
     Conflict,
     DomainError,
@@ -115,9 +118,21 @@ def content_response(media_type: str, description: str) -> dict[int | str, dict[
 BINARY_SCHEMA: dict[str, Any] = {"type": "string", "format": "binary"}
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
+def error_body(code: str, message: str, request_id: str | None = None) -> dict[str, Any]:
     """The JSON error body every failure uses (`client_sdk.protocol.wire.errors.ErrorBody`)."""
-    return wire_error_body(code, message).model_dump(mode="json")
+    return wire_error_body(code, message, request_id).model_dump(mode="json")
+
+
+def error_response(
+    connection: HTTPConnection,
+    code: str,
+    message: str,
+    status: int,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The JSON error answer to `connection`'s request, carrying its request id."""
+    body = error_body(code, message, request_id(connection.scope))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def status_for(error: DomainError) -> int:
@@ -144,19 +159,16 @@ def _headers(error: DomainError) -> dict[str, str] | None:
     return None
 
 
-async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    headers = _headers(exc)
-    return JSONResponse(
-        error_body(exc.code, exc.message), status_code=status_for(exc), headers=headers
-    )
+    return error_response(request, exc.code, exc.message, status_for(exc), _headers(exc))
 
 
-async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse(error_body("malformed", "request body is not valid JSON"), 400)
+        return error_response(request, "malformed", "request body is not valid JSON", 400)
     first = errors[0] if errors else {}
     loc = tuple(first.get("loc", ()))
     # Drop the leading "body" marker only: a nested field may itself be named "body".
@@ -168,15 +180,13 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     ):
         what = "not canonical unpadded base64url"  # rather than the pattern itself
     message = f"{where}: {what}" if where else str(what)
-    return JSONResponse(error_body("invalid", message), 422)
+    return error_response(request, "invalid", message, 422)
 
 
-async def _http(_request: Request, exc: Exception) -> JSONResponse:
+async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
-    return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-    )
+    return error_response(request, code, str(exc.detail), exc.status_code, exc.headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.errors import error_body
+from server.api.observe import request_id
 from server.errors import RateLimited
 
 CHUNK_PATH = re.compile(r"^/v1/rooms/[A-Za-z0-9_-]{1,64}/uploads/[A-Za-z0-9_-]{1,64}/chunks/\d+$")
@@ -34,7 +35,7 @@ class BodySizeLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _too_large(send, self.max_bytes)
+                await _too_large(scope, send, self.max_bytes)
                 return
         seen = 0
         too_large = False
@@ -60,17 +61,16 @@ class BodySizeLimit:
         except _BodyTooLarge:
             pass
         if too_large:
-            await _too_large(send, self.max_bytes)
+            await _too_large(scope, send, self.max_bytes)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send: Send, max_bytes: int) -> None:
-    body = json.dumps(
-        error_body("too_large", f"request body larger than {max_bytes} bytes")
-    ).encode()
+async def _too_large(scope: Scope, send: Send, max_bytes: int) -> None:
+    message = f"request body larger than {max_bytes} bytes"
+    body = json.dumps(error_body("too_large", message, request_id(scope))).encode()
     await send(
         {
             "type": "http.response.start",

@@ -16,7 +16,9 @@ Every frame a client sends is parsed into its model (`parse_client_frame`):
 binary, not JSON, not an object, an unknown type or a second authentication
 close with 4400, a frame over `MAX_CLIENT_FRAME` with 4413, a first frame that is
 not an authentication with 4401. Logging out or revoking the device closes the
-stream with 4401 within a second, on whichever replica holds it. Anything
+stream with 4401 within a second, on whichever replica holds it. A server
+shutting down closes every stream with 1001 (going away): the client resumes
+from its cursor, on this server once it is back or on another replica. Anything
 unexpected is logged and closes with 1011.
 """
 
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any, TypeGuard
@@ -57,6 +60,7 @@ from server.errors import (
     RateLimited,
     TooLarge,
 )
+from server.metrics import Metrics
 from server.services.common import Principal
 from server.services.messages import PreparedBatch
 
@@ -86,6 +90,10 @@ class ConnectionCounter:
             yield
         finally:
             self._open[device_id] -= 1
+
+
+class _GoingAway(Exception):
+    """The server is shutting down: close with 1001 so the client resumes elsewhere."""
 
 
 async def _authenticate(websocket: WebSocket, services: Services) -> tuple[Principal, str]:
@@ -145,7 +153,19 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
     """Replay events after ``after`` and stream new ones."""
     services: Services = websocket.app.state.services
     counter: ConnectionCounter = websocket.app.state.ws_connections
+    metrics: Metrics = websocket.app.state.metrics
     await websocket.accept()
+    with metrics.websocket_streams.track_inprogress():
+        await _stream(websocket, room_id, services, counter, metrics)
+
+
+async def _stream(
+    websocket: WebSocket,
+    room_id: str,
+    services: Services,
+    counter: ConnectionCounter,
+    metrics: Metrics,
+) -> None:
     try:
         charge_address(services, None if websocket.client is None else websocket.client.host)
         if not _ROOM_ID.fullmatch(room_id):
@@ -156,7 +176,11 @@ async def stream(websocket: WebSocket, room_id: str) -> None:
         principal, token = await _authenticate(websocket, services)
         await services.messages.check_member(principal, room_id)
         with counter.hold(principal.device_id):
-            await _serve(websocket, services, principal, token, room_id, after, since, epoch)
+            await _serve(
+                websocket, services, metrics, principal, token, room_id, after, since, epoch
+            )
+    except _GoingAway:
+        await _close(websocket, CloseCode.GOING_AWAY, "server shutting down; resume")
     except DomainError as exc:
         await _close(websocket, ws_close_code(exc), exc.message)
     except WebSocketDisconnect:
@@ -175,6 +199,7 @@ def _after(raw: str) -> int:
 async def _serve(
     websocket: WebSocket,
     services: Services,
+    metrics: Metrics,
     principal: Principal,
     token: str,
     room_id: str,
@@ -208,6 +233,8 @@ async def _serve(
             cursor = prepared.batch.events[-1].seq
             since = prepared.batch.size
 
+        lag = metrics.fanout_lag_seconds
+
         async def send_loop() -> None:
             await pump()
             while True:
@@ -225,6 +252,7 @@ async def _serve(
                         await send_prepared(prepared)
                     else:
                         await pump()
+                    lag.observe(time.perf_counter() - notice.published)
 
         async def receive_loop() -> None:
             while True:
@@ -240,6 +268,8 @@ async def _serve(
             while True:
                 await sub.attention.wait()
                 sub.attention.clear()
+                if sub.going_away:
+                    raise _GoingAway
                 if sub.revoked_reason is not None:
                     raise NotAuthenticated(sub.revoked_reason)
                 await services.identity.authenticate(token)

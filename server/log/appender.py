@@ -10,7 +10,9 @@ root). So a proof exists the moment the caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +23,7 @@ from client_sdk.protocol.note import Checkpoint
 from server.errors import NotFound, TooLarge
 from server.log.proofs import NodeCache, ProofReader
 from server.log.signer import CheckpointSigner
+from server.storage.database import after_commit
 from server.storage.logs import CheckpointRow, LogEntryRow, LogRepository
 
 
@@ -46,6 +49,8 @@ class LogWriter:
         self.signer = signer
         self.nodes = NodeCache()
         """Committed subtree hashes: appends read the right edge from here."""
+        self.leaf_committed: Callable[[str], None] = _ignore
+        """Called with a leaf's type once the transaction that appended it commits."""
 
     async def create(self, conn: AsyncConnection, *, log_id: str, origin: str, now: int) -> None:
         """Create an empty log."""
@@ -104,4 +109,9 @@ class LogWriter:
             consistency_proof=await reader.consistency(head.size, size),
         )
         reader.publish()
+        after_commit(conn, partial(self.leaf_committed, type))
         return appended
+
+
+def _ignore(_type: str) -> None:
+    pass

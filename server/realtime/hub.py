@@ -16,11 +16,16 @@ the owner's subscriptions revoked, and their connections close. When a
 revocation may have been missed (the cross-replica listener was away, or a
 revocation landed while a stream was authenticating), `recheck_all` and a stale
 `epoch` mark subscriptions for re-authentication instead.
+
+When the process shuts down, `go_away` marks every subscription (and any made
+after it) as ending: their connections close with "going away" and the clients
+resume elsewhere; `wait_empty` waits for the last one to go.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,10 +37,12 @@ K = TypeVar("K")
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """`seq` exists in the room; `prepared` is its stream batch, if already built."""
+    """`seq` exists in the room; `prepared` is its stream batch, if already built;
+    `published` is when this process learned of it (`time.perf_counter`)."""
 
     seq: int
     prepared: object | None = None
+    published: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,8 @@ class Subscription:
         `revoked_reason` is set, else authenticated again (a revocation may have been
         missed)."""
         self.revoked_reason: str | None = None
+        self.going_away = False
+        """The server is shutting down: the stream ends so its client resumes elsewhere."""
 
     def notify(self, notice: Notice) -> None:
         """Queue `notice`, or mark the subscriber overflowed if its queue is full."""
@@ -77,6 +86,11 @@ class Subscription:
         """Ask for the owner to be authenticated again."""
         self.attention.set()
 
+    def go_away(self) -> None:
+        """End the stream: the server is shutting down."""
+        self.going_away = True
+        self.attention.set()
+
 
 class RoomHub:
     """In-process registry of subscriptions per room and per owner."""
@@ -88,6 +102,10 @@ class RoomHub:
         self._by_device: dict[str, set[Subscription]] = defaultdict(set)
         self.epoch = 0
         """Counts revocations and rechecks seen by this process (see `subscribe`)."""
+        self.closing = False
+        self._count = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     @contextmanager
     def subscribe(
@@ -101,6 +119,10 @@ class RoomHub:
         sub = Subscription(room_id, self.queue_size, owner)
         if epoch is not None and epoch != self.epoch:
             sub.recheck()
+        if self.closing:
+            sub.go_away()
+        self._count += 1
+        self._empty.clear()
         self._subs[room_id].add(sub)
         if owner is not None:
             self._by_token[owner.token_hash].add(sub)
@@ -108,6 +130,9 @@ class RoomHub:
         try:
             yield sub
         finally:
+            self._count -= 1
+            if self._count == 0:
+                self._empty.set()
             _discard(self._subs, room_id, sub)
             if owner is not None:
                 _discard(self._by_token, owner.token_hash, sub)
@@ -115,7 +140,7 @@ class RoomHub:
 
     def publish(self, room_id: str, seq: int, prepared: object | None = None) -> None:
         """Tell every local subscriber of `room_id` that `seq` exists (one shared notice)."""
-        notice = Notice(seq, prepared)
+        notice = Notice(seq, prepared, time.perf_counter())
         for sub in list(self._subs.get(room_id, ())):
             sub.notify(notice)
 
@@ -137,6 +162,18 @@ class RoomHub:
     def open_devices(self) -> set[str]:
         """The devices with a stream open in this process."""
         return set(self._by_device)
+
+    def go_away(self) -> None:
+        """End every local stream, and any opened from now on (the process is shutting
+        down)."""
+        self.closing = True
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.go_away()
+
+    async def wait_empty(self) -> None:
+        """Return once no stream is subscribed in this process."""
+        await self._empty.wait()
 
     def recheck_all(self) -> None:
         """Make every local stream authenticate its owner again (revocations may have

@@ -32,3 +32,11 @@ class StreamService:
         is revoked when `token`, or `principal`'s device, is."""
         owner = StreamOwner(token_hash=secret_hash(token), device_id=principal.device_id)
         return self.fanout.hub.subscribe(room_id, owner, epoch=epoch)
+
+    async def go_away(self) -> None:
+        """End every stream of this process, and refuse new ones, for a shutdown: each
+        closes with "going away" so its client resumes elsewhere. Returns once all
+        have ended (bound it with a timeout)."""
+        hub = self.fanout.hub
+        hub.go_away()
+        await hub.wait_empty()

@@ -64,6 +64,8 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._queue: deque[_Ticket] = deque()
         self._leader: asyncio.Task[None] | None = None
+        self.group_committed: Callable[[int], None] = _ignore
+        """Called with the number of write blocks each SQLite group commit made durable."""
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -120,6 +122,7 @@ class Database:
                     raise
 
     async def _run_group(self, group: list[_Ticket]) -> None:
+        blocks = 0
         async with self.engine.connect() as raw:
             conn = await raw.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             async with conn.begin():
@@ -127,8 +130,10 @@ class Database:
                     if ticket.granted.cancelled():
                         continue
                     ticket.granted.set_result(conn)
+                    blocks += 1
                     with contextlib.suppress(asyncio.CancelledError):
                         await ticket.finished
+        self.group_committed(blocks)
         for ticket in group:
             if not ticket.committed.done():
                 ticket.committed.set_result(None)
@@ -156,6 +161,10 @@ def after_commit(conn: AsyncConnection, callback: Callable[[], None]) -> None:
         callback()
     else:
         pending.append(callback)
+
+
+def _ignore(_blocks: int) -> None:
+    pass
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.database import Database
 
@@ -35,3 +36,19 @@ async def upgrade_to_head(database: Database) -> None:
     """Create or upgrade every table, trigger and index."""
     async with database.write() as conn:
         await conn.run_sync(_upgrade)
+
+
+def head_revisions() -> set[str]:
+    """The newest revisions of the migrations this code ships."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+async def current_revisions(conn: AsyncConnection) -> set[str]:
+    """The revisions the database's schema is at (none for an empty database)."""
+    exists = await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+    if not exists:
+        return set()
+    rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+    return {row[0] for row in rows}

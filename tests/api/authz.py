@@ -700,6 +700,8 @@ def _log_reads(prefix: str, log_id: Callable[[Scene], str]) -> dict[str, Operati
 
 OPERATIONS: dict[str, Operation] = {
     "healthz": Operation("GET", "/healthz", _get(lambda _: "/healthz")),
+    "readyz": Operation("GET", "/readyz", _get(lambda _: "/readyz")),
+    "metrics": Operation("GET", "/metrics", _get(lambda _: "/metrics")),
     "enroll-preview": Operation("POST", "/v1/enroll/preview", _enroll_preview),
     "enroll": Operation("POST", "/v1/enroll", _enroll, ok=201),
     "auth-challenge": Operation("POST", "/v1/auth/challenge", _challenge),

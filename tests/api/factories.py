@@ -75,12 +75,14 @@ class ManualClock:
 def assert_error(
     response: httpx.Response, status: int, code: str, *, mentions: str | None = None
 ) -> str:
-    """Assert the docs/design.md §9 error body with this status and code; return its message."""
+    """Assert the docs/design.md §9 error body with this status and code, carrying the
+    answer's request id; return its message."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
     assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message"}, body
+    assert set(body["error"]) == {"code", "message", "request_id"}, body
+    assert body["error"]["request_id"] == response.headers["x-request-id"], body
     assert body["error"]["code"] == code, body
     message = body["error"]["message"]
     assert isinstance(message, str)

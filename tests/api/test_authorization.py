@@ -61,6 +61,8 @@ UPLOADERS: Final[Row] = (OK, OK, OK, 404, 404, 404, 401)
 TABLE: dict[str, Row] = {
     #                                   mediator party-a party-b observer auditor outsider anonymous
     "healthz":                         ANYONE,
+    "readyz":                          ANYONE,
+    "metrics":                         ANYONE,
     "enroll-preview":                  ANYONE,
     "enroll":                          ANYONE,
     "auth-challenge":                  ANYONE,

@@ -21,7 +21,7 @@ NO_TOKEN = {
     ("get", "/v1/device-links/{link_id}"),
 }
 """Routes that need no bearer token (limited per address instead)."""
-UNLIMITED = {("get", "/healthz")}
+UNLIMITED = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 
 
 Operations = list[tuple[str, str, dict[str, Any]]]

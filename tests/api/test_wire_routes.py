@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from client_sdk.protocol.wire import parse_answer, parse_answers
 from client_sdk.protocol.wire.errors import ErrorBody
 from client_sdk.protocol.wire.events import EventKind, EventsPage, SendResponse
-from client_sdk.protocol.wire.health import HealthOut
+from client_sdk.protocol.wire.health import HealthOut, ReadyOut
 from client_sdk.protocol.wire.identity import AccountOut, AccountSummary
 from client_sdk.protocol.wire.logs import EntriesOut, LogOut
 from client_sdk.protocol.wire.rooms import RoomOut, RoomSummary
@@ -22,6 +22,7 @@ from tests.api.factories import envelope
 NO_JSON_ANSWER = frozenset(
     {
         "/v1/auth/logout",  # 204
+        "/metrics",  # the Prometheus text format
         "/v1/logs/{log_id}/checkpoint",  # a signed note, text/plain
         "/v1/logs/{log_id}/tile/{path:path}",  # tlog-tiles, octet-stream
         "/v1/logs/{log_id}/cosignatures",  # 201, empty
@@ -74,6 +75,7 @@ async def test_the_servers_answers_parse_into_their_models(api: Api) -> None:
     receipt = parse_answer(SendResponse, sent.content, what="send")
 
     assert parse_answer(HealthOut, await get("/healthz"), what="health").status == "ok"
+    assert parse_answer(ReadyOut, await get("/readyz"), what="ready").status == "ready"
     me = parse_answer(AccountOut, await get("/v1/accounts/me"), what="me")
     assert me.account_id == alice.account_id
     assert parse_answers(AccountSummary, await get("/v1/accounts"), what="accounts")

@@ -75,8 +75,16 @@ _PREPARED = (
 class ServerProcess:
     """A `parley serve` subprocess on a free port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        *,
+        log_level: str = "warning",
+    ) -> None:
         self.env = env
+        self.log_level = log_level
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -93,7 +101,7 @@ class ServerProcess:
     def _spawn(self, command: list[str], **options: Any) -> subprocess.Popen[bytes]:
         with self.log_path.open("ab") as log:
             return subprocess.Popen(
-                [*command, "serve", "--port", str(self.port), "--log-level", "warning"],
+                [*command, "serve", "--port", str(self.port), "--log-level", self.log_level],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -139,8 +139,9 @@ def test_a_list_answer_parses_each_item() -> None:
 
 
 def test_the_error_body_round_trips() -> None:
-    body = error_body("not_found", "no such room").model_dump(mode="json")
-    assert body == {"error": {"code": "not_found", "message": "no such room"}}
+    body = error_body("not_found", "no such room", "req-1").model_dump(mode="json")
+    detail = {"code": "not_found", "message": "no such room", "request_id": "req-1"}
+    assert body == {"error": detail}
     assert parse_answer(ErrorBody, body, what="error").error.code == "not_found"
 
 
@@ -193,6 +194,7 @@ def test_close_codes_mirror_http_statuses() -> None:
     assert CloseCode.NOT_FOUND.http_status == 404
     assert CloseCode.OVERFLOW.http_status is None
     assert CloseCode.INTERNAL_ERROR.http_status is None
+    assert CloseCode.GOING_AWAY.http_status is None  # a shutdown: resume elsewhere
     assert {c for c in CloseCode if c.fatal} == {
         CloseCode.MALFORMED,
         CloseCode.FORBIDDEN,

@@ -6,18 +6,21 @@ from client_sdk.protocol.wire.base import Answer
 
 
 class ErrorDetail(Answer):
-    """A machine-readable code (``not_found``, ``conflict``...) and a sentence for people."""
+    """A machine-readable code (``not_found``, ``conflict``...), a sentence for people,
+    and the request's id (its ``X-Request-Id``, also in the server's log line)."""
 
     code: str
     message: str
+    request_id: str | None = None
 
 
 class ErrorBody(Answer):
-    """``{"error": {"code": ..., "message": ...}}``, with any HTTP status from 400 up."""
+    """``{"error": {"code": ..., "message": ..., "request_id": ...}}``, with any HTTP
+    status from 400 up."""
 
     error: ErrorDetail
 
 
-def error_body(code: str, message: str) -> ErrorBody:
-    """The error body for `code` and `message`."""
-    return ErrorBody(error=ErrorDetail(code=code, message=message))
+def error_body(code: str, message: str, request_id: str | None = None) -> ErrorBody:
+    """The error body for `code` and `message` (of request `request_id`)."""
+    return ErrorBody(error=ErrorDetail(code=code, message=message, request_id=request_id))

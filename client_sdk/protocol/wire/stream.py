@@ -7,8 +7,9 @@ once subscribed, then `BatchFrame` after batch (a page of events, shaped like
 the `CloseCode` values: a frame that is not a `ClientFrame` (binary, not JSON,
 not an object, an unknown type, a second `AuthFrame`) with `CloseCode.MALFORMED`,
 one longer than `MAX_CLIENT_FRAME` with `CloseCode.TOO_LARGE`, a revoked token
-or device with `CloseCode.UNAUTHENTICATED`, and an unexpected server failure
-with `CloseCode.INTERNAL_ERROR`.
+or device with `CloseCode.UNAUTHENTICATED`, a server shutting down with
+`CloseCode.GOING_AWAY` (resume, there or elsewhere), and an unexpected server
+failure with `CloseCode.INTERNAL_ERROR`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class CloseCode(enum.IntEnum):
     INVALID = 4422
     RATE_LIMITED = 4429
     """Too many open streams or requests: back off, then reconnect."""
+    GOING_AWAY = 1001
+    """The server is shutting down: reconnect (to it or another replica) and resume."""
     INTERNAL_ERROR = 1011
     """The server failed unexpectedly (and logged why); reconnect later."""
 
