@@ -29,7 +29,9 @@ from client_sdk.protocol.wire.stream import BatchFrame, CloseCode, ReadyFrame, p
 
 MAX_CONSECUTIVE_FAILURES = 50
 """Connections in a row that fail before a ready frame (over all URLs) before giving up."""
-FAILOVER_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
+FAILOVER_CLOSE_CODES = frozenset(
+    {CloseCode.GOING_AWAY, 1006, CloseCode.INTERNAL_ERROR, 1012, 1013, 1014}
+)
 """Close codes that say the server (not this stream) is going or gone: try the next URL."""
 
 
