@@ -5,25 +5,32 @@ every attack, and what a malicious operator can forge, is `tests.support.attacks
 
 Fixture `talks` is the usual scene: mediator Mona, Alice on side a and Bob on
 side b in one room. Alice is the victim (her SDK reaches the server only
-through `talks.server`); Mona and Bob talk to the app directly.
+through `talks.server`); Mona and Bob talk to the app directly. Fixture
+`alice_env` points Alice's profile at a TCP proxy in front of that seam, for her
+`parley` commands.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from client_sdk.client import ParleyClient
+from client_sdk.keystore import KeystoreState
 from client_sdk.protocol.models import Role, Side
 from server.services.identity import IdentityService
 from tests.conftest import BASE_URL, PASSPHRASE, TEST_SCRYPT_N, OpenProfile, enroll_profile
 from tests.support.attacks import Talks, account_id
-from tests.support.hostile import Exchange, MaliciousServer, Operator
+from tests.support.cli import cli_env
+from tests.support.hostile import Exchange, HttpProxy, MaliciousServer, Operator
 from tests.support.scenes import Seed, scene_value
 
 # --- the scene ----------------------------------------------------------------------
@@ -92,6 +99,30 @@ async def open_room(
         for client in clients:
             await mediator.add_member(room.room_id, account_id(client), side)
     return room.room_id
+
+
+@pytest.fixture
+async def alice_env(talks: Talks) -> AsyncIterator[dict[str, str]]:
+    """The environment of Alice's `parley` commands, her profile's server the proxy."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    proxy = uvicorn.Server(
+        uvicorn.Config(HttpProxy(talks.server), lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(proxy.serve(sockets=[sock]))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    def behind_proxy(state: KeystoreState) -> KeystoreState:
+        return state.model_copy(update={"servers": (url,)})
+
+    talks.alice.keystore.update(behind_proxy)
+    try:
+        yield cli_env(PARLEY_HOME=str(talks.alice.keystore.home), PARLEY_PASSPHRASE=PASSPHRASE)
+    finally:
+        proxy.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+        sock.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,44 +9,11 @@ with its ``kind`` under ``--json``), after showing only what was verified.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
 
-import pytest
-import uvicorn
-
-from client_sdk.keystore import KeystoreState
-from tests.conftest import PASSPHRASE
 from tests.support import attacks
 from tests.support.attacks import Talks
-from tests.support.cli import cli_env, parley
-from tests.support.hostile import HttpProxy
-
-
-@pytest.fixture
-async def alice_env(talks: Talks) -> AsyncIterator[dict[str, str]]:
-    """The environment of Alice's `parley` commands, her profile's server the proxy."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    proxy = uvicorn.Server(
-        uvicorn.Config(HttpProxy(talks.server), lifespan="off", log_level="warning")
-    )
-    task = asyncio.create_task(proxy.serve(sockets=[sock]))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    def behind_proxy(state: KeystoreState) -> KeystoreState:
-        return state.model_copy(update={"servers": (url,)})
-
-    talks.alice.keystore.update(behind_proxy)
-    try:
-        yield cli_env(PARLEY_HOME=str(talks.alice.keystore.home), PARLEY_PASSPHRASE=PASSPHRASE)
-    finally:
-        proxy.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-        sock.close()
+from tests.support.cli import parley
 
 
 def _one_line(stderr: str) -> str:

@@ -28,6 +28,7 @@ from tests.support.attacks import (
     serve_as_current_roster,
     served_roster,
 )
+from tests.support.cli import parley
 from tests.support.hostile import dump
 
 
@@ -124,9 +125,9 @@ def _with_vouch(signed: SignedStatement, account: str, vouch: str | None) -> lis
     ]
 
 
-async def test_a_vouch_for_another_key_than_the_members_fails_closed(talks: Talks) -> None:
-    # Mona's own device signs it (a mistaken or a compromised mediator): the server
-    # refuses it, and a server that logs it anyway gets nothing sealed to Bob.
+async def _vouch_for_another_key(talks: Talks) -> tuple[str, str]:
+    """Mona's device signs a vouch for another key than Bob's (a mistaken or a
+    compromised mediator): the server refuses it; then it serves it as current anyway."""
     room = await _vouched_room(talks, vouch_for=[talks.alice, talks.bob], require_verified=False)
     await _verify(talks.alice, talks.mediator)
     current = await served_roster(talks.mediator, room, 3)
@@ -143,11 +144,46 @@ async def test_a_vouch_for_another_key_than_the_members_fails_closed(talks: Talk
             "POST", f"/v1/rooms/{room}/rosters", json={"roster": dump(forged)}
         )
     serve_as_current_roster(talks.server, room, forged)
+    return room, other
+
+
+async def test_a_vouch_for_another_key_than_the_members_fails_closed(talks: Talks) -> None:
+    room, other = await _vouch_for_another_key(talks)
+    bob = account_id(talks.bob)
 
     with pytest.raises(UntrustedKeyError, match=f"key fingerprint {other} of account {bob}"):
         await talks.alice.send(room, "Our first offer.")
     assert talks.server.sent("POST", f"/v1/rooms/{room}/messages") == []
     assert (await _trust(talks.alice, room))[bob] is Trust.REFUSED
+
+
+async def test_parley_shows_a_refused_vouch_and_sends_nothing(
+    talks: Talks, alice_env: dict[str, str]
+) -> None:
+    room, other = await _vouch_for_another_key(talks)
+    bob = account_id(talks.bob)
+
+    show, shown, sent = [
+        await parley(args, env=alice_env)
+        for args in (
+            ["room", "show", room],
+            ["room", "show", room, "--json"],
+            ["send", room, "Our first offer."],
+        )
+    ]
+
+    assert "REFUSED" in show.ok().stdout
+    assert f"refused: mediator Mona ({account_id(talks.mediator)}) vouched" in _oneline(show.stdout)
+    member = next(m for m in shown.json()["members"] if m["account_id"] == bob)
+    assert (member["verified"], member["trust"]) == (False, "refused")
+    assert other in member["trust_reason"]
+    assert sent.returncode == 1, sent.describe()
+    assert f"key fingerprint {other} of account {bob}" in _oneline(sent.stderr)
+    assert talks.server.sent("POST", f"/v1/rooms/{room}/messages") == []
+
+
+def _oneline(text: str) -> str:
+    return " ".join(text.split())
 
 
 @pytest.mark.parametrize("edit", ["strip", "add"])
