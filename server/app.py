@@ -18,7 +18,7 @@ from server.api.observe import RequestObserver
 from server.api.ws import ConnectionCounter
 from server.config import Settings
 from server.log.appender import LogWriter
-from server.log.signer import CheckpointSigner
+from server.log.keyguard import checked_signer
 from server.metrics import Metrics
 from server.realtime.fanout import Fanout, asyncpg_dsn
 from server.realtime.hub import RoomHub
@@ -55,9 +55,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
                 await upgrade_to_head(database)
             hub = RoomHub(settings.ws_queue_size)
             fanout = Fanout(hub, postgres_dsn=asyncpg_dsn(settings.resolved_database_url()))
-            signer = CheckpointSigner.load(
-                signer_key=settings.log_signing_key, data_dir=settings.data_dir
-            )
+            signer = await checked_signer(database, settings, clock())
             log = LogWriter(signer)
             log.leaf_committed = metrics.appended
             identity = IdentityService(database, settings, clock, log, fanout=fanout)

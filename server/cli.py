@@ -12,12 +12,16 @@ this module only when one of its commands runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from client_sdk.protocol.models import Role
+from server.cli_common import fail as _fail
+from server.cli_common import settings as _settings
+from server.cli_common import startup_errors as _startup_errors
 from server.config import Settings
 
 if TYPE_CHECKING:
@@ -31,8 +35,9 @@ admin_app = typer.Typer(help="Operator commands that work on the server's databa
 def _settings_help() -> str:
     lines = ["Settings (environment variables):"]
     for name, info in Settings.model_fields.items():
-        default = "" if info.default in (None, "") else f" [default: {info.default}]"
-        lines.append(f"  PARLEY_{name.upper()}: {info.description}{default}")
+        value = info.get_default(call_default_factory=True)
+        default = "none" if value in (None, "") else value
+        lines.append(f"  PARLEY_{name.upper()}: {info.description} [default: {default}]")
     return "\n\n".join(lines)
 
 
@@ -53,6 +58,8 @@ def serve(
     """Run the Parley server (SQLite in the data directory unless a database URL is set)."""
     from server.app import create_app
     from server.serving import run
+    from server.startup import preflight
+    from server.storage.data_lock import data_dir_lock
 
     overrides: dict[str, object] = {"auto_migrate": migrate}
     if data_dir is not None:
@@ -61,8 +68,13 @@ def serve(
         overrides["database_url"] = database_url
     if log_level is not None:
         overrides["log_level"] = log_level
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    run(create_app(settings), settings, host=host, port=port)
+    settings = _settings(**overrides)
+    with _startup_errors(), contextlib.ExitStack() as held:
+        if settings.resolved_database_url().startswith("sqlite"):
+            held.enter_context(data_dir_lock(settings.data_dir))
+        asyncio.run(preflight(settings))
+        settings = settings.model_copy(update={"auto_migrate": False})  # migrated just now
+        run(create_app(settings), settings, host=host, port=port)
 
 
 serve.__doc__ = f"{serve.__doc__}\n\n{_settings_help()}"
@@ -75,7 +87,8 @@ def enroll(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an account and print its one-time enrollment token alone on stdout."""
-    ticket = asyncio.run(_enroll(Settings(), role, name))
+    with _startup_errors(json_output):
+        ticket = asyncio.run(_enroll(_settings(), role, name))
     if json_output:
         import json
 
@@ -109,7 +122,8 @@ def revoke(
     from server.errors import DomainError
 
     try:
-        done = asyncio.run(_revoke(Settings(), target, reason))
+        with _startup_errors(json_output):
+            done = asyncio.run(_revoke(_settings(), target, reason))
     except DomainError as exc:
         _fail(exc.message, json_output)
     summary = {
@@ -130,29 +144,17 @@ def revoke(
         )
 
 
-def _fail(message: str, json_output: bool) -> NoReturn:
-    if json_output:
-        import json
-
-        typer.echo(json.dumps({"error": message}), err=True)
-    else:
-        typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
 async def _revoke(settings: Settings, target: str, reason: str) -> RevocationDone:
     from server.log.appender import LogWriter
-    from server.log.signer import CheckpointSigner
     from server.realtime.fanout import Fanout, asyncpg_dsn
     from server.realtime.hub import RoomHub
     from server.services.common import system_clock
     from server.services.devices import DeviceService
+    from server.startup import open_signer
 
     database = await _open_database(settings)
     try:
-        signer = CheckpointSigner.load(
-            signer_key=settings.log_signing_key, data_dir=settings.data_dir
-        )
+        signer = await open_signer(database, settings)
         # On PostgreSQL the revocation's transaction notifies every replica, which close
         # the devices' streams; on SQLite the server finds them within a second.
         fanout = Fanout(RoomHub(), postgres_dsn=asyncpg_dsn(settings.resolved_database_url()))
@@ -163,30 +165,32 @@ async def _revoke(settings: Settings, target: str, reason: str) -> RevocationDon
 
 
 async def _open_database(settings: Settings) -> Database:
-    from server.storage.database import create_database
-    from server.storage.migrate import upgrade_to_head
+    from server.startup import open_database
 
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = create_database(settings.resolved_database_url())
-    await upgrade_to_head(database)
-    return database
+    return await open_database(settings, migrate=True)
 
 
 async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket:
     # Imported here, like `serve`'s: `parley admin --help` need not load the database stack.
     from server.log.appender import LogWriter
-    from server.log.signer import CheckpointSigner
     from server.services.common import system_clock
     from server.services.identity import IdentityService
+    from server.startup import open_signer
 
     database = await _open_database(settings)
     try:
-        log = LogWriter(
-            CheckpointSigner.load(signer_key=settings.log_signing_key, data_dir=settings.data_dir)
-        )
+        log = LogWriter(await open_signer(database, settings))
         return await IdentityService(database, settings, system_clock, log).create_enrollment(
             role=role, name=name
         )
     finally:
         await database.dispose()
+
+
+def _add_operator_commands() -> None:
+    from server import cli_admin
+
+    admin_app.add_typer(cli_admin.log_key_app, name="log-key")
+
+
+_add_operator_commands()

@@ -22,8 +22,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir, description="Data directory.")
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; default SQLite at DATA_DIR/parley.db. "
-        "PostgreSQL: postgresql+asyncpg://user@host/db",
+        description="Database URL; default SQLite at DATA_DIR/parley.db. "
+        "PostgreSQL: postgresql://user@host/db (the asyncpg driver)",
     )
     auto_migrate: bool = Field(default=True, description="Upgrade the schema on start.")
     log_origin_host: str = Field(
@@ -138,7 +138,19 @@ class Settings(BaseSettings):
         return self.data_dir / "uploads"
 
     def resolved_database_url(self) -> str:
-        """The database URL, defaulting to SQLite in the data directory."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_dir / 'parley.db'}"
+        """The database URL, defaulting to SQLite in the data directory; a URL without a
+        driver gets the one Parley uses (``postgresql://`` is ``postgresql+asyncpg://``)."""
+        if not self.database_url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'parley.db'}"
+        for plain, driver in _DRIVERS:
+            if self.database_url.startswith(plain):
+                return driver + self.database_url[len(plain) :]
+        return self.database_url
+
+
+_DRIVERS = (
+    ("postgresql://", "postgresql+asyncpg://"),
+    ("postgres://", "postgresql+asyncpg://"),
+    ("sqlite://", "sqlite+aiosqlite://"),
+)
+"""URLs that name no driver, and the driver Parley uses for each."""

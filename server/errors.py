@@ -10,6 +10,10 @@
     ├── TooLarge            over a configured size limit
     ├── InvalidInput        parses, but fails a check (signature, recipients, ...)
     └── RateLimited         too many requests
+
+    StartupError            the server (or an operator command) cannot start: the
+                            configuration, the database or the log key; one line for
+                            the operator, exit code 2
 """
 
 from __future__ import annotations
@@ -78,3 +82,12 @@ class RateLimited(DomainError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class StartupError(Exception):
+    """The server, or an operator command, cannot start: a setting, the database or the
+    log key is wrong. The message is one line that says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -16,7 +16,6 @@ checkpoint signed by a key a power cut could take back.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -68,8 +67,16 @@ class CheckpointSigner:
         return sign_note(checkpoint.to_text(), checkpoint.origin, self._key)
 
 
-def _generate(path: Path) -> None:
-    """Write a new key to `path` durably, unless another process wrote one first."""
+def write_new_key(path: Path) -> bool:
+    """Write a new key to `path` durably; False (and nothing written) if one is there."""
+    if path.exists():
+        return False
+    return _generate(path)
+
+
+def _generate(path: Path) -> bool:
+    """Write a new key to `path` durably, unless another process wrote one first (then
+    False)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = format_signer_key(_STORED_NAME, Ed25519PrivateKey.generate()) + "\n"
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{KEY_FILE}.", suffix=".tmp")
@@ -78,8 +85,10 @@ def _generate(path: Path) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):  # another process's key stands
+        try:
             os.link(temporary, path)
+        except FileExistsError:  # another process's key stands
+            return False
     finally:
         os.unlink(temporary)
     directory = os.open(path.parent, os.O_RDONLY)
@@ -87,3 +96,4 @@ def _generate(path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
@@ -104,6 +104,56 @@ class AccountRepository:
             query = query.where(accounts.c.role == role)
         rows = await self.conn.execute(query.order_by(accounts.c.name, accounts.c.id))
         return [from_row(AccountRow, r) for r in rows]
+
+    async def list_all(self) -> list[tuple[AccountRow, str | None, int]]:
+        """Every account, pending and revoked ones too, with who invited it and how many
+        active devices it has, oldest first."""
+        live = (
+            select(devices.c.account_id, func.count().label("n"))
+            .where(devices.c.revoked_at.is_(None))
+            .group_by(devices.c.account_id)
+            .subquery()
+        )
+        query = (
+            select(accounts, func.coalesce(live.c.n, 0))
+            .outerjoin(live, live.c.account_id == accounts.c.id)
+            .order_by(accounts.c.created_at, accounts.c.id)
+        )
+        rows = await self.conn.execute(query)
+        return [(from_row(AccountRow, r), r._mapping["created_by"], int(r[-1])) for r in rows]
+
+    async def pending_invites(self, now: int) -> list[tuple[AccountRow, str | None, int]]:
+        """Pending accounts with an unused, unexpired enrollment token: the account, who
+        invited it, and when the token expires (never the token, which is only a hash)."""
+        query = (
+            select(accounts, enrollment_tokens.c.expires_at.label("token_expires_at"))
+            .join(enrollment_tokens, enrollment_tokens.c.account_id == accounts.c.id)
+            .where(
+                accounts.c.status == "pending",
+                enrollment_tokens.c.used_at.is_(None),
+                enrollment_tokens.c.expires_at > now,
+            )
+            .order_by(accounts.c.created_at, accounts.c.id)
+        )
+        rows = await self.conn.execute(query)
+        return [
+            (from_row(AccountRow, r), r._mapping["created_by"], r._mapping["token_expires_at"])
+            for r in rows
+        ]
+
+    async def cancel_invite(self, account_id: str, now: int) -> None:
+        """End a pending account's enrollment tokens (they expire now) and mark it
+        ``cancelled``, so it can never enroll."""
+        await self.conn.execute(
+            update(enrollment_tokens)
+            .where(
+                enrollment_tokens.c.account_id == account_id,
+                enrollment_tokens.c.used_at.is_(None),
+                enrollment_tokens.c.expires_at > now,
+            )
+            .values(expires_at=now)
+        )
+        await self.set_status(account_id, "cancelled")
 
     async def activate(self, account_id: str, *, account_key: bytes, registration: str) -> None:
         """Record the account key and registration statement of a pending account."""

@@ -34,7 +34,7 @@ accounts = Table(
     Column("id", String(64), primary_key=True),
     Column("role", String(16), nullable=False),
     Column("name", String(200), nullable=False),
-    Column("status", String(16), nullable=False),  # pending | active | revoked
+    Column("status", String(16), nullable=False),  # pending | active | revoked | cancelled
     Column("account_key", LargeBinary, nullable=True, unique=True),
     Column("registration", Text, nullable=True),  # signed statement JSON
     Column("created_by", String(64), nullable=True),
@@ -270,7 +270,18 @@ instrument_states = Table(
 """The state of each round, agreement and receipt of a room, as its logged instrument
 acts built it (docs/design.md §7); `seq` is the event that last changed it."""
 
+log_keys = Table(
+    "log_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),  # 1: one key signs every log
+    Column("public_key", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+"""The public log key recorded at the first start, which every later start must hold
+(`server.log.keyguard`)."""
+
 APPEND_ONLY_TABLES = (
+    "log_keys",
     "log_entries",
     "log_nodes",
     "checkpoints",

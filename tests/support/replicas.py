@@ -51,9 +51,15 @@ async def postgres_database() -> AsyncIterator[str]:
 def running_replicas(database_url: str, root: Path, count: int) -> Iterator[list[ServerProcess]]:
     """`count` started replicas on `database_url` sharing `LOG_KEY` (the first migrates
     the schema, the others find it in place), stopped when the block ends."""
+    # One data directory for all (documents' blobs), as the README says: PostgreSQL
+    # replicas take no lock on it. Every other one names the database with a plain
+    # postgresql:// URL, which means the same as postgresql+asyncpg://.
+    plain = database_url.replace("postgresql+asyncpg://", "postgresql://")
     replicas = [
         ServerProcess(
-            server_env(root / f"r{i}", database_url, PARLEY_LOG_SIGNING_KEY=LOG_KEY),
+            server_env(
+                root / "data", plain if i % 2 else database_url, PARLEY_LOG_SIGNING_KEY=LOG_KEY
+            ),
             root / f"r{i}.log",
         )
         for i in range(count)
