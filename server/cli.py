@@ -190,6 +190,9 @@ async def _enroll(settings: Settings, role: Role, name: str) -> EnrollmentTicket
 def _add_operator_commands() -> None:
     from server import cli_admin
 
+    admin_app.command("accounts")(cli_admin.accounts)
+    admin_app.add_typer(cli_admin.invites_app, name="invites")
+    admin_app.command("disable")(cli_admin.disable)
     admin_app.add_typer(cli_admin.log_key_app, name="log-key")
 
 
