@@ -9,7 +9,8 @@ this process learns of a commit to the frame sent). Each metric has its own
 registered at import and two applications in one process do not clash.
 
 Labels are bounded: a route is its template (``/v1/rooms/{room_id}/events``),
-never the concrete path, and an unmatched path is ``<unmatched>``.
+never the concrete path, and an unmatched path is ``<unmatched>``; a method
+outside the standard ones is ``OTHER``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ UNMATCHED = "<unmatched>"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -77,6 +79,24 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+
+        self._per_route: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request and its duration (its labelled children are
+        looked up once per label set: this runs on every request)."""
+        if method not in _METHODS:
+            method = "OTHER"  # the caller chose it: a label must stay bounded
+        key = (method, route, status)
+        children = self._per_route.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            self._per_route[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def appended(self, leaf_type: str) -> None:
         """Count one committed log leaf of `leaf_type`."""

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 
 from client_sdk.cli.common import fail, print_json
-from client_sdk.protocol.errors import ParleyError, TransportError, VerificationError
+from client_sdk.protocol.errors import (
+    APIError,
+    ParleyError,
+    TransportError,
+    VerificationError,
+)
 
 if TYPE_CHECKING:
     from client_sdk.client import ParleyClient
@@ -29,8 +34,8 @@ def failure(
     details: Mapping[str, object] | None = None,
 ) -> typer.Exit:
     """Print one error line and return the exit to raise; `kind` (a failed check's
-    `VerificationError.kind`) and `details` (such as a failed audit's ``index``) go
-    into the JSON object."""
+    `VerificationError.kind`) and `details` (such as a failed audit's ``index``, or
+    a refused request's ``request_id``) go into the JSON object."""
     if json_output:
         extra = {**({"kind": kind} if kind else {}), **(details or {})}
         print_json({"ok": False, "error": message, **extra})
@@ -52,6 +57,10 @@ def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool) -> T:
         ) from exc
     except TransportError as exc:
         raise failure(str(exc), code=USAGE, json_output=json_output) from exc
+    except APIError as exc:
+        # The server's id of the refused request, to find its log line.
+        request = {"request_id": exc.request_id} if exc.request_id else None
+        raise failure(str(exc), json_output=json_output, details=request) from exc
     except ParleyError as exc:
         raise failure(str(exc), json_output=json_output) from exc
 

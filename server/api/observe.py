@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -48,7 +48,7 @@ def _incoming_id(scope: Scope) -> str:
             if REQUEST_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def route_template(scope: Scope) -> str:
@@ -115,16 +115,16 @@ class RequestObserver:
         route = route_template(scope)
         method = scope.get("method", "WS")
         if scope["type"] == "http":
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.request_seconds.labels(method, route).observe(seconds)
+            self.metrics.answered(method, route, status, seconds)
         if access_log.isEnabledFor(logging.INFO):
             duration_ms = round(seconds * 1000, 3)
             access_log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms request %s",
                 method,
                 route,
                 status,
                 duration_ms,
+                rid,
                 extra={
                     "request_id": rid,
                     "method": method,

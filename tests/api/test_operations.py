@@ -13,7 +13,7 @@ from client_sdk.protocol.errors import NotFoundError
 from client_sdk.protocol.wire import parse_answer
 from client_sdk.protocol.wire.health import NotReadyOut, ReadyOut
 from server.storage.database import Database
-from tests.api.conftest import Api
+from tests.api.conftest import Api, MakeApi
 
 
 def _not_ready(response: httpx.Response) -> NotReadyOut:
@@ -117,3 +117,32 @@ async def test_the_sdk_error_carries_the_request_id(api: Api) -> None:
     with pytest.raises(NotFoundError) as raised:
         raise_for_error(response)
     assert raised.value.request_id == "trace-me"
+
+
+async def test_an_unexpected_failure_is_the_json_error_body_with_its_request_id(
+    make_api: MakeApi,
+) -> None:
+    api = await make_api()
+
+    async def fail() -> None:
+        raise RuntimeError("a bug")
+
+    api.app.add_api_route("/test-only/fail", fail)
+    response = await api.http.get("/test-only/fail", headers={"X-Request-Id": "bug-1"})
+
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "bug-1"
+    assert response.json() == {
+        "error": {"code": "internal", "message": "internal error", "request_id": "bug-1"}
+    }
+    scrape = (await api.http.get("/metrics")).text
+    assert 'route="/test-only/fail",status="500"} 1.0' in scrape
+
+
+async def test_a_method_the_caller_makes_up_is_counted_as_other(api: Api) -> None:
+    for method in ("BREW", "WHEN", "BREW"):
+        await api.http.request(method, "/healthz")
+
+    scrape = (await api.http.get("/metrics")).text
+    assert "BREW" not in scrape
+    assert 'method="OTHER",route="/healthz",status="405"} 3.0' in scrape
