@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
 
 
 def default_data_dir() -> Path:
@@ -103,7 +106,6 @@ class Settings(BaseSettings):
 
     metrics_listen: str = Field(
         default="",
-        pattern=r"^$|^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
         description="HOST:PORT of a separate listener for /metrics (Prometheus); "
         "empty: /metrics is served on the main listener.",
     )
@@ -121,6 +123,15 @@ class Settings(BaseSettings):
         description="On SIGTERM: how long open streams and in-flight requests get to finish "
         "before the process exits anyway.",
     )
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value and not _HOST_PORT.fullmatch(value):
+            raise ValueError("must be HOST:PORT (such as 127.0.0.1:9464 or [::1]:9464), or empty")
+        if value and not 0 < int(value.rpartition(":")[2]) < 65536:
+            raise ValueError("the port must be 1 to 65535")
+        return value
 
     def metrics_address(self) -> tuple[str, int] | None:
         """The host and port of the separate metrics listener, if one is set."""

@@ -18,11 +18,11 @@ import socket
 import time
 from typing import Any
 
-import typer
 import uvicorn
 from fastapi import FastAPI
 
 from server.config import Settings
+from server.errors import StartupError
 from server.metrics import Metrics
 
 log = logging.getLogger("parley.server")
@@ -172,6 +172,7 @@ def _metrics_listener(metrics: Metrics, settings: Settings) -> Any:
         server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
     except OSError as exc:
         where = settings.metrics_listen
-        typer.echo(f"error: cannot listen for metrics on {where}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise StartupError(
+            f"cannot listen for metrics on {where} (PARLEY_METRICS_LISTEN): {exc.strerror}"
+        ) from exc
     return server

@@ -321,3 +321,16 @@ def test_a_request_still_running_does_not_hold_the_process_past_its_grace(
     # It waited out its grace for the request, which would otherwise never end; the
     # margin is for a loaded machine (signal delivery, the interpreter's exit).
     assert GRACE <= took < GRACE + TIMEOUT
+
+
+def test_a_metrics_address_in_use_is_one_line_and_exit_2(traffic: Traffic, tmp_path: Path) -> None:
+    taken = traffic.metrics_url.removeprefix("http://").removesuffix("/metrics")
+    env = server_env(tmp_path / "second", None, PARLEY_METRICS_LISTEN=taken)
+
+    refused = run_parley(["serve", "--port", str(free_port())], env=env)
+
+    assert refused.returncode == 2, refused.describe()
+    assert refused.stderr == (
+        f"error: cannot listen for metrics on {taken} (PARLEY_METRICS_LISTEN): "
+        "Address already in use\n"
+    )
