@@ -6,7 +6,8 @@ event stream with 1001 (going away) so its client resumes elsewhere, lets
 in-flight requests finish (their transactions commit and are answered), runs
 the application's shutdown and exits 0, all within
 ``PARLEY_SHUTDOWN_GRACE_SECONDS``: requests still running then are cancelled
-(a cancelled transaction rolls back, so nothing is half-done).
+unanswered (a transaction lands whole or not at all, never half-done; the
+client's retry under the same id finds out which).
 """
 
 from __future__ import annotations
