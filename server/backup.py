@@ -136,7 +136,8 @@ def _pg_dump(url: str, target: Path) -> None:
 
 
 def _copy_blobs(source: Path, target: Path) -> int:
-    if not source.is_dir():
+    if not source.is_dir():  # none yet: an empty blobs/ all the same, for the restore
+        target.mkdir()
         return 0
     shutil.copytree(source, target)
     return sum(1 for path in target.rglob("*") if path.is_file())

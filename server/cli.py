@@ -193,6 +193,7 @@ def _add_operator_commands() -> None:
     admin_app.command("accounts")(cli_admin.accounts)
     admin_app.add_typer(cli_admin.invites_app, name="invites")
     admin_app.command("disable")(cli_admin.disable)
+    admin_app.command("backup")(cli_admin.backup)
     admin_app.add_typer(cli_admin.log_key_app, name="log-key")
 
 

@@ -67,7 +67,12 @@ async def open_database(settings: Settings, *, migrate: bool) -> Database:
                 f"cannot reach the database {shown_url(url)}: {_reason(exc)}"
             ) from None
         if migrate:
-            await upgrade_to_head(database)
+            try:
+                await upgrade_to_head(database)
+            except SQLAlchemyError as exc:
+                raise StartupError(
+                    f"upgrading the schema of {shown_url(url)} failed: {_reason(exc)}"
+                ) from None
             return database
         async with database.read() as conn:
             current = await current_revisions(conn)
