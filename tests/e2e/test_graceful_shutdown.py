@@ -2,7 +2,7 @@
 event stream with 1001 (going away), finishes the request in flight (a send whose
 answer the client gets is durable after the restart), and exits 0 within its grace
 period; the SDK's follower takes 1001 as "resume" and carries on once a server is
-back."""
+back, and a follower of one of several replicas moves to another at once."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,11 +18,13 @@ from websockets.asyncio.client import connect
 
 from client_sdk.client import ParleyClient
 from client_sdk.client.models import Message
+from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.wire.stream import CloseCode
 from server.config import Settings
 from tests.e2e.conftest import OpenClient, open_negotiation
 from tests.e2e.harness import Cast, Deployment
 from tests.e2e.streams import close_code, first_events, stream_url
+from tests.support.replicas import enroll, postgres_database, running_replicas
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +111,45 @@ async def test_sigterm_closes_streams_with_1001_and_finishes_the_send_in_flight(
     await alice.send(room_id, "after the restart")
     seen = await asyncio.wait_for(follower, TIMEOUT)
     assert [m.text for m in seen] == ["in flight", "after the restart"]
+
+
+@pytest.mark.postgres
+async def test_a_replica_stopped_with_sigterm_hands_its_followers_to_the_other(
+    tmp_path: Path,
+) -> None:
+    async with postgres_database() as database_url:
+        with running_replicas(database_url, tmp_path, 2) as (first, second):
+            urls = [first.url, second.url]
+            mona = await enroll(
+                database_url, Role.MEDIATOR, "Mona", server=urls, home=tmp_path / "m"
+            )
+            bob = await enroll(database_url, Role.PARTY, "Bob", server=urls, home=tmp_path / "b")
+            arrived: asyncio.Queue[Message] = asyncio.Queue()
+
+            async def follow(room_id: str) -> None:
+                async for message in bob.messages(room_id, follow=True):
+                    arrived.put_nowait(message)
+
+            follower = None
+            try:
+                room = await mona.create_room("Handover")
+                await mona.add_member(room.room_id, bob.whoami()["account_id"], Side.B)
+                follower = asyncio.create_task(follow(room.room_id))
+                await mona.send(room.room_id, "before")
+                assert (await asyncio.wait_for(arrived.get(), TIMEOUT)).text == "before"
+                assert bob.http.server == first.url
+                process = first.process
+                assert process is not None
+
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(process.wait, GRACE + TIMEOUT) == 0
+                await mona.send(room.room_id, "after")
+
+                assert (await asyncio.wait_for(arrived.get(), TIMEOUT)).text == "after"
+                assert bob.http.server == second.url
+                assert arrived.empty()
+            finally:
+                if follower is not None:
+                    follower.cancel()
+                await mona.aclose()
+                await bob.aclose()
