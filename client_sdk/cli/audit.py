@@ -11,7 +11,8 @@ import asyncio
 import enum
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -24,6 +25,7 @@ from client_sdk.cli.common import err, fail, out, print_json
 from client_sdk.cli.render import inline
 from client_sdk.protocol.errors import (
     AuditFailure,
+    NotFoundError,
     ParleyError,
     ProtocolError,
     VerificationError,
@@ -93,6 +95,28 @@ def _client() -> ParleyClient:
         return ParleyClient.open()
     except ParleyError as exc:
         raise fail(str(exc), 2) from exc
+
+
+@asynccontextmanager
+async def _entries_of(client: ParleyClient, log_id: str) -> AsyncIterator[None]:
+    """Where the server hides a log's entries from a witness the room's policy names,
+    say so instead of "no such log" (the witness reads its checkpoints only)."""
+    from client_sdk.audit import readable_logs
+
+    try:
+        yield
+    except NotFoundError as exc:
+        access = {s.log_id: s.access for s in await readable_logs(client)}.get(log_id)
+        if access != "witness":
+            raise
+        raise NotFoundError(
+            exc.status,
+            exc.code,
+            f"log {log_id}: your witness key is in the room's policy, which lets you cosign "
+            f"its checkpoints (`parley audit witness {log_id}`), not read its entries; a "
+            "mediator grants those (`parley room grant-auditor`)",
+            exc.request_id,
+        ) from exc
 
 
 class _ProgressBar:
@@ -217,7 +241,7 @@ def verify(
 
     async def online() -> AuditReport:
         assert log_id is not None
-        async with _client() as client:
+        async with _client() as client, _entries_of(client, log_id):
             with _ProgressBar() as bar:
                 return await verify_log(
                     client,
@@ -330,7 +354,7 @@ def export(
     from client_sdk.audit import export_log, export_tiled, write_bundle
 
     async def work() -> int:
-        async with _client() as client:
+        async with _client() as client, _entries_of(client, log_id):
             if bundle_format is BundleFormat.TILES:
                 partial = output.with_name(output.name + ".part")
                 try:

@@ -239,6 +239,7 @@ async def test_audit_logs_lists_each_readable_log_and_why(scene: Scene) -> None:
     )
     assert cosigned.json()["size"] == 1
     assert audited.returncode == 2, audited.describe()
+    assert "your witness key is in the room's policy" in _oneline(audited.stderr)
 
 
 def test_usage_and_connection_errors_exit_2(tmp_path: Path) -> None:
