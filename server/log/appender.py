@@ -24,7 +24,7 @@ from server.errors import NotFound, TooLarge
 from server.log.proofs import NodeCache, ProofReader
 from server.log.signer import CheckpointSigner
 from server.storage.database import after_commit
-from server.storage.logs import CheckpointRow, LogEntryRow, LogRepository
+from server.storage.logs import AppendWrites, CheckpointRow, LogEntryRow, LogHead, LogRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,16 @@ class Appended:
     inclusion_proof: list[bytes]
     consistency_proof: list[bytes]
     """From the size before this leaf to the size with it (what a stream reader needs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAppend:
+    """An append worked out under the head's lock, not yet stored (`LogWriter.plan`)."""
+
+    writes: AppendWrites
+    appended: Appended
+    type: str
+    reader: ProofReader
 
 
 class LogWriter:
@@ -72,6 +82,34 @@ class LogWriter:
         head = await repo.head(log_id, for_update=True)
         if head is None:
             raise NotFound(f"no log {log_id}")
+        planned = await self.plan(
+            conn,
+            head,
+            type=type,
+            actor_device=actor_device,
+            payload_hash=payload_hash,
+            signature=signature,
+            server_time=server_time,
+        )
+        await repo.write_append(planned.writes)
+        return self.written(planned)
+
+    async def plan(
+        self,
+        conn: AsyncConnection,
+        head: LogHead,
+        *,
+        type: str,
+        actor_device: str,
+        payload_hash: bytes,
+        signature: bytes,
+        server_time: int,
+    ) -> PlannedAppend:
+        """Everything appending one leaf after `head` writes, and its proofs, without
+        writing: the caller holds the head's lock (`LogRepository.head(for_update=True)`
+        or a statement that locks it with other rows), stores `PlannedAppend.writes` in
+        the same transaction (`LogRepository.write_append`, or one statement with its
+        own rows), then calls `written`. Reads only committed nodes, usually none."""
         leaf = LogLeaf(
             origin=head.origin,
             index=head.size,
@@ -84,19 +122,22 @@ class LogWriter:
         if len(leaf) > MAX_LEAF_BYTES:
             raise TooLarge("log leaf larger than 64 KiB")
         hashed = leaf_hash(leaf)
+        log_id = head.id
         reader = ProofReader(conn, log_id, shared=self.nodes)
         frontier = await reader.frontier(head.size)
         grown, completed = frontier.append(hashed)
-        await repo.append(LogEntryRow(log_id=log_id, idx=head.size, leaf=leaf, leaf_hash=hashed))
-        await repo.add_nodes(log_id, [(n.level, n.index, n.hash) for n in completed])
         reader.remember(completed)
         size = head.size + 1
         root = await reader.root(size)
         if root != grown.root():
             raise RuntimeError(f"log {log_id}: stored hashes disagree with the new root")
         note = self.signer.sign(Checkpoint(head.origin, size, root))
-        await repo.add_checkpoint(
-            CheckpointRow(log_id=log_id, size=size, root=root, note=note, created_at=server_time)
+        writes = AppendWrites(
+            entry=LogEntryRow(log_id=log_id, idx=head.size, leaf=leaf, leaf_hash=hashed),
+            nodes=[(n.level, n.index, n.hash) for n in completed],
+            checkpoint=CheckpointRow(
+                log_id=log_id, size=size, root=root, note=note, created_at=server_time
+            ),
         )
         appended = Appended(
             log_id=log_id,
@@ -108,9 +149,14 @@ class LogWriter:
             inclusion_proof=await reader.inclusion(head.size, size),
             consistency_proof=await reader.consistency(head.size, size),
         )
-        reader.publish()
-        after_commit(conn, partial(self.leaf_committed, type))
-        return appended
+        return PlannedAppend(writes=writes, appended=appended, type=type, reader=reader)
+
+    def written(self, planned: PlannedAppend) -> Appended:
+        """Call once `planned.writes` are stored: its nodes enter the shared cache, and
+        `leaf_committed` is called, when the caller's transaction commits."""
+        planned.reader.publish()
+        after_commit(planned.reader.conn, partial(self.leaf_committed, planned.type))
+        return planned.appended
 
 
 def _ignore(_type: str) -> None:

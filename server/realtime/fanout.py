@@ -51,11 +51,19 @@ class Fanout:
 
     async def stage(self, conn: AsyncConnection, room_id: str, seq: int) -> None:
         """Queue a cross-replica notification that fires if `conn`'s transaction commits."""
-        if self.postgres_dsn is not None:
+        notice = self.notice(room_id, seq)
+        if notice is not None:
             await conn.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": CHANNEL, "payload": f"{room_id} {seq} {self.origin}"},
+                {"channel": notice[0], "payload": notice[1]},
             )
+
+    def notice(self, room_id: str, seq: int) -> tuple[str, str] | None:
+        """The ``(channel, payload)`` of `stage`'s notification, for a caller that sends
+        it within a statement of its own (None without PostgreSQL)."""
+        if self.postgres_dsn is None:
+            return None
+        return CHANNEL, f"{room_id} {seq} {self.origin}"
 
     async def close_streams(
         self,

@@ -145,9 +145,10 @@ class MessageService:
                 check_envelope(envelope, b64d(sender_key), signed=signed)
             except (VerificationError, ProtocolError) as exc:
                 raise InvalidInput(f"envelope: {exc}") from exc
-            appended = await self.log.append(
+            assert context.log is not None  # a room's log is created with it
+            planned = await self.log.plan(
                 conn,
-                room_id,
+                context.log,
                 type="message",
                 actor_device=principal.device_id,
                 payload_hash=payload_hash,
@@ -163,12 +164,13 @@ class MessageService:
                 sender_device=principal.device_id,
                 payload=payload,
                 payload_hash=payload_hash,
-                leaf_index=appended.index,
+                leaf_index=planned.appended.index,
                 created_at=now,
             )
-            await events.add(row)
-            await rooms.set_last_seq(room_id, row.seq)
-            await self.fanout.stage(conn, room_id, row.seq)
+            # The leaf, its nodes and checkpoint, the event, the room's counter and the
+            # replicas' notification: one statement (one round trip) on PostgreSQL.
+            await events.add_appended(row, planned.writes, self.fanout.notice(room_id, row.seq))
+            appended = self.log.written(planned)
         self.fanout.committed(
             room_id,
             row.seq,

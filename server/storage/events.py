@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.storage.logs import APPEND_CTES, AppendWrites, LogRepository
 from server.storage.prepared import Prepared
+from server.storage.rooms import RoomRepository
 from server.storage.rows import from_row
 from server.storage.tables import events
 
@@ -34,6 +36,18 @@ _PAGE = Prepared(
     .where(events.c.room_id == bindparam("room_id"), events.c.seq > bindparam("after"))
     .order_by(events.c.seq)
     .limit(bindparam("limit"))
+)
+
+# Only column names from the table definition are interpolated into the text.
+_EVENT_CTES = f"""{APPEND_CTES}, event AS (
+  INSERT INTO events ({", ".join(c.name for c in _COLUMNS)})
+  VALUES ({", ".join(":" + c.name for c in _COLUMNS)})
+), room AS (
+  UPDATE rooms SET last_seq = :seq WHERE id = :room_id
+)"""  # noqa: S608
+_ADD_APPENDED_PG = text(f"WITH {_EVENT_CTES} SELECT 1")
+_ADD_APPENDED_NOTIFY_PG = text(
+    f"WITH {_EVENT_CTES} SELECT pg_notify(:notify_channel, :notify_payload)"
 )
 
 
@@ -74,6 +88,38 @@ class EventRepository:
             leaf_index=event.leaf_index,
             created_at=event.created_at,
         )
+
+    async def add_appended(
+        self, event: EventRow, writes: AppendWrites, notify: tuple[str, str] | None
+    ) -> None:
+        """Store the event with the log append that records it (`LogWriter.plan`),
+        advance the room's sequence counter to the event's, and queue the notification
+        ``(channel, payload)`` for commit (PostgreSQL's NOTIFY; None elsewhere). The
+        caller holds the room's and the log head's locks. PostgreSQL: one statement, so
+        one round trip inside the locks."""
+        if self.conn.dialect.name != "postgresql":
+            await LogRepository(self.conn).write_append(writes)
+            await self.add(event)
+            await RoomRepository(self.conn).set_last_seq(event.room_id, event.seq)
+            return
+        params = writes.params()
+        params.update(
+            room_id=event.room_id,
+            seq=event.seq,
+            kind=event.kind,
+            channel=event.channel,
+            message_id=event.message_id,
+            sender_device=event.sender_device,
+            payload=event.payload,
+            payload_hash=event.payload_hash,
+            leaf_index=event.leaf_index,
+            created_at=event.created_at,
+        )
+        if notify is None:
+            await self.conn.execute(_ADD_APPENDED_PG, params)
+        else:
+            params.update(notify_channel=notify[0], notify_payload=notify[1])
+            await self.conn.execute(_ADD_APPENDED_NOTIFY_PG, params)
 
     async def by_message_id(self, room_id: str, message_id: str) -> EventRow | None:
         """The event a client message id produced, if any (idempotent retries)."""

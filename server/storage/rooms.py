@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.storage.logs import LogHead
 from server.storage.prepared import Prepared
 from server.storage.rows import from_row
 from server.storage.tables import (
     devices,
     events,
+    logs,
     room_auditors,
     room_members,
     room_mutes,
@@ -69,9 +71,16 @@ _SEND_CONTEXT = Prepared(
             room_mutes.c.account_id == bindparam("account_id"),
         )
         .label("muted"),
+        logs.c.id,
+        logs.c.origin,
+        logs.c.size,
+        logs.c.created_at,
     )
+    .select_from(rooms.join(logs, logs.c.id == rooms.c.id))
     .where(rooms.c.id == bindparam("room_id"))
-    .with_for_update(of=rooms)
+    # Rooms first: PostgreSQL locks the rows in this order, the order every other
+    # writer of a room (rosters, moderation) takes them in.
+    .with_for_update(of=[rooms, logs])
 )
 _MEMBER_DEVICES = Prepared(
     select(devices.c.id, devices.c.account_id)
@@ -136,6 +145,8 @@ class SendContext:
     """Whether an event already carries this message id (a retried send)."""
     muted: bool
     """Whether the sender is muted in the room."""
+    log: LogHead | None
+    """The head of the room's log, locked with the room (None if there is no room)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,19 +204,22 @@ class RoomRepository:
         return _room(row[:-1]), None if row[-1] is None else str(row[-1])
 
     async def send_context(self, room_id: str, account_id: str, message_id: str) -> SendContext:
-        """Lock the room and read, in the same round trip, the sender's side, whether
-        this message id was used already and whether the sender is muted."""
+        """Lock the room and its log's head and read, in the same round trip, both, the
+        sender's side, whether this message id was used already and whether the sender
+        is muted."""
         row = await _SEND_CONTEXT.first(
             self.conn, room_id=room_id, account_id=account_id, message_id=message_id
         )
         if row is None:
-            return SendContext(None, None, retried=False, muted=False)
-        side = row[-3]
+            return SendContext(None, None, retried=False, muted=False, log=None)
+        rest = len(_ROOM_COLUMNS)
+        side, retried, muted = row[rest : rest + 3]
         return SendContext(
-            _room(row[:-3]),
+            _room(row[:rest]),
             None if side is None else str(side),
-            retried=bool(row[-2]),
-            muted=bool(row[-1]),
+            retried=bool(retried),
+            muted=bool(muted),
+            log=LogHead(*row[rest + 3 :]),
         )
 
     async def of_account(self, account_id: str) -> list[RoomRow]:
