@@ -41,12 +41,19 @@ class UvicornFilter(logging.Filter):
     careless client might put a token): dropped, as the access line says the
     same with the route template. uvicorn closes a text frame of invalid UTF-8
     with 1007, as it should, but logs it as an error with a traceback: it is the
-    client's fault, so it is one line at INFO.
+    client's fault, so it is one line at INFO. A request cancelled because the
+    shutdown's grace period ran out is one warning line, not a traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith('%s - "WebSocket %s"'):
             return False
+        if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.msg, record.args = "request cancelled: the shutdown grace period ran out", ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
         if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
             record.exc_info = None
             record.exc_text = None

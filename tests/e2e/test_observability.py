@@ -315,12 +315,18 @@ async def _held_request(traffic: Traffic) -> float:
 def test_a_request_still_running_does_not_hold_the_process_past_its_grace(
     traffic: Traffic,
 ) -> None:
+    start = traffic.server.log_path.stat().st_size
     took = asyncio.run(_held_request(traffic))
+    with traffic.server.log_path.open() as log:
+        log.seek(start)
+        added = log.read()
     traffic.server.start()  # for any test after this one
 
     # It waited out its grace for the request, which would otherwise never end; the
     # margin is for a loaded machine (signal delivery, the interpreter's exit).
     assert GRACE <= took < GRACE + TIMEOUT
+    assert "request cancelled: the shutdown grace period ran out" in added
+    assert "Traceback" not in added
 
 
 def test_a_metrics_address_in_use_is_one_line_and_exit_2(traffic: Traffic, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 _SCRIPT = """
-import logging, logging.config, sys
+import asyncio, logging, logging.config, sys
 from server.serving import log_config
 logging.config.dictConfig(log_config(sys.argv[1], sys.argv[2]))
 logging.getLogger("parley.access").info(
@@ -23,6 +23,10 @@ logging.getLogger("uvicorn.error").info("Started", extra={"color_message": "\\x1
 logging.getLogger("uvicorn.error").info(
     '%s - "WebSocket %s" [accepted]', "127.0.0.1:5", "/v1/rooms/r/stream?token=secret"
 )
+try:
+    raise asyncio.CancelledError("Task cancelled, timeout graceful shutdown exceeded")
+except asyncio.CancelledError:
+    logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
 """
 
 
@@ -39,7 +43,7 @@ def _stderr(level: str, format: str) -> list[str]:
 
 
 def test_json_lines_carry_the_fields_and_nothing_uvicorn_colours_or_leaks() -> None:
-    access, started = (json.loads(line) for line in _stderr("info", "json"))
+    access, started, cancelled = (json.loads(line) for line in _stderr("info", "json"))
 
     assert access["logger"] == "parley.access"
     assert access["level"] == "INFO"
@@ -48,15 +52,23 @@ def test_json_lines_carry_the_fields_and_nothing_uvicorn_colours_or_leaks() -> N
     assert "time" in access
     assert started["message"] == "Started"
     assert "color_message" not in started
+    assert cancelled["level"] == "WARNING"
+    assert cancelled["message"] == "request cancelled: the shutdown grace period ran out"
+    assert "exc_info" not in cancelled
 
 
 def test_text_lines_name_the_request_id() -> None:
-    [access, started] = _stderr("info", "text")
+    [access, started, cancelled] = _stderr("info", "text")
 
     assert access.endswith("INFO parley.access: GET /healthz 200 1.5ms request r-1")
     assert started.endswith("INFO uvicorn.error: Started")
+    assert cancelled.endswith(
+        "WARNING uvicorn.error: request cancelled: the shutdown grace period ran out"
+    )
 
 
 @pytest.mark.parametrize("format", ["json", "text"])
 def test_the_level_leaves_out_what_is_below_it(format: str) -> None:
-    assert _stderr("warning", format) == []
+    [line] = _stderr("warning", format)
+
+    assert "request cancelled" in line
