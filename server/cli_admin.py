@@ -124,6 +124,8 @@ def accounts(json_output: JsonOption = False) -> None:
     if json_output:
         _print_json(rows)
         return
+    if not rows:
+        typer.echo("No accounts.")
     for row in rows:
         typer.echo(
             f"{row['account_id']}  {row['role']:<8}  {row['status']:<9}  "
@@ -155,6 +157,8 @@ def invites(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if json_output:
         _print_json(rows)
         return
+    if not rows:
+        typer.echo("No pending invitations.")
     for row in rows:
         expires = _utc(row["expires_at"])
         typer.echo(

@@ -148,6 +148,8 @@ def test_a_killed_servers_lock_does_not_stop_the_next_start(
     server.start()
     assert server.process is not None
     assert f'"pid": {server.process.pid}' in (tmp_path / "data" / "serve.lock").read_text()
+    server.stop()  # SIGTERM: a clean stop empties the file
+    assert (tmp_path / "data" / "serve.lock").read_text() == ""
 
 
 def test_admin_commands_run_beside_a_running_server(server: ServerProcess) -> None:
