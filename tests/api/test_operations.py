@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from client_sdk.protocol.errors import NotFoundError
@@ -14,6 +15,7 @@ from client_sdk.protocol.wire import parse_answer
 from client_sdk.protocol.wire.health import NotReadyOut, ReadyOut
 from server.storage.database import Database
 from tests.api.conftest import Api, MakeApi
+from tests.api.factories import envelope
 
 
 def _not_ready(response: httpx.Response) -> NotReadyOut:
@@ -146,3 +148,33 @@ async def test_a_method_the_caller_makes_up_is_counted_as_other(api: Api) -> Non
     scrape = (await api.http.get("/metrics")).text
     assert "BREW" not in scrape
     assert 'method="OTHER",route="/healthz",status="405"} 3.0' in scrape
+
+
+def _sample(scrape: str, name: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if (sample.name, sample.labels) == (name, {"type": "message"})
+    )
+
+
+async def test_a_send_is_counted_once_as_a_message_leaf_on_each_backend(api: Api) -> None:
+    room = await api.room()
+    name = "parley_log_leaves_appended_total"
+    before = _sample((await api.http.get("/metrics")).text, name)
+
+    sent = await api.http.post(
+        f"/v1/rooms/{room.room_id}/messages",
+        json=envelope(room, room.alice).model_dump(mode="json"),
+        headers=room.alice.headers,
+    )
+    refused = await api.http.post(
+        f"/v1/rooms/{room.room_id}/messages",
+        json=envelope(room, room.alice, roster_version=1).model_dump(mode="json"),
+        headers=room.alice.headers,
+    )
+
+    assert sent.status_code == 201, sent.text
+    assert refused.status_code == 409, refused.text
+    assert _sample((await api.http.get("/metrics")).text, name) == before + 1
