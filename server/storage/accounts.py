@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.storage.rows import from_row
@@ -63,6 +63,11 @@ class DirectoryEntryRow:
     account_id: str
     kind: str
     statement: str
+
+
+def _live_token(now: int) -> tuple[ColumnElement[bool], ...]:
+    """An enrollment token that can still be redeemed: unused and unexpired."""
+    return (enrollment_tokens.c.used_at.is_(None), enrollment_tokens.c.expires_at > now)
 
 
 class AccountRepository:
@@ -130,8 +135,7 @@ class AccountRepository:
             .join(enrollment_tokens, enrollment_tokens.c.account_id == accounts.c.id)
             .where(
                 accounts.c.status == "pending",
-                enrollment_tokens.c.used_at.is_(None),
-                enrollment_tokens.c.expires_at > now,
+                *_live_token(now),
             )
             .order_by(accounts.c.created_at, accounts.c.id)
         )
@@ -148,8 +152,7 @@ class AccountRepository:
             update(enrollment_tokens)
             .where(
                 enrollment_tokens.c.account_id == account_id,
-                enrollment_tokens.c.used_at.is_(None),
-                enrollment_tokens.c.expires_at > now,
+                *_live_token(now),
             )
             .values(expires_at=now)
         )
@@ -179,8 +182,7 @@ class AccountRepository:
             await self.conn.execute(
                 select(enrollment_tokens.c.account_id).where(
                     enrollment_tokens.c.token_hash == token_hash,
-                    enrollment_tokens.c.used_at.is_(None),
-                    enrollment_tokens.c.expires_at > now,
+                    *_live_token(now),
                 )
             )
         ).first()
@@ -192,8 +194,7 @@ class AccountRepository:
             update(enrollment_tokens)
             .where(
                 enrollment_tokens.c.token_hash == token_hash,
-                enrollment_tokens.c.used_at.is_(None),
-                enrollment_tokens.c.expires_at > now,
+                *_live_token(now),
             )
             .values(used_at=now)
             .returning(enrollment_tokens.c.account_id)

@@ -31,7 +31,7 @@ from tests.support.databases import (
     postgres_admin_url,
     with_database,
 )
-from tests.support.server import ServerProcess, server_env
+from tests.support.server import ServerProcess, running_server, server_env
 
 BACKENDS = [
     pytest.param("sqlite"),
@@ -177,3 +177,11 @@ async def negotiation(
     mediator, alice, bob = (open_client(p) for p in (cast.mediator, cast.alice, cast.bob))
     room_id = await open_negotiation(request.node.name, mediator, alice=cast.alice, bob=cast.bob)
     return Negotiation(room_id, mediator, alice, bob)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A `parley serve` of the test's own, on SQLite in ``tmp_path / "data"`` (for tests
+    that stop, kill or restore it)."""
+    with running_server(server_env(tmp_path / "data", None), tmp_path / "server.log") as server:
+        yield server

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -47,16 +46,6 @@ async def _person(server: ServerProcess, role: Role, name: str, home: Path) -> P
 
 async def _texts(client: ParleyClient, room_id: str) -> list[str]:
     return [m.text async for m in client.messages(room_id) if m.text is not None]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(server_env(tmp_path / "data", None), tmp_path / "server.log")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 async def test_a_backup_restored_on_another_data_directory_serves_every_client(

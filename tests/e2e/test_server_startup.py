@@ -9,7 +9,6 @@ import base64
 import importlib.util
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from tests.support.databases import (
     postgres_admin_url,
     with_database,
 )
-from tests.support.server import ServerProcess, server_env
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -116,16 +115,6 @@ def test_a_missing_postgres_database_is_named_and_a_plain_postgresql_url_works(
 
 
 # --- one server per SQLite data directory -------------------------------------------
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(server_env(tmp_path / "data", None), tmp_path / "server.log")
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def test_a_second_server_on_the_same_data_directory_refuses_at_once_naming_the_first(
