@@ -92,6 +92,15 @@ def assert_error(
     return message
 
 
+def answer(response: httpx.Response) -> tuple[int, Any]:
+    """The status and JSON body of an error answer, its request id (checked against the
+    header, and different on every answer) left out: two answers meant to be
+    indistinguishable are equal in everything else."""
+    body = response.json()
+    assert body["error"].pop("request_id") == response.headers["x-request-id"], body
+    return response.status_code, body
+
+
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 

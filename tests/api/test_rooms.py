@@ -19,6 +19,7 @@ from tests.api.factories import (
     Actor,
     Json,
     RoomSetup,
+    answer,
     assert_bad_input,
     assert_error,
     bad_base64,
@@ -181,15 +182,15 @@ async def test_non_member_gets_the_same_answer_as_for_a_room_that_does_not_exist
     carol = await api.actor(name="Carol")
     existing = await api.http.get(f"/v1/rooms/{room.room_id}", headers=carol.headers)
     missing = await api.http.get(f"/v1/rooms/{uuid.uuid4().hex}", headers=carol.headers)
-    assert (existing.status_code, existing.json()) == (404, NO_SUCH_ROOM)
-    assert (missing.status_code, missing.json()) == (404, NO_SUCH_ROOM)
+    assert answer(existing) == (404, NO_SUCH_ROOM)
+    assert answer(missing) == (404, NO_SUCH_ROOM)
 
 
 async def test_non_member_gets_404_for_a_roster(api: Api) -> None:
     room = await api.room()
     carol = await api.actor(name="Carol")
     response = await api.http.get(f"/v1/rooms/{room.room_id}/rosters/1", headers=carol.headers)
-    assert (response.status_code, response.json()) == (404, NO_SUCH_ROOM)
+    assert answer(response) == (404, NO_SUCH_ROOM)
 
 
 async def test_removed_member_gets_404_for_the_room(api: Api) -> None:
@@ -203,7 +204,7 @@ async def test_removed_member_gets_404_for_the_room(api: Api) -> None:
 
     response = await api.http.get(f"/v1/rooms/{room.room_id}", headers=room.bob.headers)
 
-    assert (response.status_code, response.json()) == (404, NO_SUCH_ROOM)
+    assert answer(response) == (404, NO_SUCH_ROOM)
 
 
 async def test_roster_version_the_room_never_had_is_404(api: Api) -> None:
@@ -244,7 +245,7 @@ async def test_non_member_mediator_cannot_update_the_roster(api: Api) -> None:
     response = await _post_roster(
         api, room, _roster_body(room, statement, key=outsider.keys.device_key), by=outsider
     )
-    assert (response.status_code, response.json()) == (404, NO_SUCH_ROOM)
+    assert answer(response) == (404, NO_SUCH_ROOM)
 
 
 async def test_party_cannot_sign_the_roster(api: Api) -> None:
