@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import make_url
+from sqlalchemy import URL, make_url
 
 from client_sdk.protocol.leaf import directory_origin
 from client_sdk.protocol.note import parse_signer_key
@@ -118,17 +118,30 @@ def _sqlite_copy(source: Path, target: Path) -> None:
         raise StartupError(f"cannot copy the SQLite database {source}: {exc}") from None
 
 
+def pg_dump_command(pg_dump: str, dsn: str, target: Path) -> tuple[list[str], dict[str, str]]:
+    """pg_dump's arguments and environment: the password, if the URL has one, goes in
+    ``PGPASSWORD``, not on the command line, where any local user's ``ps`` shows it."""
+    parsed = make_url(dsn)
+    env = dict(os.environ)
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+        bare = URL.create(
+            parsed.drivername, parsed.username, None, parsed.host, parsed.port,
+            parsed.database, parsed.query,
+        )  # fmt: skip
+        dsn = bare.render_as_string(hide_password=False)
+    return [pg_dump, "--format=custom", "--no-owner", "--file", str(target), dsn], env
+
+
 def _pg_dump(url: str, target: Path) -> None:
     dsn = asyncpg_dsn(url)
     assert dsn is not None
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         raise StartupError("pg_dump is not installed (PostgreSQL's client tools)")
+    argv, env = pg_dump_command(pg_dump, dsn, target)
     dumped = subprocess.run(  # noqa: S603 (our own arguments, no shell)
-        [pg_dump, "--format=custom", "--no-owner", "--file", str(target), dsn],
-        capture_output=True,
-        text=True,
-        check=False,
+        argv, env=env, capture_output=True, text=True, check=False
     )
     if dumped.returncode != 0:
         last = (dumped.stderr.strip().splitlines() or ["no output"])[-1]
