@@ -186,19 +186,33 @@ class HttpSession:
                 await asyncio.sleep(backoff_delay(failures // len(self.servers)))
 
     async def login(self) -> str:
-        """Log in with the device key and keep the bearer token."""
+        """Log in with the device key and keep the bearer token.
+
+        A login whose answer was lost (a replica died, a gateway failed) starts again
+        from a new challenge on the next URL, until each has had its turn: a challenge
+        and its token are worth nothing to anyone else, so no second login can harm.
+        """
         if self.device_id is None or self.device_key is None:
             raise AuthenticationError(401, "unauthenticated", "no device key to log in with")
+        for attempt in range(1, len(self.servers) + 1):
+            try:
+                return await self._login(self.device_id, self.device_key)
+            except TransportError:
+                if attempt == len(self.servers):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _login(self, device_id: str, device_key: SigningKey) -> str:
         response = await self._send(
-            "POST", "/v1/auth/challenge", json={"device_id": self.device_id}
+            "POST", "/v1/auth/challenge", json={"device_id": device_id}
         )
         raise_for_error(response)
         nonce = parse_answer(ChallengeResponse, response.content, what="login challenge").nonce
-        signature = self.device_key.sign(SigLabel.LOGIN, login_payload(self.device_id, nonce))
+        signature = device_key.sign(SigLabel.LOGIN, login_payload(device_id, nonce))
         response = await self._send(
             "POST",
             "/v1/auth/token",
-            json={"device_id": self.device_id, "nonce": nonce, "signature": b64e(signature)},
+            json={"device_id": device_id, "nonce": nonce, "signature": b64e(signature)},
         )
         raise_for_error(response)
         answer = parse_answer(TokenResponse, response.content, what="login token")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ import pytest
 import uvicorn
 
 from client_sdk.client.http import HttpSession
+from client_sdk.protocol.encoding import b64e
+from client_sdk.protocol.keys import SigningKey
 from client_sdk.protocol.errors import NotFoundError, ProtocolError, TransportError
 from tests.support.server import free_port
 
@@ -32,6 +35,8 @@ class Replica:
     """An ASGI app answering ``{"ok": true}`` (404 under /missing), or `status` to all."""
 
     status: int = 200
+    token_status: int | None = None
+    """The answer to a login's token request, if not `status` (a gateway losing it)."""
     reached: list[tuple[str, str]] = field(default_factory=list)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,6 +44,11 @@ class Replica:
         self.reached.append((scope["method"], scope["path"]))
         status = self.status
         body: dict[str, Any] = {"ok": True}
+        if scope["path"] == "/v1/auth/challenge":
+            body = {"nonce": b64e(os.urandom(32)), "expires_at": 2**50}
+        elif scope["path"] == "/v1/auth/token":
+            status = self.token_status or status
+            body = {"token": f"token-{len(self.reached)}", "expires_at": 2**50}
         if status == 200 and scope["path"].startswith("/missing"):
             status, body = 404, {"error": {"code": "not_found", "message": "no such thing"}}
         await send(
@@ -127,6 +137,38 @@ async def test_a_write_a_gateway_may_have_passed_on_is_not_repeated_but_the_next
     assert deployment.replicas["up"].reached == []  # the caller repeats it, under its id
     assert http.server == deployment.up
     assert await http.request("POST", "/v1/things", auth=False) == {"ok": True}
+    await http.aclose()
+
+
+async def test_a_login_whose_token_answer_was_lost_starts_again_on_the_next_url(
+    deployment: Deployment,
+) -> None:
+    deployment.replicas["other"].token_status = 503  # the challenge passes, the token is lost
+    http = HttpSession(
+        [deployment.other, deployment.up], device_id="dev", device_key=SigningKey.generate()
+    )
+
+    assert await http.token() == "token-2"  # the second request that replica saw
+    assert deployment.replicas["other"].reached == [
+        ("POST", "/v1/auth/challenge"),
+        ("POST", "/v1/auth/token"),
+    ]
+    assert deployment.replicas["up"].reached == [
+        ("POST", "/v1/auth/challenge"),
+        ("POST", "/v1/auth/token"),
+    ]
+    assert (http.server, http.failovers) == (deployment.up, 1)
+    await http.aclose()
+
+
+async def test_a_login_stops_once_every_url_lost_it(deployment: Deployment) -> None:
+    http = HttpSession(
+        [deployment.gateway, deployment.down], device_id="dev", device_key=SigningKey.generate()
+    )
+
+    with pytest.raises(TransportError):
+        await http.token()
+    assert set(deployment.replicas["gateway"].reached) == {("POST", "/v1/auth/challenge")}
     await http.aclose()
 
 
