@@ -21,8 +21,8 @@ import uvicorn
 
 from client_sdk.client.http import HttpSession
 from client_sdk.protocol.encoding import b64e
-from client_sdk.protocol.keys import SigningKey
 from client_sdk.protocol.errors import NotFoundError, ProtocolError, TransportError
+from client_sdk.protocol.keys import SigningKey
 from tests.support.server import free_port
 
 Scope = dict[str, Any]
