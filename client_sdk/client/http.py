@@ -203,9 +203,7 @@ class HttpSession:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _login(self, device_id: str, device_key: SigningKey) -> str:
-        response = await self._send(
-            "POST", "/v1/auth/challenge", json={"device_id": device_id}
-        )
+        response = await self._send("POST", "/v1/auth/challenge", json={"device_id": device_id})
         raise_for_error(response)
         nonce = parse_answer(ChallengeResponse, response.content, what="login challenge").nonce
         signature = device_key.sign(SigLabel.LOGIN, login_payload(device_id, nonce))
