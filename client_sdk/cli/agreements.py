@@ -211,9 +211,7 @@ def verify(
         )
         _print(view)
     if reason is not None:
-        if json_output:
-            raise typer.Exit(1)
-        raise fail(f"agreement {inline(view.agreement_id)} is {reason}")
+        raise fail(f"agreement {inline(view.agreement_id)} is {reason}", code="incomplete")
 
 
 def _waiting(view: AgreementView) -> str:

@@ -21,15 +21,13 @@ import typer
 from typer._click.core import Context  # typer vendors click: its Context type
 from typer.core import TyperGroup
 
-from client_sdk.cli.common import err, fail, out, print_json
+from client_sdk.cli.common import err, fail, open_client, out, print_json, run
 from client_sdk.cli.render import inline
 from client_sdk.protocol.errors import (
-    AuditFailure,
     NotFoundError,
     ParleyError,
     ProtocolError,
     VerificationError,
-    WitnessError,
 )
 
 if TYPE_CHECKING:
@@ -60,41 +58,14 @@ PROGRESS_MIN_ENTRIES = 1000
 
 
 def _run(work: Callable[[], Coroutine[object, object, T]], *, json_output: bool = False) -> T:
-    """Run `work`; a failed check exits 1, any other error (usage, connection) exits 2.
-
-    A failed audit names the first failing index (and the last of a range, when only
-    a range can be told): in its line, and as ``index`` (``last``) under `json_output`.
-    """
-    from client_sdk.cli.jsonerrors import failure
-
-    try:
-        return asyncio.run(work())
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except AuditFailure as exc:
-        details = {} if exc.index is None else {"log_id": exc.log_id, "index": exc.index}
-        if exc.last is not None and exc.last != exc.index:
-            details["last"] = exc.last
-        raise failure(
-            f"verification failed: {exc}", json_output=json_output, kind=exc.kind, details=details
-        ) from exc
-    except VerificationError as exc:
-        raise failure(
-            f"verification failed: {exc}", json_output=json_output, kind=exc.kind
-        ) from exc
-    except WitnessError as exc:
-        raise failure(f"the witness refuses to cosign: {exc}", json_output=json_output) from exc
-    except ParleyError as exc:
-        raise failure(str(exc), code=2, json_output=json_output) from exc
+    """Run `work`; a failed check or a witness's refusal exits 1, a usage, file or
+    connection error 2 (`common.describe`; a failed audit names its first failing
+    index, and under `json_output` carries ``index`` and ``last``)."""
+    return run(work, json_output=json_output)
 
 
 def _client() -> ParleyClient:
-    from client_sdk.client import ParleyClient
-
-    try:
-        return ParleyClient.open()
-    except ParleyError as exc:
-        raise fail(str(exc), 2) from exc
+    return open_client()
 
 
 @asynccontextmanager
@@ -347,6 +318,7 @@ def export(
             "--gzip/--no-gzip", help="--format json: compress (default: when FILE ends in .gz)."
         ),
     ] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Write a self-contained bundle of the log that `verify --bundle` checks offline."""
     if gzip_output is not None and bundle_format is BundleFormat.TILES:
@@ -374,7 +346,10 @@ def export(
         return len(bundle.entries)
 
     count = _run(work)
-    out.line(f"wrote {count} entries of log {inline(log_id)} to {inline(output)}")
+    if json_output:
+        print_json({"log_id": log_id, "entries": count, "output": str(output)})
+    else:
+        out.line(f"wrote {count} entries of log {inline(log_id)} to {inline(output)}")
 
 
 def _witnessed_json(done: WitnessedCheckpoint, witness: str) -> dict[str, object]:
@@ -487,6 +462,9 @@ def serve(
             "log's origin (repeat for several).",
         ),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the key and URL as one JSON object.")
+    ] = False,
 ) -> None:
     """(Auditors) serve the c2sp.org/tlog-witness endpoint: POST /add-checkpoint.
 
@@ -522,11 +500,12 @@ def serve(
         raise fail(f"cannot listen on {listen}: {exc.strerror}", 2) from exc
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    out.line(f"witness key: {inline(own.vkey)}")
-    out.line(
-        f"serving http://{inline(shown)}:{bound_port}{ADD_CHECKPOINT_PATH} "
-        f"for {len(own.logs())} logs"
-    )
+    url = f"http://{shown}:{bound_port}{ADD_CHECKPOINT_PATH}"
+    if json_output:
+        print_json({"witness_key": own.vkey, "url": url, "logs": len(own.logs())})
+    else:
+        out.line(f"witness key: {inline(own.vkey)}")
+        out.line(f"serving {inline(url)} for {len(own.logs())} logs")
     sys.stdout.flush()
     # A report quotes what a remote log operator sent: one safe line, never markup.
     app = witness_app(own, report=lambda line: err.line(inline(line)))
@@ -540,7 +519,7 @@ def serve(
 
 
 @audit_app.command("witness-key")
-def witness_key() -> None:
+def witness_key(json_output: JsonOption = False) -> None:
     """(Auditors) print this profile's witness key (made and registered on first use)."""
     from client_sdk.audit import keystore_witness, register_witness
 
@@ -550,4 +529,8 @@ def witness_key() -> None:
             await register_witness(client, own)
             return own.vkey
 
-    print(_run(work))
+    vkey = _run(work)
+    if json_output:
+        print_json({"witness_key": vkey})
+    else:
+        print(inline(vkey))

@@ -80,17 +80,16 @@ def add(
 ) -> None:
     """(On the new device) make keys here, ask to join ACCOUNT, print the code, and wait
     until a device of the account runs `parley device approve CODE`."""
+    from client_sdk.cli.passphrase import new_passphrase
     from client_sdk.client import ParleyClient
-    from client_sdk.keystore import Keystore, default_home, passphrase_from_env_or_prompt
+    from client_sdk.keystore import Keystore, default_home
 
     profile = home or default_home()
     if Keystore.exists(profile):
         raise failure(
             f"{profile} already holds a keystore; use another PARLEY_HOME", json_output=json_output
         )
-    passphrase = passphrase_from_env_or_prompt("New keystore passphrase: ")
-    if not passphrase:
-        raise failure("an empty passphrase is not allowed", json_output=json_output)
+    passphrase = new_passphrase()
 
     async def work() -> dict[str, str]:
         pending = await ParleyClient.request_link(server=server, account_id=account)

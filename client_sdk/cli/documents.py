@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from client_sdk.cli.common import err, fail, out, print_json, with_client
+from client_sdk.cli.common import USAGE, err, fail, out, print_json, with_client
 from client_sdk.cli.render import inline
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def document_json(document: DocumentContent) -> dict[str, object]:
 def send_file(room_id: str, file: Path, channel: str, json_output: bool) -> None:
     """Encrypt, upload and send a file (resuming an interrupted upload of it)."""
     if not file.is_file():
-        raise fail(f"{file}: no such file")
+        raise fail(f"{file}: no such file", USAGE)
     with progress_bar(f"sending {file.name}") as progress:
         sent = with_client(
             lambda c: c.documents.send_file(room_id, file, channel=channel, progress=progress)
@@ -130,9 +130,9 @@ def download(
     The file appears at PATH only once all of it checked out.
     """
     if output.is_dir():
-        raise fail(f"{output} is a directory; give the file's path")
+        raise fail(f"{output} is a directory; give the file's path", USAGE)
     if not output.parent.is_dir():
-        raise fail(f"{output.parent}: no such directory")
+        raise fail(f"{output.parent}: no such directory", USAGE)
     with progress_bar(f"downloading #{seq}") as progress:
         document = with_client(
             lambda c: c.documents.download(room_id, seq, output, progress=progress)
@@ -191,6 +191,7 @@ async def _pending(client: ParleyClient) -> list[PendingUpload]:
 @uploads_app.command("abandon")
 def abandon(
     upload_id: Annotated[str, typer.Argument(help="The upload (see `parley uploads`).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Drop an unfinished upload: the server deletes its bytes, this profile its key."""
 
@@ -202,4 +203,7 @@ def abandon(
 
     if not with_client(work):
         raise fail(f"no upload {upload_id} on this profile (see parley uploads)")
-    out.line(f"abandoned {inline(upload_id)}")
+    if json_output:
+        print_json({"upload_id": upload_id, "abandoned": True})
+    else:
+        out.line(f"abandoned {inline(upload_id)}")

@@ -33,14 +33,17 @@ def enroll(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Generate keys on this machine, register them, and store them encrypted."""
+    """Generate keys on this machine, register them, and store them encrypted.
+
+    The passphrase (at least 10 characters) comes from PARLEY_PASSPHRASE, or is
+    asked twice.
+    """
+    from client_sdk.cli.passphrase import new_passphrase
     from client_sdk.client import ParleyClient
-    from client_sdk.keystore import default_home, passphrase_from_env_or_prompt
+    from client_sdk.keystore import default_home
 
     profile = home or default_home()
-    passphrase = passphrase_from_env_or_prompt("New keystore passphrase: ")
-    if not passphrase:
-        raise fail("an empty passphrase is not allowed")
+    passphrase = new_passphrase()
 
     async def work() -> dict[str, str]:
         client = await ParleyClient.enroll(
@@ -101,7 +104,7 @@ def show_fingerprint(found: ContactFingerprint, *, json_output: bool) -> None:
     elif substituted is None:
         print(inline(found.safety_number))
     if substituted is not None:
-        raise typer.Exit(1) if json_output else fail(substituted)
+        raise fail(substituted, code="key-substituted", json_output=json_output)
 
 
 def substitution_message(found: ContactFingerprint) -> str | None:
@@ -140,10 +143,17 @@ def fingerprint_json(found: ContactFingerprint, substituted: str | None) -> dict
 def verify(
     account_id: Annotated[str, typer.Argument(help="The other account.")],
     safety_number: Annotated[str, typer.Argument(help="The safety number they read to you.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Mark ACCOUNT_ID verified if SAFETY_NUMBER matches the one you share."""
+    """Mark ACCOUNT_ID verified if SAFETY_NUMBER matches the one you share.
+
+    A number that does not match exits 1 and marks nothing.
+    """
     with_client(lambda c: c.verify_contact(account_id, safety_number))
-    out.line(f"Account {inline(account_id)} is verified.")
+    if json_output:
+        print_json({"account_id": account_id, "verified": True})
+    else:
+        out.line(f"Account {inline(account_id)} is verified.")
 
 
 def accounts(
@@ -172,16 +182,27 @@ def invite(
 
 
 @auth_app.command("token")
-def auth_token() -> None:
+def auth_token(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Print a currently valid bearer token (for curl: -H "Authorization: Bearer ...")."""
-    print(inline(with_client(lambda c: c.token())))
+    token = with_client(lambda c: c.token())
+    if json_output:
+        print_json({"token": token})
+    else:
+        print(inline(token))
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Publish a new encryption key now (the SDK also rotates weekly by itself)."""
     key = with_client(lambda c: c.rotate_encryption_key())
-    out.line(f"New encryption key {inline(key)}.")
+    if json_output:
+        print_json({"key_id": key})
+    else:
+        out.line(f"New encryption key {inline(key)}.")
 
 
 @keys_app.command("list")

@@ -1,6 +1,8 @@
-"""Running a command whose failures are one line: text on stderr, or a JSON object on
-stdout under ``--json``; exit 1 for a refusal or failed verification, 2 for usage and
-an unreachable server."""
+"""The names command modules (and plugins) call to fail in one line: text on stderr,
+or under ``--json`` a JSON object on stderr with ``code`` and ``message`` (and, for a
+failed check, ``kind``). The mapping itself, and the exit statuses (0 done, 1 refused
+or failed verification, 2 usage, configuration or connection, 130 interrupted), live
+once in `client_sdk.cli.common`."""
 
 from __future__ import annotations
 
@@ -9,73 +11,38 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
-from client_sdk.cli.common import fail, print_json
-from client_sdk.protocol.errors import (
-    APIError,
-    ParleyError,
-    TransportError,
-    VerificationError,
-)
+from client_sdk.cli.common import REFUSED, USAGE, fail, run, with_client
 
 if TYPE_CHECKING:
     from client_sdk.client import ParleyClient
 
 T = TypeVar("T")
 
-USAGE = 2
+__all__ = ["USAGE", "failure", "run_json", "with_client_json"]
 
 
 def failure(
     message: str,
     *,
-    code: int = 1,
-    json_output: bool = False,
+    code: int = REFUSED,
+    json_output: bool | None = None,
     kind: str | None = None,
+    error: str | None = None,
     details: Mapping[str, object] | None = None,
 ) -> typer.Exit:
-    """Print one error line and return the exit to raise; `kind` (a failed check's
-    `VerificationError.kind`) and `details` (such as a failed audit's ``index``, or
-    a refused request's ``request_id``) go into the JSON object."""
-    if json_output:
-        extra = {**({"kind": kind} if kind else {}), **(details or {})}
-        print_json({"ok": False, "error": message, **extra})
-        return typer.Exit(code)
-    return fail(message, code)
+    """Print one error line and return the exit to raise: `code` is the exit status,
+    `error` the JSON ``code`` (``refused`` or ``usage`` by default), `kind` a failed
+    check's `VerificationError.kind`, `details` more fields of the JSON object."""
+    return fail(message, code, code=error, kind=kind, details=details, json_output=json_output)
 
 
-def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool) -> T:
-    """Run `work`; SDK errors become one line (JSON under `json_output`)."""
-    import asyncio
-
-    try:
-        return asyncio.run(_await(work))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except VerificationError as exc:
-        raise failure(
-            f"verification failed: {exc}", json_output=json_output, kind=exc.kind
-        ) from exc
-    except TransportError as exc:
-        raise failure(str(exc), code=USAGE, json_output=json_output) from exc
-    except APIError as exc:
-        # The server's id of the refused request, to find its log line.
-        request = {"request_id": exc.request_id} if exc.request_id else None
-        raise failure(str(exc), json_output=json_output, details=request) from exc
-    except ParleyError as exc:
-        raise failure(str(exc), json_output=json_output) from exc
+def run_json(work: Callable[[], Awaitable[T]], *, json_output: bool | None = None) -> T:
+    """`common.run`: SDK errors become one line (JSON under `json_output`)."""
+    return run(work, json_output=json_output)
 
 
-async def _await(work: Callable[[], Awaitable[T]]) -> T:
-    return await work()
-
-
-def with_client_json(work: Callable[[ParleyClient], Awaitable[T]], *, json_output: bool) -> T:
-    """Open the profile's client, run `work` with it, close it; errors as `run_json`."""
-
-    from client_sdk.client import ParleyClient  # not at import (see `common`)
-
-    async def wrapped() -> T:
-        async with ParleyClient.open() as client:
-            return await work(client)
-
-    return run_json(wrapped, json_output=json_output)
+def with_client_json(
+    work: Callable[[ParleyClient], Awaitable[T]], *, json_output: bool | None = None
+) -> T:
+    """`common.with_client`: open the profile's client, run `work`, close it."""
+    return with_client(work, json_output=json_output)

@@ -12,6 +12,8 @@ unloaded for client commands.
 from __future__ import annotations
 
 import os
+import sys
+from typing import Annotated
 
 import typer
 
@@ -81,6 +83,9 @@ COMMANDS = (
     LazyCommand("auth", f"{_CLI}.identity:auth_app", "Bearer tokens for scripting."),
     LazyCommand("keys", f"{_CLI}.identity:keys_app", "This device's encryption keys."),
     LazyCommand(
+        "passphrase", f"{_CLI}.passphrase:passphrase_app", "This profile's keystore passphrase."
+    ),
+    LazyCommand(
         "device",
         f"{_CLI}.devices:device_app",
         "This account's devices: list, revoke, add, approve.",
@@ -142,8 +147,20 @@ def build_app() -> typer.Typer:
     )
 
     @app.callback()
-    def parley() -> None:
-        """Parley: end-to-end-encrypted, verifiable mediated negotiations."""
+    def parley(
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version", help="Print the version and exit.", callback=_version, is_eager=True
+            ),
+        ] = False,
+    ) -> None:
+        """Parley: end-to-end-encrypted, verifiable mediated negotiations.
+
+        Exit codes: 0 done, 1 refused or a verification failed, 2 a usage,
+        configuration or connection error, 130 interrupted. Under --json an error is
+        one JSON object on stderr with "code" and "message".
+        """
 
     return app
 
@@ -154,4 +171,39 @@ def main() -> None:
     # first time it builds a model; the command line uses none, and the search costs
     # more than importing typer.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    build_app()()
+    args = sys.argv[1:]
+    sys.exit(run_command(args))
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version  # not the SDK: `--version` stays fast
+
+        print(f"parley {version('parley')}")
+        raise typer.Exit(0)
+
+
+def run_command(args: list[str]) -> int:
+    """Run `parley ARGS...` and return its exit status: a usage error, an interrupt or
+    an error a command let through is one line (JSON under ``--json``), never a
+    traceback (the statuses are `common`'s)."""
+    from typer._click.exceptions import ClickException
+    from typer.exceptions import Abort
+
+    from client_sdk.cli import common
+
+    common._json_requested = "--json" in args[: args.index("--") if "--" in args else None]
+    try:
+        status = build_app()(args, standalone_mode=False)
+    except ClickException as exc:
+        if not common._json_requested:
+            exc.show()
+            return exc.exit_code
+        code = "usage" if exc.exit_code == common.USAGE else "failed"
+        return common.fail(exc.format_message(), exc.exit_code, code=code).exit_code
+    except Abort:  # typer's word for end of input at a prompt
+        return common.fail("the input ended at a prompt", common.USAGE).exit_code
+    except Exception as exc:  # a user's error `describe` knows, else a bug's traceback
+        return common.failed(exc).exit_code
+    # typer returns the status of a `typer.Exit`, and a command's own value (None) else
+    return status if isinstance(status, int) else common.OK

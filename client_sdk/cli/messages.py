@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from client_sdk.cli import agreements, documents, dossier
-from client_sdk.cli.common import err, fail, out, print_json, with_client
-from client_sdk.cli.jsonerrors import with_client_json
+from client_sdk.cli.common import USAGE, err, fail, out, print_json, with_client
 from client_sdk.cli.receipts import acknowledgement_json
 from client_sdk.cli.render import inline, label, who
 from client_sdk.protocol.errors import ProtocolError
@@ -47,15 +46,13 @@ def send(
     unchanged file was interrupted, this one resumes it.
     """
     if (text is None) == (file is None):
-        raise fail("give either a message or --file PATH")
+        raise fail("give either a message or --file PATH", USAGE)
     if file is not None:
         documents.send_file(room_id, file, channel, json_output)
         return
     assert text is not None
     body = sys.stdin.read() if text == "-" else text
-    receipt = with_client_json(
-        lambda c: c.send(room_id, body, channel=channel), json_output=json_output
-    )
+    receipt = with_client(lambda c: c.send(room_id, body, channel=channel))
     if json_output:
         print_json(
             {"seq": receipt.seq, "leaf_index": receipt.leaf_index, "message_id": receipt.message_id}
@@ -116,20 +113,69 @@ def read(
         bool, typer.Option("--follow", "-f", help="Keep streaming new messages.")
     ] = False,
     channel: Annotated[
-        str | None, typer.Option(help="Only this channel (plenary, caucus-a, caucus-b).")
+        str | None,
+        typer.Option(help="Only this channel: main (the plenary), caucus-a or caucus-b."),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only events from this age (90m, 2h, 1d) or ISO date or time on "
+            "(2026-12-01, 2026-12-01T09:30, local time)."
+        ),
+    ] = None,
+    grep: Annotated[
+        str | None,
+        typer.Option(
+            help="Only events whose text or sender matches this regular expression (case ignored)."
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object per message.")
+    ] = False,
 ) -> None:
-    """Print the room's messages, each verified and decrypted."""
+    """Print the room's messages, each verified and decrypted.
+
+    Each line starts with the event's number, its time (with the date when it is
+    not today), its channel and its sender's side or role, account tag and name; a
+    mediator's change to the room (a mode, a caucus, a mute, a member added or
+    removed, the policy) is a line of its own, marked with *.
+    """
+    from client_sdk.cli import timeline
+    from client_sdk.client import Message
+
+    try:
+        since_ms = None if since is None else timeline.parse_since(since)
+        pattern = None if grep is None else timeline.compile_grep(grep)
+    except ValueError as exc:
+        raise fail(str(exc), USAGE) from exc
+    only = timeline.channel_filter(channel)
+    stamps = timeline.Stamps()
+
+    def wanted(channel_of: str, at: int, *texts: str) -> bool:
+        return (
+            (only is None or channel_of in (only, timeline.ROOM))
+            and (since_ms is None or at >= since_ms)
+            and (pattern is None or any(pattern.search(text) for text in texts))
+        )
 
     async def work(client: ParleyClient) -> None:
         dossiers = client.dossiers.tracker(room_id)
         held: list[dict[str, object]] = []
-        async for message in client.messages(room_id, after=after, follow=follow, channel=channel):
+        async for event in client.events(room_id, after=after, follow=follow):
+            if not isinstance(event, Message):
+                shown_channel = timeline.change_channel(event)
+                text = timeline.change_text(event)
+                if not json_output and wanted(shown_channel, event.server_time, text):
+                    out.emit(timeline.change_line(event, stamps(event.server_time)), "")
+                continue
+            message = event
+            seen = await dossiers.see(message)  # every message, shown or not
+            offer = client.offers.event(message)
+            body = _body(message, seen, offer)
+            if not wanted(message.channel, message.sent_at, body, message.sender_name):
+                continue
             if message.refused is not None:  # reported, never opened; the room reads on
                 err.emit(f"warning: #{message.seq}: {inline(str(message.refused))}", "")
-            seen = await dossiers.see(message)
-            offer = client.offers.event(message)
             if json_output:
                 shown = message_json(message)
                 if seen is not None:
@@ -142,24 +188,25 @@ def read(
                 else:
                     held.append(shown)
             else:
-                out.emit(message_header(message), _body(message, seen, offer))
+                out.emit(message_header(message, stamps(message.sent_at)), body)
         for shown in held:
             seq = shown["seq"]
             assert isinstance(seq, int)
             print_json({**shown, "receipts": receipt_list(client, room_id, seq)})
 
-    with_client_json(work, json_output=json_output)
+    with_client(work)
 
 
-def message_header(message: Message) -> Text:
-    """``#12 09:14:03 [party a · 3f9c2a] Alice: ``: what `parley read` puts before a
-    message. The sender's side (from the signed roster) and account tag come before the
-    name the sender chose; a relay says whose message it passes on."""
+def message_header(message: Message, stamp: str | None = None) -> Text:
+    """``#12 09:14:03 plenary [party a · 3f9c2a] Alice: ``: what `parley read` puts
+    before a message. The sender's side (from the signed roster) and account tag come
+    before the name the sender chose; a relay says whose message it passes on.
+    `stamp` is the time as shown (default: the time of day, UTC)."""
     from rich.text import Text
 
-    when = datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
+    when = stamp or datetime.fromtimestamp(message.sent_at / 1000, UTC).strftime("%H:%M:%S")
     header = Text.assemble(
-        (f"#{message.seq} {when} ", "dim"),
+        (f"#{message.seq} {when} {inline(message.channel)} ", "dim"),
         label(side=message.sender_side, account_id=message.sender_account_id) + " ",
         (inline(message.sender_name), "bold"),
         ": ",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from client_sdk.cli.common import fail, open_client, out, print_json, with_client
+from client_sdk.cli.common import USAGE, fail, failed, open_client, out, print_json, with_client
 from client_sdk.cli.render import inline, who
 from client_sdk.protocol.errors import ParleyError
 
@@ -92,14 +92,18 @@ def show_settings(
 @settings_app.command("auto-receipts")
 def auto_receipts(
     value: Annotated[str, typer.Argument(help="on or off.", metavar="on|off")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Acknowledge every message read (on), or only instruments, disclosures and
     documents (off, the default)."""
     if value not in ("on", "off"):
-        raise fail(f"auto-receipts is on or off, not {inline(repr(value))}")
+        raise fail(f"auto-receipts is on or off, not {inline(repr(value))}", USAGE)
     client = open_client()
     try:
         client.keystore.set_auto_receipts(value == "on")
     except ParleyError as exc:
-        raise fail(str(exc)) from exc
-    out.print(f"auto_receipts: {value}", highlight=False)
+        raise failed(exc) from exc
+    if json_output:
+        print_json({"auto_receipts": value == "on"})
+    else:
+        out.print(f"auto_receipts: {value}", highlight=False)

@@ -226,7 +226,7 @@ class RoomChains:
 
     async def roster_event(
         self, room_id: str, chain: RoomChain, signed: SignedStatement, seq: int
-    ) -> None:
+    ) -> Roster:
         """A roster carried by event `seq`: verified, and carried by no other event."""
         roster = await self.accept(room_id, signed)
         seen = chain.roster_seqs.setdefault(roster.version, seq)
@@ -235,6 +235,7 @@ class RoomChains:
                 f"room {room_id}: event {seq} replays roster version {roster.version} "
                 f"of event {seen}"
             )
+        return roster
 
     async def moderation_event(
         self, room_id: str, chain: RoomChain, signed: SignedStatement, seq: int

@@ -20,7 +20,8 @@ to the part that does it. No part knows the facade.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -49,6 +50,7 @@ from client_sdk.client.models import (
     Message,
     Receipt,
     Room,
+    RoomChange,
     RoomStateView,
 )
 from client_sdk.client.reader import Reader
@@ -62,7 +64,15 @@ from client_sdk.keystore import (
     default_home,
     passphrase_from_env_or_prompt,
 )
-from client_sdk.protocol.errors import VerificationError
+from client_sdk.protocol.errors import (
+    KeystoreError,
+    NotFoundError,
+    NotPermitted,
+    PermissionDeniedError,
+    ProtocolError,
+    VerificationError,
+)
+from client_sdk.protocol.mediation import Refusal
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode
 from client_sdk.protocol.wire.identity import EnrollmentTokenResponse
@@ -74,6 +84,11 @@ if TYPE_CHECKING:
     from client_sdk.client.excerpts import Excerpts
     from client_sdk.client.offers import Offers
     from client_sdk.protocol.excerpt import Excerpt
+
+
+MAX_TEXT_BYTES = 512 * 1024
+"""The longest text `send` seals (UTF-8): sealed, encoded and signed it stays under the
+server's default request limit (1 MiB); a longer one goes as a document."""
 
 
 def _now_ms() -> int:
@@ -223,6 +238,8 @@ class ParleyClient:
         """Open the keystore in `home` (default `$PARLEY_HOME`) and connect as its device
         (to `servers` instead of the profile's server URLs, if given)."""
         home = home or default_home()
+        if not Keystore.exists(home):  # say so before asking for a passphrase
+            raise KeystoreError(f"no keystore in {home}; run `parley enroll` first")
         passphrase = passphrase if passphrase is not None else passphrase_from_env_or_prompt()
         return cls(Keystore.open(home, passphrase), transport=transport, servers=servers)
 
@@ -502,9 +519,33 @@ class ParleyClient:
         this client verified before, and the message's leaf is included in it.
         """
         self._life.use()
-        return await self._sender.send(
-            room_id, {"type": "text", "text": text}, channel=channel, message_id=message_id
-        )
+        size = len(text.encode("utf-8"))
+        if size > MAX_TEXT_BYTES:
+            raise ProtocolError(
+                f"the message is {size} bytes, over the {MAX_TEXT_BYTES} a message holds: "
+                "send a longer text as a document (parley send ROOM --file FILE)"
+            )
+        with self._member_of(room_id):
+            return await self._sender.send(
+                room_id, {"type": "text", "text": text}, channel=channel, message_id=message_id
+            )
+
+    @contextmanager
+    def _member_of(self, room_id: str) -> Iterator[None]:
+        """Say "you were removed", not "no such room", where this device verified a
+        roster of the room before: the server shows a room only to its members."""
+        try:
+            yield
+        except NotFoundError as exc:
+            head = self.keystore.roster_head(room_id)
+            if head is None or "room" not in exc.message:
+                raise
+            raise PermissionDeniedError(
+                403,
+                "removed",
+                f"you were removed from room {room_id}: the server no longer shows it to "
+                f"you, and this device last verified its roster version {head.version}",
+            ) from exc
 
     async def relay(self, room_id: str, seq: int, *, to: str, edit: str | None = None) -> Receipt:
         """(Mediators) pass message `seq` on to channel `to`, re-encrypted and signed by you.
@@ -514,8 +555,15 @@ class ParleyClient:
         and whether (`edit`) it was changed.
         """
         self._life.use()
-        original = await self._reader.message_at(room_id, seq)
-        return await self._sender.send(room_id, relay_content(original, edit), channel=to)
+        role = self.keystore.state.role
+        if role is not Role.MEDIATOR:  # said before anything the room's state could say
+            article = "an" if role.value[0] in "aeiou" else "a"
+            raise NotPermitted(
+                Refusal.WRONG_SIDE, f"only mediators relay messages; you are {article} {role.value}"
+            )
+        with self._member_of(room_id):
+            original = await self._reader.message_at(room_id, seq)
+            return await self._sender.send(room_id, relay_content(original, edit), channel=to)
 
     async def messages(
         self, room_id: str, *, after: int = 0, follow: bool = False, channel: str | None = None
@@ -531,10 +579,22 @@ class ParleyClient:
         event seen: no gap and no duplicate.
         """
         self._life.use()
-        async for message in self._reader.messages(room_id, after=after, follow=follow):
-            self._life.use()
-            if channel is None or message.channel == channel:
-                yield message
+        with self._member_of(room_id):
+            async for message in self._reader.messages(room_id, after=after, follow=follow):
+                self._life.use()
+                if channel is None or message.channel == channel:
+                    yield message
+
+    async def events(
+        self, room_id: str, *, after: int = 0, follow: bool = False
+    ) -> AsyncIterator[Message | RoomChange]:
+        """`messages`, and between them the mediators' changes to the room: moderation
+        acts and roster versions (`RoomChange`), verified as messages are."""
+        self._life.use()
+        with self._member_of(room_id):
+            async for event in self._reader.events(room_id, after=after, follow=follow):
+                self._life.use()
+                yield event
 
     # --- receipts -------------------------------------------------------------------
 

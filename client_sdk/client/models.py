@@ -110,6 +110,42 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """Who a room change is by or about, as the signed roster lists them."""
+
+    account_id: str
+    name: str
+    side: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChange:
+    """A mediator's act on a room, verified like a message and handed over beside the
+    messages (`ParleyClient.events`): a moderation act (`action` is its
+    `Action` value: ``set-mode``, ``open-caucus``, ``mute``, ``close``...) or a new
+    roster version (`action` ``roster``: members `added` or `removed`, the `policy`
+    changed, or devices re-keyed; ``created`` for the first)."""
+
+    room_id: str
+    seq: int
+    leaf_index: int
+    server_time: int
+    action: str
+    by: Person | None
+    """The mediator who signed it (None if the roster does not list the device)."""
+    roster_version: int
+    mode: str | None = None
+    channel: str | None = None
+    """For a caucus opened or closed: its channel."""
+    subject: Person | None = None
+    """For a mute, unmute or auditor grant: the account it is about."""
+    added: tuple[Person, ...] = ()
+    removed: tuple[Person, ...] = ()
+    policy: dict[str, Any] | None = None
+    """For a roster whose policy changed: the new policy (`RoomPolicy` as JSON)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledgement:
     """A logged receipt: `account_id` received and decrypted event `seq`, said so by its
     signed receipt at event `receipt_seq`, logged at `server_time` (ms)."""

@@ -12,11 +12,12 @@ from pydantic import ValidationError
 
 from client_sdk.client import opening
 from client_sdk.client.chains import RoomChain, RoomChains
+from client_sdk.client.changes import moderation_change, roster_change
 from client_sdk.client.helpers import b64, signed_statement
 from client_sdk.client.http import HttpSession, patiently
 from client_sdk.client.keys import KeyRotation
 from client_sdk.client.logs import LogVerifier
-from client_sdk.client.models import Message
+from client_sdk.client.models import Message, RoomChange
 from client_sdk.client.stream import EventStream
 from client_sdk.keystore import Keystore
 from client_sdk.protocol.encoding import b64d, b64e, sha256
@@ -81,7 +82,16 @@ class Reader:
     async def messages(
         self, room_id: str, *, after: int = 0, follow: bool = False
     ) -> AsyncIterator[Message]:
-        """Verified, decrypted messages after sequence number `after`.
+        """Verified, decrypted messages after sequence number `after` (see `events`)."""
+        async for event in self.events(room_id, after=after, follow=follow):
+            if isinstance(event, Message):
+                yield event
+
+    async def events(
+        self, room_id: str, *, after: int = 0, follow: bool = False
+    ) -> AsyncIterator[Message | RoomChange]:
+        """Verified, decrypted messages after sequence number `after`, and between them
+        the mediators' changes to the room (moderation acts, roster versions).
 
         Every event is checked before it is handed over: its leaf is in a
         checkpoint signed by the pinned log key and consistent with every
@@ -98,7 +108,7 @@ class Reader:
         async for messages, end in self._pages(room_id, after, patient=follow):
             cursor = end
             with _waiting(follow):
-                await self._opened(room_id, messages)
+                await self._opened(room_id, _only_messages(messages))
             for message in messages:
                 yield message
         if not follow:
@@ -106,7 +116,7 @@ class Reader:
         async for batch in self._stream(room_id).batches(after=cursor):
             with patiently():  # never across a yield: the caller's requests stay its own
                 messages, cursor = await self._process_batch(room_id, batch, cursor)
-                await self._opened(room_id, messages)
+                await self._opened(room_id, _only_messages(messages))
             for message in messages:
                 yield message
 
@@ -157,7 +167,7 @@ class Reader:
 
     async def _pages(
         self, room_id: str, cursor: int, *, decrypt: bool = True, patient: bool = False
-    ) -> AsyncIterator[tuple[list[Message], int]]:
+    ) -> AsyncIterator[tuple[list[Message | RoomChange], int]]:
         """Pages of checked events after `cursor`, up to the end of the room.
 
         Every leaf of a room's log is an event, so the room ends where the newest
@@ -202,7 +212,7 @@ class Reader:
 
     async def _process_batch(
         self, room_id: str, batch: BatchFrame, cursor: int
-    ) -> tuple[list[Message], int]:
+    ) -> tuple[list[Message | RoomChange], int]:
         checkpoint = await self._logs.accept(
             room_id, batch.checkpoint, since=batch.since, proof=batch.consistency_proof
         )
@@ -216,9 +226,9 @@ class Reader:
         checkpoint: Checkpoint,
         *,
         decrypt: bool = True,
-    ) -> tuple[list[Message], int]:
+    ) -> tuple[list[Message | RoomChange], int]:
         _check_order(room_id, [event.seq for event in events], cursor)
-        messages = []
+        messages: list[Message | RoomChange] = []
         async with self._chains.replaying(room_id) as chain:
             for event in events:
                 message = await self._process(
@@ -238,7 +248,7 @@ class Reader:
         checkpoint: Checkpoint,
         *,
         decrypt: bool = True,
-    ) -> Message | None:
+    ) -> Message | RoomChange | None:
         seq = event.seq
         if seq > cursor + 1:
             raise DroppedEventError(
@@ -284,10 +294,12 @@ class Reader:
         chain.leaf_hashes[seq] = leaf_hash(leaf)
         if kind is EventKind.MODERATION:
             await self._chains.moderation_event(room_id, chain, signed, seq)
-            return None
+            return (
+                await moderation_change(self._chains, room_id, event, signed) if decrypt else None
+            )
         if kind is EventKind.ROSTER:
-            await self._chains.roster_event(room_id, chain, signed, seq)
-            return None
+            roster = await self._chains.roster_event(room_id, chain, signed, seq)
+            return await roster_change(self._chains, room_id, event, roster) if decrypt else None
         if kind is EventKind.INSTRUMENT:
             act = await self._chains.instrument_event(room_id, chain, signed, seq, event.created_at)
             return await self._instrument(room_id, event, act, signed, decrypt=decrypt)
@@ -441,6 +453,10 @@ def _message(
         sender_side=sender_side,
         refused=refused,
     )
+
+
+def _only_messages(events: list[Message | RoomChange]) -> list[Message]:
+    return [event for event in events if isinstance(event, Message)]
 
 
 def _check_order(room_id: str, seqs: list[int], cursor: int) -> None:

@@ -131,6 +131,23 @@ class Keystore:
             keystore.update(lambda current: current)  # rewritten as the current version
         return keystore
 
+    def change_passphrase(self, passphrase: str) -> None:
+        """Re-encrypt the keystore under `passphrase`, under the lock like every change:
+        the state on disk now, a fresh salt, and scrypt no cheaper than the file's.
+
+        Another process that opened the file under the old passphrase is refused its
+        next read or write ("open it again"), never handed a state it cannot write.
+        """
+        if not passphrase:
+            raise KeystoreError("the keystore passphrase must not be empty")
+        header = new_header(max(self._header.kdf.n, DEFAULT_SCRYPT_N))
+        key = derive_key(passphrase, header.kdf)
+        with exclusive_lock(self.home):
+            data, stamp = _read(self.path)
+            current, _ = _decode(self.path, data, self._key, self._header)
+            self._stamp = _write(self.path, seal(header, key, current.to_json()), after=stamp)
+            self._header, self._key, self._state = header, key, current
+
     def refresh(self) -> bool:
         """Re-read the file if another process changed it; whether it had changed."""
         try:

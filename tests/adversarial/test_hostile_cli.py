@@ -9,8 +9,6 @@ with its ``kind`` under ``--json``), after showing only what was verified.
 
 from __future__ import annotations
 
-import json
-
 from tests.support import attacks
 from tests.support.attacks import Talks
 from tests.support.cli import parley
@@ -43,10 +41,9 @@ async def test_parley_read_json_names_a_dropped_event(
     result = await parley(["read", talks.room_id, "--json"], env=alice_env)
 
     assert result.returncode == 1, result.describe()
-    answer = json.loads(result.stdout)
-    assert answer["ok"] is False
-    assert answer["kind"] == "dropped"
-    assert "the server dropped an event" in answer["error"]
+    answer = result.json_error()
+    assert (answer["code"], answer["kind"]) == ("verification-failed", "dropped")
+    assert "the server dropped an event" in answer["message"]
 
 
 async def test_parley_read_names_a_rolled_back_log(talks: Talks, alice_env: dict[str, str]) -> None:
@@ -70,6 +67,6 @@ async def test_parley_send_json_names_a_stale_roster(
     )
 
     assert result.returncode == 1, result.describe()
-    answer = json.loads(result.stdout)
+    answer = result.json_error()
     assert answer["kind"] == "stale-roster"
-    assert "sealed to roster version 3" in answer["error"]
+    assert "sealed to roster version 3" in answer["message"]

@@ -132,11 +132,12 @@ async def test_an_unfinished_agreement_does_not_verify_and_bad_input_is_one_line
     assert report["reason"] == "not complete: waiting for side b, side mediator"
     assert "already signed" in _one_line_error(twice)
     assert unknown.returncode == 1
-    assert json.loads(unknown.stdout) == {
-        "ok": False,
-        "error": "there is no agreement no-such-agreement in this room (404 not_found)",
+    assert unknown.stdout == ""
+    assert unknown.json_error() == {
+        "code": "not_found",
+        "message": "there is no agreement no-such-agreement in this room (404 not_found)",
     }
-    assert "cannot read" in _one_line_error(missing)
+    assert "cannot read" in _one_line_error(missing, code=2)
     assert "cannot read" in _one_line_error(no_bundle, code=2)
     shown = await negotiation.bob.agreements.show(room, agreement_id)
     assert [s.name for s in shown.signatures] == ["Alice"]

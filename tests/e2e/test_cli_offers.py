@@ -5,7 +5,6 @@ is opened from escrow after the deadline; bad input is one line."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import pytest
@@ -137,9 +136,8 @@ async def test_bad_offer_input_is_one_line(negotiation: Negotiation, cast: Cast)
     assert unknown.stderr.count("\n") == 1
     assert "no offer round" in unknown.stderr
     assert as_json.returncode == 1
-    [error] = [json.loads(line) for line in as_json.stdout.splitlines()]
-    assert error["ok"] is False
-    assert "no offer round" in error["error"]
+    assert as_json.stdout == ""
+    assert "no offer round" in as_json.json_error()["message"]
     assert deadline.returncode == 2
     assert "--deadline" in deadline.stderr
     assert party.returncode == 1

@@ -10,7 +10,6 @@ several people's machines. Each test then checks one behaviour of what happened.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -229,8 +228,8 @@ def test_a_non_member_cannot_read_the_room(looks: Looks) -> None:
     result = looks.outsider_read
 
     assert result.returncode != 0, result.describe()
-    assert json.loads(result.stdout)["error"].startswith("no such room")  # --json: JSON
-    assert result.stderr == ""
+    assert result.json_error()["message"].startswith("no such room")  # --json: JSON
+    assert result.stdout == ""
 
 
 def test_a_party_cannot_create_a_room(looks: Looks) -> None:

@@ -238,7 +238,8 @@ def test_the_presentation_file_verifies_against_the_commitment(scene: Scene) -> 
         env=scene.cast.bob.env,
     )
     assert result.returncode == 1
-    assert json.loads(result.stdout)["ok"] is False
+    assert result.json_error()["code"] == "verification-failed"
+    assert result.stdout == ""
 
 
 def test_read_shows_each_disclosure_in_one_line_and_json_carries_the_records(
@@ -355,7 +356,7 @@ def test_a_disclosure_of_a_missing_record_or_field_sends_nothing(scene: Scene) -
             env=alice,
         )
         assert result.returncode == 1
-        assert reason in json.loads(result.stdout)["error"]
+        assert reason in result.json_error()["message"]
     after = run_parley(["room", "show", scene.room_id, "--json"], env=alice).json()["last_seq"]
     assert after == before
 

@@ -5,7 +5,6 @@ passes. The README's mediator walkthrough is this session."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
@@ -77,6 +76,10 @@ def played(shared_deployment: Deployment, cast: Cast) -> Played:
         "They might move towards two for one.",
     ).ok()
     run("relay-b-to-a", mona, "relay", room, str(b_private), "--to", "caucus-a").ok()
+    run("a-relays", alice, "relay", room, str(a_private), "--to", "caucus-a", "--json")
+    steps["a-too-long"] = run_parley(
+        ["send", room, "-", "--channel", "caucus-a"], env=alice.env, stdin="x" * 600_000
+    )
     run("mute-b", mona, "room", "mute", room, bob.account_id).ok()
     run("b-muted", bob, "send", room, "Objection!", "--channel", "caucus-b")
     run("unmute-b", mona, "room", "unmute", room, bob.account_id).ok()
@@ -85,11 +88,21 @@ def played(shared_deployment: Deployment, cast: Cast) -> Played:
     run("remove-b", mona, "room", "remove", room, bob.account_id).ok()
     run("after-removal", mona, "send", room, "Bob's side has left the talks.").ok()
     run("b-reads-after-removal", bob, "read", room, "--json")
+    run("b-sends-after-removal", bob, "send", room, "Are we still talking?")
     run("lock", mona, "room", "lock", room).ok()
     run("a-locked", alice, "send", room, "Hello?", "--channel", "caucus-a")
     run("unlock", mona, "room", "unlock", room).ok()
     run("close", mona, "room", "close", room, "--json").ok()
     run("a-closed", alice, "send", room, "One more thing", "--channel", "caucus-a")
+    run("a-closed-json", alice, "send", room, "One more thing", "--json")
+    run("a-closed-relay", alice, "relay", room, str(a_private), "--to", "caucus-b")
+    run("mona-reads-text", mona, "read", room).ok()
+    run("mona-reads-grep", mona, "read", room, "--grep", "TWO for one|bob").ok()
+    run("mona-reads-caucus-a", mona, "read", room, "--channel", "caucus-a").ok()
+    run("mona-reads-main", mona, "read", room, "--channel", "main").ok()
+    run("mona-reads-since-1d", mona, "read", room, "--since", "1d").ok()
+    run("mona-reads-future", mona, "read", room, "--since", "2999-01-01").ok()
+    run("mona-reads-bad-since", mona, "read", room, "--since", "last week", "--json")
     run("a-reads", alice, "read", room, "--json").ok()
     run("mona-reads", mona, "read", room, "--json").ok()
     run("mona-show", mona, "room", "show", room, "--json").ok()
@@ -169,7 +182,10 @@ def test_a_removed_member_reads_nothing_sent_afterwards(played: Played) -> None:
     )
 
     assert after.returncode == 1
-    assert "no such room" in json.loads(after.stdout)["error"]  # --json: the error as JSON
+    error = after.json_error()  # --json: the error as JSON, on stderr
+    assert error["code"] == "removed"
+    assert error["message"].startswith(f"you were removed from room {played.room_id}")
+    assert after.stdout == ""
     assert envelope["seq"] > max(
         m["seq"] for m in played.steps["b-reads-before-removal"].json_lines()
     )
@@ -203,3 +219,95 @@ def test_the_final_audit_passes(played: Played) -> None:
     audit = played.steps["audit"]
 
     assert audit.returncode == 0, audit.describe()
+
+
+def test_a_removed_member_who_sends_is_told_they_were_removed(played: Played) -> None:
+    sent = played.steps["b-sends-after-removal"]
+
+    assert sent.returncode == 1, sent.describe()
+    assert sent.stderr.startswith(f"error: you were removed from room {played.room_id}")
+    assert "no such room" not in sent.stderr
+    assert sent.stderr.count("\n") == 1
+
+
+def test_a_party_who_relays_is_told_only_mediators_relay_even_in_a_closed_room(
+    played: Played,
+) -> None:
+    relayed = played.steps["a-relays"]
+    after_close = played.steps["a-closed-relay"]
+
+    assert relayed.returncode == 1, relayed.describe()
+    assert relayed.json_error() == {
+        "code": "wrong-side",
+        "message": "only mediators relay messages; you are a party",
+    }
+    assert after_close.returncode == 1
+    assert after_close.stderr == "error: only mediators relay messages; you are a party\n"
+
+
+def test_a_send_to_a_closed_room_says_the_room_is_closed(played: Played) -> None:
+    closed = played.steps["a-closed-json"]
+
+    assert closed.returncode == 1
+    error = closed.json_error()
+    assert error["code"] == "conflict"
+    assert error["message"].startswith("the room is closed")
+
+
+def test_a_message_over_the_size_limit_is_one_line_not_a_traceback(played: Played) -> None:
+    too_long = played.steps["a-too-long"]
+
+    assert too_long.returncode == 2, too_long.describe()
+    assert too_long.stderr.count("\n") == 1
+    assert "Traceback" not in too_long.stderr
+    assert "the message is 600000 bytes, over the 524288 a message holds" in too_long.stderr
+    assert "--file" in too_long.stderr
+
+
+def _lines(result: CliResult) -> list[str]:
+    return [line for line in result.stdout.splitlines() if not line.startswith(" ")]
+
+
+def test_read_shows_channel_sender_and_each_moderation_act_on_its_own_line(
+    played: Played, cast: Cast
+) -> None:
+    lines = _lines(played.steps["mona-reads-text"])
+    mona = f"[mediator · {cast.mediator.account_id[:6]}] {cast.mediator.name}"
+    bob = f"[party b · {cast.bob.account_id[:6]}] Bob"
+    alice = f"[party a · {cast.alice.account_id[:6]}] Alice"
+    clock = r"#\d+ \d\d:\d\d:\d\d"  # today: the time alone
+
+    def shown(rest: str) -> bool:
+        return any(re.fullmatch(rf"{clock} {re.escape(rest)}", line) for line in lines)
+
+    assert shown(f"plenary {alice}: We propose one for one."), lines
+    assert shown(f"caucus-a {alice}: Two for one is our floor.")
+    assert shown(f"caucus-a * {mona} opened caucus-a")
+    assert shown(f"room * {mona} set the mode to shuttle")
+    assert shown(f"room * {mona} muted {bob}")
+    assert shown(f"room * {mona} unmuted {bob}")
+    assert shown(f"room * {mona} removed {bob}")
+    assert shown(f"room * {mona} locked the room")
+    assert shown(f"room * {mona} closed the room")
+    relayed = [line for line in lines if "(relaying #" in line]
+    assert len(relayed) == 2
+    assert all(f"{mona}: (relaying #" in line for line in relayed)
+
+
+def test_read_filters_by_grep_channel_and_since(played: Played) -> None:
+    grep = _lines(played.steps["mona-reads-grep"])
+    caucus_a = _lines(played.steps["mona-reads-caucus-a"])
+    main = _lines(played.steps["mona-reads-main"])
+    everything = _lines(played.steps["mona-reads-text"])
+
+    assert grep
+    assert all(re.search("two for one|bob", line, re.IGNORECASE) for line in grep)
+    assert any("Two for one is our floor." in line for line in grep)
+    assert any("muted [party b" in line for line in grep)
+    assert {line.split()[2] for line in caucus_a} == {"caucus-a", "room"}
+    assert {line.split()[2] for line in main} == {"plenary", "room"}
+    assert _lines(played.steps["mona-reads-since-1d"]) == everything
+    assert played.steps["mona-reads-future"].stdout == ""
+    bad = played.steps["mona-reads-bad-since"]
+    assert bad.returncode == 2
+    assert bad.json_error()["code"] == "usage"

@@ -176,7 +176,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traffic]:
             enrollment_token=enrollment_token,
             before=before,
             after=after,
-            refused_command=json.loads(refused.stdout),
+            refused_command=refused.json_error(),
             **done,
         )
     finally:
@@ -263,8 +263,8 @@ def test_a_refused_command_prints_the_request_id_of_its_log_line(traffic: Traffi
     printed = traffic.refused_command
     access = [line for line in _log_lines(traffic) if line["logger"] == "parley.access"]
 
-    assert printed["ok"] is False
-    assert "404 not_found" in printed["error"]
+    assert printed["code"] == "not_found"
+    assert "404 not_found" in printed["message"]
     [line] = [line for line in access if line["request_id"] == printed["request_id"]]
     assert line["status"] == 404
 

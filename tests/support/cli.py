@@ -59,6 +59,16 @@ class CliResult:
         """Stdout parsed as one JSON document per line."""
         return [json.loads(line) for line in self.ok().stdout.splitlines() if line.strip()]
 
+    def json_error(self) -> Any:
+        """The error of a failed ``--json`` run: one JSON object, the only line on stderr,
+        with ``code`` and ``message``."""
+        assert self.returncode != 0, self.describe()
+        assert self.stderr.count("\n") == 1, self.describe()
+        error = json.loads(self.stderr)
+        assert isinstance(error["code"], str), self.describe()
+        assert isinstance(error["message"], str), self.describe()
+        return error
+
     def describe(self) -> str:
         """The command, its exit status and its output, for assertion messages."""
         return (

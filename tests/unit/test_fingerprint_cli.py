@@ -51,14 +51,17 @@ def test_fingerprint_json_of_a_substituted_key_says_it_does_not_match_the_pin(
     with pytest.raises(typer.Exit) as exited:
         show_fingerprint(found(pinned_key_id="old-key"), json_output=True)
 
-    shown = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    shown = json.loads(printed.out)
     assert exited.value.exit_code == 1
     assert shown["ok"] is False
     assert shown["pinned"] is True
     assert shown["matches_pinned"] is False
     assert (shown["pinned_safety_number"], shown["safety_number"]) == (PINNED, SHOWN)
     assert (shown["pinned_key_id"], shown["key_id"]) == ("old-key", "new-key")
-    assert "differs from the one pinned" in shown["error"]
+    error = json.loads(printed.err)
+    assert error["code"] == "key-substituted"
+    assert "differs from the one pinned" in error["message"]
 
 
 def test_fingerprint_of_the_pinned_key_prints_the_number_alone(

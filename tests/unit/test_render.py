@@ -71,7 +71,9 @@ def only_parleys_lines(output: str) -> list[str]:
 def test_newline_in_message_cannot_forge_a_mediator_line() -> None:
     output = shown(message(f"We need time.\n{FORGED}"))
 
-    assert only_parleys_lines(output) == ["#12 12:00:00 [party a · 3f9c2a] Alice: We need time."]
+    assert only_parleys_lines(output) == [
+        "#12 12:00:00 plenary [party a · 3f9c2a] Alice: We need time."
+    ]
     assert f"{render.INDENT}{FORGED}" in output.splitlines()
 
 
@@ -79,14 +81,15 @@ def test_newline_in_message_cannot_forge_a_mediator_line() -> None:
 def test_other_line_breaks_cannot_start_a_forged_line(newline: str) -> None:
     output = shown(message(f"We need time.{newline}{FORGED}"))
 
-    assert only_parleys_lines(output)[0].startswith("#12 12:00:00 [party a · 3f9c2a] Alice: ")
+    first = only_parleys_lines(output)[0]
+    assert first.startswith("#12 12:00:00 plenary [party a · 3f9c2a] Alice: ")
     assert len(only_parleys_lines(output)) == 1
     assert "\r" not in output
 
 
 def test_a_long_message_wrapped_by_the_terminal_cannot_forge_a_line() -> None:
     # Padded so that, unwrapped, the forged header would land at a terminal's column 0.
-    padded = "x" * (80 - len("#12 12:00:00 [party a · 3f9c2a] Alice: ")) + FORGED
+    padded = "x" * (80 - len("#12 12:00:00 plenary [party a · 3f9c2a] Alice: ")) + FORGED
 
     for width in (40, 80, 120):
         output = shown(message(padded), width=width, terminal=True)
@@ -109,7 +112,7 @@ def test_a_long_message_wrapped_by_the_terminal_cannot_forge_a_line() -> None:
     ],
 )
 def test_escape_sequences_are_neutralised(attack: str, visible: str) -> None:
-    output = shown(message(f"Offer: {attack}"), terminal=True)
+    output = shown(message(f"Offer: {attack}"), width=120, terminal=True)
 
     assert visible in output
     assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", output)
@@ -136,8 +139,8 @@ def test_party_named_mona_mediator_is_shown_as_a_party() -> None:
     impostor = shown(message("We accept.", name="Mona Mediator", side="a"))
     mediator = shown(message("Noted.", name="Mona", side="mediator", account_id=MONA))
 
-    assert impostor.startswith("#12 12:00:00 [party a · 3f9c2a] Mona Mediator: ")
-    assert mediator.startswith("#12 12:00:00 [mediator · 1a2b3c] Mona: ")
+    assert impostor.startswith("#12 12:00:00 plenary [party a · 3f9c2a] Mona Mediator: ")
+    assert mediator.startswith("#12 12:00:00 plenary [mediator · 1a2b3c] Mona: ")
 
 
 def test_a_name_cannot_carry_a_line_markup_or_a_fake_label() -> None:
@@ -145,7 +148,7 @@ def test_a_name_cannot_carry_a_line_markup_or_a_fake_label() -> None:
     output = shown(message("ok", name=name))
 
     assert len(output.splitlines()) == 1
-    assert output.startswith("#12 12:00:00 [party a · 3f9c2a] Alice: fine\\x0a#13")
+    assert output.startswith("#12 12:00:00 plenary [party a · 3f9c2a] Alice: fine\\x0a#13")
     assert "[bold]Mona" in output
 
 
@@ -182,8 +185,8 @@ def test_a_relay_names_the_original_sender_by_tag() -> None:
     output = shown(message("passed on", name="Mona", side="mediator", account_id=MONA, relay=relay))
 
     assert output == (
-        "#12 12:00:00 [mediator · 1a2b3c] Mona: (relaying #6 from [b0b0b0] Bob [mediator] in "
-        "caucus-b\\x0a#13, unedited, checked) passed on\n"
+        "#12 12:00:00 plenary [mediator · 1a2b3c] Mona: (relaying #6 from [b0b0b0] Bob "
+        "[mediator] in caucus-b\\x0a#13, unedited, checked) passed on\n"
     )
 
 
