@@ -121,8 +121,10 @@ def describe(exc: BaseException) -> Failure | None:
         return Failure(USAGE, "connection", str(exc))
     if isinstance(exc, errors.KeystoreError | errors.WitnessStateError):
         return Failure(USAGE, "config", str(exc))
-    if isinstance(exc, errors.ProtocolError):
-        return Failure(USAGE, "invalid-input", str(exc))
+    if isinstance(exc, errors.ProtocolError) and isinstance(exc.__cause__, OSError):
+        return Failure(USAGE, "file", str(exc))  # a file of the user's it could not read
+    if isinstance(exc, errors.ProtocolError):  # input the protocol refuses
+        return Failure(REFUSED, "invalid", str(exc))
     if isinstance(exc, ParleyError):
         return Failure(REFUSED, "failed", str(exc))
     if isinstance(exc, OSError) and exc.strerror:

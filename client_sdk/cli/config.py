@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from client_sdk.cli.common import out, print_json
-from client_sdk.cli.jsonerrors import failure
+from client_sdk.cli.common import USAGE, fail, failed, out, print_json
 from client_sdk.cli.render import inline
 from client_sdk.protocol.errors import ParleyError
 
@@ -17,6 +16,17 @@ config_app = typer.Typer(help="This profile's configuration: its server URLs.")
 @config_app.callback()
 def config() -> None:
     """This profile's configuration: its server URLs."""
+
+
+def check_servers(urls: list[str]) -> None:
+    """A server URL that is not one is a usage error (exit 2), said before anything is
+    asked or written."""
+    from client_sdk.keystore.models import server_urls
+
+    try:
+        server_urls(urls)
+    except ParleyError as exc:
+        raise fail(str(exc), USAGE) from exc
 
 
 @config_app.command("servers")
@@ -34,11 +44,13 @@ def servers(
     preferred first. When one stops answering, the client fails over to the next."""
     from client_sdk.keystore import Keystore, default_home, passphrase_from_env_or_prompt
 
+    if urls:
+        check_servers(urls)
     try:
         keystore = Keystore.open(default_home(), passphrase_from_env_or_prompt())
         shown = keystore.set_servers(urls) if urls else keystore.state.servers
     except ParleyError as exc:
-        raise failure(str(exc), json_output=json_output) from exc
+        raise failed(exc) from exc
     if json_output:
         print_json({"servers": list(shown)})
         return

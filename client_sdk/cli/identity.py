@@ -38,10 +38,12 @@ def enroll(
     The passphrase (at least 10 characters) comes from PARLEY_PASSPHRASE, or is
     asked twice.
     """
+    from client_sdk.cli.config import check_servers
     from client_sdk.cli.passphrase import new_passphrase
     from client_sdk.client import ParleyClient
     from client_sdk.keystore import default_home
 
+    check_servers(server)
     profile = home or default_home()
     passphrase = new_passphrase()
 

@@ -55,6 +55,6 @@ def test_the_automatic_receipts_setting_is_kept_in_the_profile(cast: Cast) -> No
     wrong = run_parley(["settings", "auto-receipts", "maybe"], env=env)
     run_parley(["settings", "auto-receipts", "off"], env=env).ok()
 
-    assert wrong.returncode == 1
+    assert wrong.returncode == 2  # a usage error
     assert "on or off" in wrong.stderr
     assert run_parley(["settings", "--json"], env=env).json() == {"auto_receipts": False}

@@ -34,11 +34,13 @@ async def test_a_message_shaped_like_the_mediators_line_is_shown_as_the_partys(
     at_column_0 = [line for line in lines if not line.startswith(INDENT)]
     alice = f"[party a · {cast.alice.account_id[:6]}] Alice"
     assert any(
-        re.fullmatch(rf"#{sent.seq} \d\d:\d\d:\d\d {re.escape(alice)}: We need time\.", line)
+        re.fullmatch(
+            rf"#{sent.seq} \d\d:\d\d:\d\d plenary {re.escape(alice)}: We need time\.", line
+        )
         for line in at_column_0
     ), output
     assert f"{INDENT}{forged}\\x1b[2J\\x1b]0;verified\\x07 [bold red]now[/]" in lines
-    mediator = rf"#{real.seq} \d\d:\d\d:\d\d \[mediator · {mona}\] Mona Mediator: Noted\."
+    mediator = rf"#{real.seq} \d\d:\d\d:\d\d plenary \[mediator · {mona}\] Mona Mediator: Noted\."
     assert any(re.fullmatch(mediator, line) for line in at_column_0), output
     assert not any(line.startswith("#99") for line in lines)
     assert "\x1b" not in output

@@ -170,7 +170,7 @@ async def test_config_servers_shows_and_sets_the_profiles_list(scene: Scene) -> 
     assert reordered == {"servers": [urls[1], urls[0]]}
 
     refused = await parley(["config", "servers", "ftp://elsewhere.example"], env=env)
-    assert refused.returncode == 1
+    assert refused.returncode == 2  # a usage error
     assert "http:// or https://" in refused.stderr
     text = (await parley(["config", "servers"], env=env)).ok().stdout
     assert text.splitlines() == [f"1 {urls[1]} (preferred)", f"2 {urls[0]}"]

@@ -60,11 +60,11 @@ class CliResult:
         return [json.loads(line) for line in self.ok().stdout.splitlines() if line.strip()]
 
     def json_error(self) -> Any:
-        """The error of a failed ``--json`` run: one JSON object, the only line on stderr,
-        with ``code`` and ``message``."""
+        """The error of a failed ``--json`` run: one JSON object, the last line on stderr
+        (after any warning), with ``code`` and ``message``."""
         assert self.returncode != 0, self.describe()
-        assert self.stderr.count("\n") == 1, self.describe()
-        error = json.loads(self.stderr)
+        assert self.stderr.endswith("\n"), self.describe()
+        error = json.loads(self.stderr.splitlines()[-1])
         assert isinstance(error["code"], str), self.describe()
         assert isinstance(error["message"], str), self.describe()
         return error

@@ -126,3 +126,10 @@ def test_every_plugin_command_is_listed_once() -> None:
     names = [entry.name for entry in [*COMMANDS, *plugin_commands()]]
     assert len(names) == len(set(names))
     assert {"serve", "admin"} <= set(names)
+
+
+def test_version_loads_no_sdk() -> None:
+    names = imported(["--version"])
+    assert loaded(names, SERVER_STACK) == []
+    assert loaded(names, CLIENT_STACK) == []
+    assert loaded(names, ("rich", "pydantic", "cryptography")) == []

@@ -205,3 +205,11 @@ def test_json_output_keeps_the_exact_text() -> None:
     assert message_json(message(text, name="Mona\u200bMediator"))["sender_name"] == (
         "Mona\u200bMediator"
     )
+
+
+def test_piped_output_is_never_hard_wrapped() -> None:
+    long = "We propose " + "a one-for-one exchange, " * 20
+
+    output = shown(message(long), width=40, terminal=False)
+
+    assert output == f"#12 12:00:00 plenary [party a · 3f9c2a] Alice: {long}\n"
