@@ -134,9 +134,7 @@ def describe(exc: BaseException) -> Failure | None:
 
 
 def _validation_failure(exc: BaseException) -> Failure | None:
-    """A pydantic check of the user's input (a message over the size limit...)."""
-    import sys
-
+    """A pydantic check of the user's input that no SDK check said first."""
     pydantic_core = sys.modules.get("pydantic_core")  # loaded if anything validated
     if pydantic_core is None or not isinstance(exc, pydantic_core.ValidationError):
         return None
@@ -159,7 +157,16 @@ def json_errors() -> bool:
 
 
 _json_requested = False
-"""``--json`` among the command line's arguments (set by `main`)."""
+"""``--json`` among the command line's arguments (`expect_json`)."""
+
+
+def expect_json(args: list[str]) -> bool:
+    """Note whether ``--json`` is among the command line's options (before any ``--``),
+    for the errors found before a command runs (a usage error); and say so."""
+    global _json_requested
+    options = args[: args.index("--")] if "--" in args else args
+    _json_requested = "--json" in options
+    return _json_requested
 
 
 def report(failure: Failure, *, json_output: bool | None = None) -> typer.Exit:

@@ -192,11 +192,11 @@ def run_command(args: list[str]) -> int:
 
     from client_sdk.cli import common
 
-    common._json_requested = "--json" in args[: args.index("--") if "--" in args else None]
+    json_requested = common.expect_json(args)
     try:
         status = build_app()(args, standalone_mode=False)
     except ClickException as exc:
-        if not common._json_requested:
+        if not json_requested:
             exc.show()
             return exc.exit_code
         code = "usage" if exc.exit_code == common.USAGE else "failed"
