@@ -12,12 +12,14 @@ from server.config import Settings
 
 
 def fail(message: str, json_output: bool = False, code: int = 1) -> NoReturn:
-    """One error line on stderr (a JSON object under ``--json``) and exit `code`: 1 for a
-    refusal, 2 for a setting, the database or the log key (`StartupError`)."""
+    """One error line on stderr (under ``--json`` a JSON object with ``code`` and
+    ``message``, as every `parley` command's: README "Exit codes") and exit `code`: 1
+    for a refusal, 2 for a setting, the database or the log key (`StartupError`)."""
     if json_output:
         import json
 
-        typer.echo(json.dumps({"error": message}), err=True)
+        word = "config" if code == 2 else "refused"
+        typer.echo(json.dumps({"code": word, "message": message}), err=True)
     else:
         typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

@@ -134,5 +134,5 @@ async def test_unknown_accounts_are_one_line_refusals_exit_1(deployment: Deploym
     _refused(await _admin(deployment, "disable", "nobody"), 1, "error: no account nobody")
     refused = await _admin(deployment, "disable", "nobody", "--json")
     assert refused.returncode == 1
-    assert json.loads(refused.stderr) == {"error": "no account nobody"}
+    assert json.loads(refused.stderr) == {"code": "refused", "message": "no account nobody"}
     _refused(await _admin(deployment, "invites", "revoke", "nobody"), 1, "no pending invitation")
