@@ -10,6 +10,7 @@ root). So a proof exists the moment the caller commits.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -25,6 +26,9 @@ from server.log.proofs import NodeCache, ProofReader
 from server.log.signer import CheckpointSigner
 from server.storage.database import after_commit
 from server.storage.logs import AppendWrites, CheckpointRow, LogEntryRow, LogHead, LogRepository
+
+_LAST_APPENDS = 1024
+"""Logs whose newest append `LogWriter` remembers (see `LogWriter.written`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,10 @@ class LogWriter:
         """Committed subtree hashes: appends read the right edge from here."""
         self.leaf_committed: Callable[[str], None] = _ignore
         """Called with a leaf's type once the transaction that appended it commits."""
+        self._last: OrderedDict[str, tuple[int, int, dict[tuple[int, int], bytes]]] = OrderedDict()
+        """Per log, this process's newest append as (head version, size, nodes): its
+        nodes are valid for the next append exactly when the head still carries that
+        version, which proves the write committed (PostgreSQL, `LogHead.version`)."""
 
     async def create(self, conn: AsyncConnection, *, log_id: str, origin: str, now: int) -> None:
         """Create an empty log."""
@@ -124,6 +132,12 @@ class LogWriter:
         hashed = leaf_hash(leaf)
         log_id = head.id
         reader = ProofReader(conn, log_id, shared=self.nodes)
+        last = self._last.get(log_id)
+        if last is not None and head.version is not None and last[:2] == (head.version, head.size):
+            # This process's previous append, proven committed by the head's version: its
+            # nodes may not be in the shared cache yet (its caller publishes them after
+            # the COMMIT returns, which can be after this lock was granted).
+            reader.assume(last[2])
         frontier = await reader.frontier(head.size)
         grown, completed = frontier.append(hashed)
         reader.remember(completed)
@@ -151,9 +165,17 @@ class LogWriter:
         )
         return PlannedAppend(writes=writes, appended=appended, type=type, reader=reader)
 
-    def written(self, planned: PlannedAppend) -> Appended:
+    def written(self, planned: PlannedAppend, *, version: int | None = None) -> Appended:
         """Call once `planned.writes` are stored: its nodes enter the shared cache, and
-        `leaf_committed` is called, when the caller's transaction commits."""
+        `leaf_committed` is called, when the caller's transaction commits. `version` is
+        the head's version the write returned, if the backend has one (PostgreSQL):
+        the next `plan` on this log may then use the nodes before they are published."""
+        if version is not None:
+            log_id = planned.appended.log_id
+            self._last[log_id] = (version, planned.appended.index + 1, planned.reader.held())
+            self._last.move_to_end(log_id)
+            while len(self._last) > _LAST_APPENDS:
+                self._last.popitem(last=False)
         planned.reader.publish()
         after_commit(planned.reader.conn, partial(self.leaf_committed, planned.type))
         return planned.appended

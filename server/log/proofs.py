@@ -107,7 +107,7 @@ class ProofReader:
         caller's transaction has committed."""
         if self._shared is None:
             return
-        shared, log_id, nodes = self._shared, self.log_id, dict(self._cache)
+        shared, log_id, nodes = self._shared, self.log_id, self.held()
         after_commit(self.conn, lambda: shared.add(log_id, nodes))
 
     def _get(self, level: int, index: int) -> bytes:
@@ -150,6 +150,14 @@ class ProofReader:
         plan: Plan = lambda get: merkle.CompactRange.from_nodes(size, get)  # noqa: E731
         await self.prefetch([plan])
         return merkle.CompactRange.from_nodes(size, self._get)
+
+    def held(self) -> dict[tuple[int, int], bytes]:
+        """Every node this reader read or wrote so far."""
+        return dict(self._cache)
+
+    def assume(self, nodes: Mapping[tuple[int, int], bytes]) -> None:
+        """Use nodes the caller has proven committed (see `LogWriter.plan`)."""
+        self._cache.update(nodes)
 
     def remember(self, nodes: list[merkle.Node]) -> None:
         """Add nodes written in this transaction to the cache."""

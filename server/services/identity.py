@@ -292,7 +292,7 @@ class IdentityService:
         if not _TOKEN.fullmatch(token):
             raise NotAuthenticated("bearer token is invalid or expired")
         now = self.clock()
-        async with self.database.read() as conn:
+        async with self.database.read_one() as conn:  # every request: one round trip
             holder = await SessionRepository(conn).token_holder(secret_hash(token), now)
         if holder is None:
             raise NotAuthenticated("bearer token is invalid or expired")

@@ -169,8 +169,10 @@ class MessageService:
             )
             # The leaf, its nodes and checkpoint, the event, the room's counter and the
             # replicas' notification: one statement (one round trip) on PostgreSQL.
-            await events.add_appended(row, planned.writes, self.fanout.notice(room_id, row.seq))
-            appended = self.log.written(planned)
+            version = await events.add_appended(
+                row, planned.writes, self.fanout.notice(room_id, row.seq)
+            )
+            appended = self.log.written(planned, version=version)
         self.fanout.committed(
             room_id,
             row.seq,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.storage.logs import APPEND_CTES, AppendWrites, LogRepository
+from server.storage.logs import APPEND_CTES, WRITE_VERSION, AppendWrites, LogRepository
 from server.storage.prepared import Prepared
 from server.storage.rooms import RoomRepository
 from server.storage.rows import from_row
@@ -45,9 +45,9 @@ _EVENT_CTES = f"""{APPEND_CTES}, event AS (
 ), room AS (
   UPDATE rooms SET last_seq = :seq WHERE id = :room_id
 )"""  # noqa: S608
-_ADD_APPENDED_PG = text(f"WITH {_EVENT_CTES} SELECT 1")
+_ADD_APPENDED_PG = text(f"WITH {_EVENT_CTES} SELECT {WRITE_VERSION}")
 _ADD_APPENDED_NOTIFY_PG = text(
-    f"WITH {_EVENT_CTES} SELECT pg_notify(:notify_channel, :notify_payload)"
+    f"WITH {_EVENT_CTES} SELECT pg_notify(:notify_channel, :notify_payload), {WRITE_VERSION}"
 )
 
 
@@ -91,17 +91,18 @@ class EventRepository:
 
     async def add_appended(
         self, event: EventRow, writes: AppendWrites, notify: tuple[str, str] | None
-    ) -> None:
+    ) -> int | None:
         """Store the event with the log append that records it (`LogWriter.plan`),
         advance the room's sequence counter to the event's, and queue the notification
         ``(channel, payload)`` for commit (PostgreSQL's NOTIFY; None elsewhere). The
         caller holds the room's and the log head's locks. PostgreSQL: one statement, so
-        one round trip inside the locks."""
+        one round trip inside the locks, which returns the version the log head now
+        carries (`LogHead.version`; None on SQLite)."""
         if self.conn.dialect.name != "postgresql":
             await LogRepository(self.conn).write_append(writes)
             await self.add(event)
             await RoomRepository(self.conn).set_last_seq(event.room_id, event.seq)
-            return
+            return None
         params = writes.params()
         params.update(
             room_id=event.room_id,
@@ -115,11 +116,12 @@ class EventRepository:
             leaf_index=event.leaf_index,
             created_at=event.created_at,
         )
-        if notify is None:
-            await self.conn.execute(_ADD_APPENDED_PG, params)
-        else:
+        statement = _ADD_APPENDED_PG
+        if notify is not None:
+            statement = _ADD_APPENDED_NOTIFY_PG
             params.update(notify_channel=notify[0], notify_payload=notify[1])
-            await self.conn.execute(_ADD_APPENDED_NOTIFY_PG, params)
+        row = (await self.conn.execute(statement, params)).one()
+        return int(row[-1])
 
     async def by_message_id(self, room_id: str, message_id: str) -> EventRow | None:
         """The event a client message id produced, if any (idempotent retries)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select, text, update
+from sqlalchemy import BigInteger, FunctionElement, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
 
 from server.storage.prepared import Prepared, sqlite_handle
 from server.storage.rows import from_row
@@ -29,6 +31,36 @@ class LogHead:
     origin: str
     size: int
     created_at: int
+    version: int | None = None
+    """PostgreSQL, read with `head_version()`: the id of the transaction that wrote this
+    version of the head row (its ``xmin``). Equal to the version a write returned
+    only if that write's transaction committed and nothing wrote the head since."""
+
+
+class head_version(FunctionElement[int]):
+    """The ``logs`` head row's version in a query that selects it (see
+    `LogHead.version`); NULL on SQLite."""
+
+    type = BigInteger()
+    name = "head_version"
+    inherit_cache = True
+
+
+@compiles(head_version)
+def _head_version_default(_element: head_version, _compiler: Any, **_kw: Any) -> str:
+    return "NULL"
+
+
+@compiles(head_version, "postgresql")
+def _head_version_postgresql(_element: head_version, _compiler: Any, **_kw: Any) -> str:
+    # xmin is the 32-bit id of the transaction that wrote the row version read; a
+    # locked row is read at its newest version.
+    return "CAST(CAST(logs.xmin AS TEXT) AS BIGINT)"
+
+
+WRITE_VERSION = "txid_current() & 4294967295"
+"""SQL for the version that rows written by the current transaction carry (PostgreSQL):
+compare with `LogHead.version`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.storage.logs import LogHead
+from server.storage.logs import LogHead, head_version
 from server.storage.prepared import Prepared
 from server.storage.rows import from_row
 from server.storage.tables import (
@@ -75,6 +75,7 @@ _SEND_CONTEXT = Prepared(
         logs.c.origin,
         logs.c.size,
         logs.c.created_at,
+        head_version(),
     )
     .select_from(rooms.join(logs, logs.c.id == rooms.c.id))
     .where(rooms.c.id == bindparam("room_id"))
