@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from client_sdk.audit.tiles import iter_hashes, pack, unpack
@@ -117,6 +118,51 @@ def test_canonical_json_reads_back_as_the_same_value_and_is_a_fixed_point(value:
     encoded = canonical_json(value)
     assert canonical_json(loads_strict(encoded)) == encoded
     assert loads_strict(encoded) == json.loads(json.dumps(value))
+
+
+# Member names and strings that tell code point order from UTF-16 order (U+E000-U+FFFF
+# against supplementary characters), lone surrogates, and integers either side of 2**53.
+_tricky_text = st.text(
+    st.characters(codec=None, categories=None)
+    | st.sampled_from(["\ue000", "\uffff", "\U0001f600", "\ud800", "a", "\x7f", "\x00"]),
+    max_size=8,
+)
+differential_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**54), max_value=2**54)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _tricky_text,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(_tricky_text, inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(differential_json)
+@example({"\ue000": 1, "\U0001f600": 2, "z": 3})  # UTF-16 order is not code point order
+@example({"\U0001f600": {"\ue000": [2**53 - 1, -(2**53 - 1)]}})
+@example([2**53])  # one past the exact integers
+@example({"n": -(2**53)})
+@example({"s": "\ud800"})  # a lone surrogate
+@example({"\udfff": 1})
+@example({"f": [1.0, -0.0, 1e21, 5e-324]})
+@example(("a", ("b",), {"c": None}))
+@example({1: "a"})  # a member name that is not a string
+def test_canonical_json_writes_what_the_rfc8785_package_writes(value: Any) -> None:
+    try:
+        expected: bytes | None = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError):
+        expected = None
+    if expected is None:
+        with pytest.raises(ProtocolError):
+            canonical_json(value)
+    else:
+        assert canonical_json(value) == expected
 
 
 @FUZZ
