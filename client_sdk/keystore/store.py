@@ -131,16 +131,19 @@ class Keystore:
             keystore.update(lambda current: current)  # rewritten as the current version
         return keystore
 
-    def change_passphrase(self, passphrase: str) -> None:
+    def change_passphrase(self, passphrase: str, *, scrypt_n: int | None = None) -> None:
         """Re-encrypt the keystore under `passphrase`, under the lock like every change:
-        the state on disk now, a fresh salt, and scrypt no cheaper than the file's.
+        the state on disk now, a fresh salt, and scrypt no cheaper than the file's
+        (`parley passphrase change`), or of cost `scrypt_n` where the caller says so,
+        as `create` takes it (tests keep their profiles cheap to open).
 
         Another process that opened the file under the old passphrase is refused its
         next read or write ("open it again"), never handed a state it cannot write.
         """
         if not passphrase:
             raise KeystoreError("the keystore passphrase must not be empty")
-        header = new_header(max(self._header.kdf.n, DEFAULT_SCRYPT_N))
+        cost = max(self._header.kdf.n, DEFAULT_SCRYPT_N) if scrypt_n is None else scrypt_n
+        header = new_header(cost)
         key = derive_key(passphrase, header.kdf)
         with exclusive_lock(self.home):
             data, stamp = _read(self.path)

@@ -23,7 +23,7 @@ import pytest
 
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.models import Role, Side
-from tests.e2e.harness import Cast, Deployment, Person, profile_env
+from tests.e2e.harness import Cast, Deployment, Person, cheapen_profile, profile_env
 from tests.support.cli import run_parallel
 from tests.support.databases import (
     create_database,
@@ -115,6 +115,8 @@ def cast(shared_deployment: Deployment, tmp_path_factory: pytest.TempPathFactory
             for token, env in zip(tokens, map(profile_env, homes), strict=True)
         ]
     )
+    for home in homes:
+        cheapen_profile(home)
     final = [
         Person(
             name,

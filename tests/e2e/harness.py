@@ -13,8 +13,9 @@ from pathlib import Path
 import asyncpg
 
 from client_sdk.client import ParleyClient
+from client_sdk.keystore import Keystore
 from client_sdk.protocol.models import Role
-from tests.conftest import PASSPHRASE
+from tests.conftest import PASSPHRASE, TEST_SCRYPT_N
 from tests.support.cli import cli_env
 from tests.support.server import ServerProcess
 
@@ -81,6 +82,15 @@ class Deployment:
             return dump
         finally:
             await conn.close()
+
+
+def cheapen_profile(home: Path) -> None:
+    """Re-seal the keystore `parley enroll` made in `home` under the tests' cheap scrypt
+    cost (`TEST_SCRYPT_N`): every later `parley` command opens it in milliseconds
+    instead of the default cost's 0.1 s of CPU. The enrolment itself ran at the
+    default cost, as a user's does (tests/unit/test_keystore.py pins that default)."""
+    keystore = Keystore.open(home, PASSPHRASE)
+    keystore.change_passphrase(PASSPHRASE, scrypt_n=TEST_SCRYPT_N)
 
 
 def profile_env(home: Path) -> dict[str, str]:

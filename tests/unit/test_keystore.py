@@ -181,6 +181,24 @@ def test_create_uses_scrypt_n_2_15_r_8_p_1_by_default(home: Path) -> None:
     assert DEFAULT_SCRYPT_N == 2**15
 
 
+def test_a_new_passphrase_is_never_cheaper_unless_the_caller_says_so(home: Path) -> None:
+    keystore = make_keystore(home)  # FAST_N, as a test makes it
+
+    keystore.change_passphrase("a new passphrase here")
+    kdf = read_document(home)["kdf"]
+    assert isinstance(kdf, dict)
+    assert kdf["n"] == DEFAULT_SCRYPT_N
+    assert Keystore.open(home, "a new passphrase here").state.account_id == "alice"
+    with pytest.raises(KeystoreError):
+        Keystore.open(home, PASSPHRASE)
+
+    keystore.change_passphrase(PASSPHRASE, scrypt_n=FAST_N)
+    kdf = read_document(home)["kdf"]
+    assert isinstance(kdf, dict)
+    assert kdf["n"] == FAST_N
+    assert Keystore.open(home, PASSPHRASE).state.account_id == "alice"
+
+
 def test_keystore_file_mode_is_0600(keystore: Keystore, home: Path) -> None:
     assert stat.S_IMODE((home / KEYSTORE_FILENAME).stat().st_mode) == 0o600
 
