@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol.encoding import b64d, sha256
@@ -93,6 +94,23 @@ class MessageService:
 
     async def send(self, principal: Principal, room_id: str, envelope: Envelope) -> SendResult:
         """Store and log one envelope; a retry with the same message id gets the same answer."""
+        try:
+            return await self._send(principal, room_id, envelope)
+        except IntegrityError:
+            # On PostgreSQL a retry that waited for the room's lock while its first copy
+            # committed read "not used yet" from the snapshot its statement began with
+            # (READ COMMITTED snapshots statements, not locks), and the unique message id
+            # stopped its insert: it is answered from the log like any retry.
+            async with self.database.read() as conn:
+                earlier = await EventRepository(conn).by_message_id(
+                    room_id, envelope.header.message_id
+                )
+                payload_hash = sha256(envelope.signed_bytes())
+                if not is_retry(earlier, payload_hash, "message", device=principal.device_id):
+                    raise
+                return await _result(conn, earlier)
+
+    async def _send(self, principal: Principal, room_id: str, envelope: Envelope) -> SendResult:
         header = envelope.header
         if len(header.recipients) > self.settings.max_recipients:
             raise TooLarge(f"at most {self.settings.max_recipients} recipients per message")

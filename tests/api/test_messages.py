@@ -5,8 +5,13 @@ refused send leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+
+import httpx
+import pytest
+from sqlalchemy import text
 
 from client_sdk.protocol.envelope import Envelope
 from client_sdk.protocol.models import Side
@@ -234,6 +239,48 @@ async def test_same_envelope_sent_twice_lands_once_with_the_same_answer(api: Api
     assert second.status_code == 201
     assert second.json() == first.json()
     assert (first.json()["seq"], first.json()["leaf_index"]) == (3, 2)
+
+
+async def test_copies_of_a_send_waiting_together_for_the_room_land_once(api: Api) -> None:
+    """Two copies of one envelope wait while the room is locked. Once it is free the
+    first lands; the second's statement began before that commit, so on PostgreSQL it
+    read "message id not used yet" and its insert meets the unique id: it must still
+    get the first one's answer, not a 500."""
+    database = api.app.state.services.messages.database
+    if database.is_sqlite:
+        pytest.skip("SQLite runs one write at a time: no statement waits inside a lock")
+    room = await api.room()
+    body = _json(envelope(room, room.alice))
+
+    def post() -> Awaitable[httpx.Response]:
+        return api.http.post(_messages(room), json=body, headers=room.alice.headers)
+
+    async with database.write() as conn:
+        await conn.execute(
+            text("SELECT 1 FROM rooms WHERE id = :room FOR UPDATE"), {"room": room.room_id}
+        )
+        copies = [asyncio.ensure_future(post()) for _ in range(2)]
+        for _ in range(1500):  # until both wait for the lock, at most 30 s
+            async with database.read() as probe:
+                waiting = await probe.scalar(text(_WAITING_FOR_A_LOCK))
+            if waiting == 2:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the two sends never waited for the room's lock")
+    first, second = await asyncio.wait_for(asyncio.gather(*copies), timeout=60)
+
+    assert (first.status_code, second.status_code) == (201, 201), (first.text, second.text)
+    assert first.json() == second.json()
+    events = await api.http.get(f"/v1/rooms/{room.room_id}/events", headers=room.bob.headers)
+    ids = [e["message_id"] for e in events.json()["events"] if e.get("message_id")]
+    assert ids.count(body["header"]["message_id"]) == 1
+
+
+_WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 async def test_retry_after_a_roster_change_gets_the_original_answer(api: Api) -> None:
