@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from client_sdk import ConflictError, NotFoundError, PermissionDeniedError
+from client_sdk import ConflictError, PermissionDeniedError
 from client_sdk.client import ParleyClient
 from client_sdk.protocol.models import Role, Side
 from client_sdk.protocol.statements import Action, Mode, Moderation, sign_statement
@@ -149,7 +149,9 @@ async def test_a_removed_member_reads_nothing_sent_afterwards(session: Session) 
     await session.mona.remove_member(session.room_id, session.bob.whoami()["account_id"])
     await session.alice.send(session.room_id, "after")
 
-    with pytest.raises(NotFoundError, match="no such room"):
+    # the server shows Bob no such room; his SDK, which verified a roster he was in,
+    # tells him why
+    with pytest.raises(PermissionDeniedError, match="you were removed from room"):
         await _texts(session.bob, session.room_id)
     assert await _texts(session.alice, session.room_id) == ["before", "after"]
 
