@@ -55,6 +55,9 @@ M = TypeVar("M", bound=BaseModel)
 
 TOKEN_MARGIN_MS = 60_000
 MAX_BACKOFF_SECONDS = 5.0
+KEEPALIVE_SECONDS = 4.0
+"""How long an idle connection is kept for reuse: less than the 5 s after which
+uvicorn closes it, so that a request rarely goes out on a connection being closed."""
 PATIENT_ATTEMPTS = 50
 """Tries of one request inside `patiently()` (as many as the stream's reconnections)."""
 FAILOVER_STATUSES = frozenset({502, 503, 504})
@@ -125,7 +128,11 @@ class HttpSession:
         # bundle (about 30 ms of CPU), a cost every command paid for plain-http servers.
         tls = any(url.startswith("https://") for url in self.servers)
         self._client = httpx.AsyncClient(
-            base_url=self.server, transport=transport, timeout=timeout, verify=tls
+            base_url=self.server,
+            transport=transport,
+            timeout=timeout,
+            verify=tls,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
         )
         self._token: str | None = None
         self._token_expires_at = 0
@@ -155,6 +162,7 @@ class HttpSession:
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         failures = 0
+        reconnected = False
         while True:
             if self._client.is_closed:
                 raise ClientClosedError("the client is closed")
@@ -162,6 +170,15 @@ class HttpSession:
             try:
                 response = await self._client.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
+                if (
+                    isinstance(exc, httpx.RemoteProtocolError)
+                    and method in REPEATABLE_METHODS
+                    and not reconnected
+                ):
+                    # Most likely a kept-alive connection the server closed as this
+                    # request went out: once more on a new connection, same URL.
+                    reconnected = True
+                    continue
                 failed: httpx.HTTPError | httpx.Response = exc
             else:
                 if response.status_code not in FAILOVER_STATUSES:
