@@ -29,12 +29,12 @@ def new_passphrase(variable: str = "PARLEY_PASSPHRASE") -> str:
     """The passphrase for a new keystore: `variable` if set, else asked twice at a
     terminal (once when the input is not one); refused (exit 2) if the two differ or
     it is shorter than `MIN_LENGTH`."""
-    import getpass
+    from client_sdk.keystore.profile import read_secret
 
     chosen = os.environ.get(variable, "")
     if not chosen:
-        chosen = getpass.getpass("New keystore passphrase: ")
-        if sys.stdin.isatty() and getpass.getpass("Repeat the passphrase: ") != chosen:
+        chosen = read_secret("New keystore passphrase: ", variable)
+        if sys.stdin.isatty() and read_secret("Repeat the passphrase: ", variable) != chosen:
             raise fail("the two passphrases differ; nothing was changed", USAGE)
     if len(chosen) < MIN_LENGTH:
         raise fail(f"a passphrase needs at least {MIN_LENGTH} characters", USAGE)

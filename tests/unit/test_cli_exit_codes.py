@@ -269,3 +269,39 @@ def test_every_command_has_json(command: str, params: list[str]) -> None:
     if command in LONG_RUNNING:
         pytest.skip("the server prints logs, not a result")
     assert "json_output" in params, f"parley {command} has no --json"
+
+
+def test_no_passphrase_and_no_terminal_to_ask_is_one_line_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    """Without PARLEY_PASSPHRASE and with the input not a terminal (a script, cron) the
+    passphrase is read from the input; an input with nothing on it is one line, exit 2
+    (it was getpass's warning that it could not turn echo off, the prompt, then a line)."""
+    make_keystore(tmp_path / "profile")
+    opened = parley(["whoami"], tmp_path / "profile", PARLEY_PASSPHRASE="")
+    new = parley(["enroll", "--server", "http://127.0.0.1:9", "--token", "t"], tmp_path / "new")
+    changed = parley(
+        ["passphrase", "change", "--json"],
+        tmp_path / "profile",
+        PARLEY_PASSPHRASE=PASSPHRASE,
+        PARLEY_NEW_PASSPHRASE="",
+    )
+
+    assert "set PARLEY_PASSPHRASE" in one_line(opened, 2)
+    assert "set PARLEY_PASSPHRASE" in one_line(new, 2)
+    assert changed.returncode == 2
+    assert changed.json_error()["code"] == "config"
+    assert "set PARLEY_NEW_PASSPHRASE" in changed.json_error()["message"]
+
+
+def test_a_passphrase_piped_on_the_input_opens_the_keystore(tmp_path: Path) -> None:
+    make_keystore(tmp_path)
+    result = run_parley(
+        ["whoami", "--json"],
+        env=cli_env(PARLEY_HOME=str(tmp_path), PARLEY_PASSPHRASE=""),
+        stdin=PASSPHRASE + "\n",
+    )
+
+    assert result.returncode == 0, result.describe()
+    assert result.stderr == ""
+    assert json.loads(result.stdout)["account_id"] == "alice"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import io
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -346,8 +348,13 @@ def test_passphrase_is_prompted_for_without_echo(monkeypatch: pytest.MonkeyPatch
         prompts.append(prompt)
         return PASSPHRASE
 
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
     monkeypatch.delenv("PARLEY_PASSPHRASE", raising=False)
     monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    monkeypatch.setattr(sys, "stdin", Terminal())  # a terminal: asked without echo
 
     assert passphrase_from_env_or_prompt() == PASSPHRASE
     assert prompts == ["Keystore passphrase: "]
