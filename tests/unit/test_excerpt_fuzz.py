@@ -67,18 +67,17 @@ def shape() -> dict[str, Any]:
 @given(st.data())
 def test_replacing_any_value_fails_with_a_documented_error(data: st.DataObject) -> None:
     document = shape()
-    node: Any = document
+    node: Any = document  # an excerpt: a non-empty object
     path: list[Any] = []
-    while isinstance(node, (dict, list)) and node:
+    while True:
         key = data.draw(
             st.sampled_from(sorted(node) if isinstance(node, dict) else range(len(node)))
         )
         path.append(key)
-        if not isinstance(node[key], (dict, list)) or data.draw(st.booleans()):
+        # stop at a leaf or an empty container (its parent's entry is the value replaced)
+        if not isinstance(node[key], (dict, list)) or not node[key] or data.draw(st.booleans()):
             break
         node = node[key]
-    if not path:
-        return
     replacement = data.draw(json_values)
     if node[path[-1]] == replacement:
         return
