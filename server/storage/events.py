@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -67,6 +68,22 @@ class EventRow:
     created_at: int
 
 
+def _columns(event: EventRow) -> dict[str, Any]:
+    """The values of an event's row, by column name."""
+    return {
+        "room_id": event.room_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "channel": event.channel,
+        "message_id": event.message_id,
+        "sender_device": event.sender_device,
+        "payload": event.payload,
+        "payload_hash": event.payload_hash,
+        "leaf_index": event.leaf_index,
+        "created_at": event.created_at,
+    }
+
+
 class EventRepository:
     """Appends and pages through room events."""
 
@@ -75,19 +92,7 @@ class EventRepository:
 
     async def add(self, event: EventRow) -> None:
         """Store one event (its sequence number already assigned)."""
-        await _ADD.run(
-            self.conn,
-            room_id=event.room_id,
-            seq=event.seq,
-            kind=event.kind,
-            channel=event.channel,
-            message_id=event.message_id,
-            sender_device=event.sender_device,
-            payload=event.payload,
-            payload_hash=event.payload_hash,
-            leaf_index=event.leaf_index,
-            created_at=event.created_at,
-        )
+        await _ADD.run(self.conn, **_columns(event))
 
     async def add_appended(
         self, event: EventRow, writes: AppendWrites, notify: tuple[str, str] | None
@@ -104,18 +109,7 @@ class EventRepository:
             await RoomRepository(self.conn).set_last_seq(event.room_id, event.seq)
             return None
         params = writes.params()
-        params.update(
-            room_id=event.room_id,
-            seq=event.seq,
-            kind=event.kind,
-            channel=event.channel,
-            message_id=event.message_id,
-            sender_device=event.sender_device,
-            payload=event.payload,
-            payload_hash=event.payload_hash,
-            leaf_index=event.leaf_index,
-            created_at=event.created_at,
-        )
+        params.update(_columns(event))
         statement = _ADD_APPENDED_PG
         if notify is not None:
             statement = _ADD_APPENDED_NOTIFY_PG
